@@ -1,0 +1,67 @@
+# Installation (issue 5): the library, its header, a CMake package
+# (find_package(cpool CONFIG) -> cpool::cpool) and cpool.pc for pkg-config.
+#
+# On by default, also under add_subdirectory(): a parent project that
+# installs and exports its own targets needs cpool in an export set too.
+option(CPOOL_INSTALL "Generate cpool's install rules" ON)
+if(NOT CPOOL_INSTALL)
+  return()
+endif()
+
+include(CMakePackageConfigHelpers)
+
+set(CPOOL_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/cpool"
+    CACHE STRING "Where cpoolConfig.cmake is installed, below the prefix")
+set(CPOOL_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
+    CACHE STRING "Where cpool.pc is installed, below the prefix")
+
+install(TARGETS cpool EXPORT cpoolTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES "${PROJECT_SOURCE_DIR}/include/cpool.h"
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+# The CMake package.  cpool::cpool links Threads::Threads and PkgConfig::BSD
+# by name; cpoolConfig.cmake re-creates both before loading the targets.
+install(EXPORT cpoolTargets
+  NAMESPACE cpool::
+  FILE cpoolTargets.cmake
+  DESTINATION ${CPOOL_INSTALL_CMAKEDIR})
+configure_package_config_file(
+  "${PROJECT_SOURCE_DIR}/cmake/cpoolConfig.cmake.in"
+  "${PROJECT_BINARY_DIR}/cpoolConfig.cmake"
+  INSTALL_DESTINATION ${CPOOL_INSTALL_CMAKEDIR})
+write_basic_package_version_file(
+  "${PROJECT_BINARY_DIR}/cpoolConfigVersion.cmake"
+  VERSION ${PROJECT_VERSION}
+  COMPATIBILITY SameMajorVersion)
+install(FILES
+  "${PROJECT_BINARY_DIR}/cpoolConfig.cmake"
+  "${PROJECT_BINARY_DIR}/cpoolConfigVersion.cmake"
+  DESTINATION ${CPOOL_INSTALL_CMAKEDIR})
+
+# cpool.pc names absolute paths, and the prefix is only known at install
+# time (cmake --install --prefix overrides CMAKE_INSTALL_PREFIX), so the
+# file is generated then; file(INSTALL) honours DESTDIR and the manifest.
+install(CODE "
+  set(_cpool_pc_in \"${PROJECT_SOURCE_DIR}/cmake/cpool.pc.in\")
+  set(_cpool_pc_out \"${PROJECT_BINARY_DIR}/pkgconfig/cpool.pc\")
+  set(_cpool_pc_dest \"${CPOOL_INSTALL_PKGCONFIGDIR}\")
+  set(CPOOL_PC_LIBDIR \"${CMAKE_INSTALL_LIBDIR}\")
+  set(CPOOL_PC_INCLUDEDIR \"${CMAKE_INSTALL_INCLUDEDIR}\")
+  set(CPOOL_PC_VERSION \"${PROJECT_VERSION}\")")
+install(CODE [[
+  set(CPOOL_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+  foreach(_var CPOOL_PC_LIBDIR CPOOL_PC_INCLUDEDIR)
+    if(NOT IS_ABSOLUTE "${${_var}}")
+      set(${_var} "\${prefix}/${${_var}}")
+    endif()
+  endforeach()
+  if(NOT IS_ABSOLUTE "${_cpool_pc_dest}")
+    set(_cpool_pc_dest "${CMAKE_INSTALL_PREFIX}/${_cpool_pc_dest}")
+  endif()
+  configure_file("${_cpool_pc_in}" "${_cpool_pc_out}" @ONLY)
+  file(INSTALL DESTINATION "${_cpool_pc_dest}" TYPE FILE
+       FILES "${_cpool_pc_out}")
+]])

@@ -1,0 +1,388 @@
+/*
+ * cpool: a fixed pool of persistent, self-healing TCP and Unix-socket
+ * connections for multithreaded C programs.
+ *
+ * Threads check a connection out, do ordinary blocking I/O on its file
+ * descriptor, and check it back in.  Every slot of the pool has its own
+ * worker thread that owns the socket's life: it resolves, connects (with a
+ * timeout), runs the user's handshake, and when the connection breaks it
+ * closes it and reconnects, backing off between failed attempts, for as long
+ * as the pool lives.
+ *
+ * This header is the reference.  For each function it says what it does,
+ * what it returns, who owns what, whether and how long it blocks, whether it
+ * is thread-safe and whether NULL is accepted.
+ *
+ * Error handling: every function that can fail returns an int, 0 on success
+ * or one of the negative CPOOL_E* codes below.  Results come back through
+ * out-parameters, never through a shared "last error".
+ */
+#ifndef CPOOL_H
+#define CPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version, defined once here; CMake reads it from these three lines. */
+#define CPOOL_VERSION_MAJOR 0
+#define CPOOL_VERSION_MINOR 1
+#define CPOOL_VERSION_PATCH 0
+
+#define CPOOL_VERSION_HEX                                                      \
+  ((CPOOL_VERSION_MAJOR << 16) | (CPOOL_VERSION_MINOR << 8) |                  \
+   (CPOOL_VERSION_PATCH))
+
+/* The library is built with -fvisibility=hidden; only what is marked
+ * CPOOL_EXTERN leaves it. */
+#if defined(CPOOL_BUILDING) && defined(__GNUC__)
+#define CPOOL_EXTERN __attribute__((visibility("default")))
+#else
+#define CPOOL_EXTERN /* nothing */
+#endif
+
+/*
+ * Error codes.  Negative, stable, never renumbered; new codes are added at
+ * the end.  cpool_strerror() and cpool_err_name() are generated from this
+ * one table.
+ *
+ * CPOOL_ESYS means a system call failed; the errno it failed with is in the
+ * cpool_error_info the call filled (sys_errno), when the call takes one.
+ */
+#define CPOOL_ERRNO_MAP(XX)                                                    \
+  XX(OK, 0, "success")                                                         \
+  XX(EINVAL, -1, "invalid argument")                                           \
+  XX(ENOMEM, -2, "out of memory")                                              \
+  XX(ECHECKEDOUT, -3, "every connection is checked out")                       \
+  XX(ETIMEDOUT, -4, "timed out waiting for a connection")                      \
+  XX(ECLOSED, -5, "backend unreachable: no connection is up or connecting")   \
+  XX(ESHUTDOWN, -6, "the pool is shutting down")                               \
+  XX(ESYS, -7, "system call failed")                                           \
+  XX(ERESOLVE, -8, "host name could not be resolved")                          \
+  XX(ECONNECT, -9, "could not connect to the server")                          \
+  XX(EHANDSHAKE, -10, "the on_connect handshake failed")                       \
+  XX(EOVERLOAD, -11, "pool overloaded: the request was shed from the queue")   \
+  XX(EBUSY, -12, "connections are still checked out")
+
+typedef enum cpool_err {
+#define CPOOL_ERR_ENUM_(name, value, text) CPOOL_##name = (value),
+  CPOOL_ERRNO_MAP(CPOOL_ERR_ENUM_)
+#undef CPOOL_ERR_ENUM_
+} cpool_err;
+
+/* Checkout timeouts: CPOOL_NOWAIT never waits; CPOOL_WAIT_FOREVER waits until
+ * a connection is free, the backend is found down, or the pool closes. */
+#define CPOOL_NOWAIT 0
+#define CPOOL_WAIT_FOREVER (-1)
+
+/* Checkin status. */
+typedef enum cpool_conn_status {
+  CPOOL_CONN_OK = 0,    /* still good: back to the free slots */
+  CPOOL_CONN_BROKEN = 1 /* I/O error or desync: close it and reconnect */
+} cpool_conn_status;
+
+/* How cpool_open() starts the pool. */
+typedef enum cpool_start {
+  CPOOL_START_ASYNC = 0, /* return at once; slots connect in the background */
+  CPOOL_START_SYNC = 1   /* return once every slot is connected, or fail */
+} cpool_start;
+
+/* Backoff between failed connect attempts.  The first reconnect after a
+ * disconnect is immediate; backoff starts when that attempt fails. */
+typedef enum cpool_backoff_type {
+  CPOOL_BACKOFF_RAND_EXP = 0, /* default: random in [min, 3 * previous] */
+  CPOOL_BACKOFF_EXP = 1,      /* min, 2*min, 4*min ... capped at max */
+  CPOOL_BACKOFF_RAND = 2      /* uniformly random in [min, max] */
+} cpool_backoff_type;
+
+/* A slot's state, as counted by cpool_stats(). */
+typedef enum cpool_slot_state {
+  CPOOL_SLOT_CONNECTING = 0, /* resolving, connecting or in on_connect */
+  CPOOL_SLOT_IDLE = 1,       /* connected and free */
+  CPOOL_SLOT_BUSY = 2,       /* checked out by a caller */
+  CPOOL_SLOT_BACKOFF = 3,    /* waiting to retry after a failed connect */
+  CPOOL_SLOT_CLOSED = 4,     /* the pool is shutting down */
+  CPOOL_SLOT_CHECKING = 5    /* held by its worker for on_ping */
+} cpool_slot_state;
+
+/* The step of connecting that failed. */
+typedef enum cpool_step {
+  CPOOL_STEP_NONE = 0,
+  CPOOL_STEP_RESOLVE = 1,   /* getaddrinfo */
+  CPOOL_STEP_CONNECT = 2,   /* socket, connect, socket options */
+  CPOOL_STEP_HANDSHAKE = 3, /* the user's on_connect */
+  CPOOL_STEP_IO = 4         /* a live connection found dead */
+} cpool_step;
+
+/*
+ * Why something failed, with enough detail to act on.  Filled by
+ * cpool_open(), cpool_checkout() (on CPOOL_ECLOSED) and cpool_stats()
+ * (last_error), and passed to on_event.  Plain data: copy it freely.
+ */
+typedef struct cpool_error_info {
+  int code;          /* CPOOL_E* code of the failure, 0 if none */
+  int sys_errno;     /* errno of the failing system call, 0 if none */
+  int gai_error;     /* getaddrinfo() error (EAI_*), 0 if none */
+  cpool_step step;   /* which step failed */
+  int slot;          /* slot index, -1 if not about one slot */
+  char addr[128];    /* "127.0.0.1:6379", "[::1]:6379", "unix:/path" */
+  char message[320]; /* "connect 127.0.0.1:6379: Connection refused" */
+  int64_t age_ms;    /* how long ago it happened (cpool_stats), else 0 */
+  int64_t retry_in_ms; /* ms until the next attempt of that slot; -1 unknown */
+} cpool_error_info;
+
+/* Events delivered to on_event, for logging and metrics. */
+typedef enum cpool_event_type {
+  CPOOL_EVENT_CONNECTED = 1,      /* slot connected (handshake done) */
+  CPOOL_EVENT_CONNECT_FAILED = 2, /* err says where and why */
+  CPOOL_EVENT_DISCONNECTED = 3,   /* socket closed; err says why if known */
+  CPOOL_EVENT_BACKOFF = 4,        /* err->retry_in_ms is the delay */
+  CPOOL_EVENT_RECYCLED = 5        /* closed after max_lifetime_ms */
+} cpool_event_type;
+
+/*
+ * User callbacks.  All are optional (NULL).  They run on the slot's worker
+ * thread, never with the pool's lock held, so they may block (bounded by the
+ * socket timeouts below) and may call cpool_stats(), but they must not call
+ * cpool_close() on their own pool.
+ *
+ * on_connect(fd, &data, arg): run after the TCP connect, before the slot is
+ *   offered; may do blocking I/O (AUTH, SELECT, a TLS handshake), with
+ *   SO_RCVTIMEO / SO_SNDTIMEO set to connect_timeout_ms meanwhile.  It may
+ *   store a pointer in *data (a TLS session, a parser buffer); callers get it
+ *   back with cpool_conn_data().  Return 0 on success; anything else fails
+ *   the connect (the slot backs off), and on_disconnect is still called so
+ *   that *data can be released.  Set errno to say why, if you know.
+ * on_disconnect(fd, data, arg): called once for every on_connect, just
+ *   before the socket is closed, for whatever reason.
+ * on_ping(fd, data, arg): liveness check of a slot idle for
+ *   ping_interval_ms (e.g. Redis PING).  The slot is out of the free list
+ *   meanwhile.  Return 0 if alive; anything else reconnects the slot.
+ * on_event(slot, event, err, arg): per-slot events; err is never NULL
+ *   and is valid only during the call.
+ */
+typedef int (*cpool_connect_cb)(int fd, void **data, void *arg);
+typedef void (*cpool_disconnect_cb)(int fd, void *data, void *arg);
+typedef int (*cpool_ping_cb)(int fd, void *data, void *arg);
+typedef void (*cpool_event_cb)(int slot, cpool_event_type event,
+                               const cpool_error_info *err, void *arg);
+
+/*
+ * Configuration.  Fill it with cpool_config_init() and then set what you
+ * need.  Where a field says so, 0 means the default.  New fields are only
+ * ever added at the end.  cpool_open() copies what it needs (strings
+ * included): the struct may be freed after cpool_open() returns.
+ */
+typedef struct cpool_config {
+  /* Endpoint: host (name or address) and port, or unix_path. */
+  const char *host;      /* resolved on every connect; all addresses tried */
+  int port;              /* 1..65535 with host */
+  const char *unix_path; /* a Unix socket path; set host to NULL */
+
+  int size;          /* slots, 1..CPOOL_MAX_SIZE; 0 = 8 */
+  cpool_start start; /* CPOOL_START_ASYNC (default) or CPOOL_START_SYNC */
+
+  int connect_timeout_ms; /* per attempt, connect + handshake; 0 = 5000 */
+  cpool_backoff_type backoff_type; /* default CPOOL_BACKOFF_RAND_EXP */
+  int backoff_min_ms;              /* 0 = 500 */
+  int backoff_max_ms;              /* 0 = 30000; must be >= backoff_min_ms */
+
+  /* TCP options (ignored for Unix sockets).  TCP_NODELAY is always set. */
+  int keepalive;             /* 1 = SO_KEEPALIVE on; 0 = off (default) */
+  int keepalive_idle_s;      /* TCP_KEEPIDLE; 0 = system default */
+  int keepalive_interval_s;  /* TCP_KEEPINTVL; 0 = system default */
+  int keepalive_count;       /* TCP_KEEPCNT; 0 = system default */
+  int tcp_user_timeout_ms;   /* TCP_USER_TIMEOUT; 0 = off */
+
+  /* Liveness at checkout: a slot idle for longer than this is checked with
+   * one non-blocking peek (EOF, error or unexpected bytes mean dead).
+   * Default 500.  NOTE: here 0 means "check always", -1 means "never". */
+  int idle_check_ms;
+
+  /* Worker-run ping of idle slots: on_ping every ping_interval_ms of idle
+   * time.  0 = off (default). */
+  int ping_interval_ms;
+
+  /* Recycle a connection older than max_lifetime_ms minus a random jitter
+   * in [0, lifetime_jitter_ms], when it is next checked in.  0 = off. */
+  int max_lifetime_ms;
+  int lifetime_jitter_ms;
+
+  /* Load shedding in the waiting mode, all off (0) by default.
+   * queue_max: at most this many waiters; the next caller gets
+   *   CPOOL_ECHECKEDOUT at once.
+   * queue_target_ms / queue_interval_ms: CoDel as in DBConnection: when even
+   *   the shortest wait seen over an interval exceeded the target, waiters
+   *   that have waited over twice the target get CPOOL_EOVERLOAD. */
+  int queue_max;
+  int queue_target_ms;
+  int queue_interval_ms; /* 0 = 1000 when queue_target_ms is set */
+
+  /* Fair hand-off: a connection checked in while callers wait may be taken
+   * by a running caller ("barging", which keeps throughput high) until the
+   * oldest waiter has waited this long; from then on it is handed straight
+   * to the oldest waiter.  0 = 1000 us; -1 = always hand off (strict FIFO).
+   */
+  int handoff_after_us;
+
+  cpool_connect_cb on_connect;
+  cpool_disconnect_cb on_disconnect;
+  cpool_ping_cb on_ping;
+  cpool_event_cb on_event;
+  void *cb_arg; /* passed to every callback */
+} cpool_config;
+
+#define CPOOL_MAX_SIZE 65536
+
+typedef struct cpool cpool_t;
+typedef struct cpool_conn cpool_conn_t;
+
+/*
+ * A snapshot of the pool.  Slot counts are per state at one instant; the
+ * counters only grow, from the pool's open.  New fields go at the end.
+ */
+typedef struct cpool_stats {
+  int size;
+  int connecting, idle, busy, backoff, checking, closed; /* slots */
+  int waiters;                 /* callers queued now */
+  uint64_t checkouts;          /* successful checkouts */
+  uint64_t waits;              /* checkouts that had to queue */
+  uint64_t checked_out_errors; /* CPOOL_ECHECKEDOUT returned */
+  uint64_t timeouts;           /* CPOOL_ETIMEDOUT returned */
+  uint64_t closed_errors;      /* CPOOL_ECLOSED returned */
+  uint64_t overloads;          /* CPOOL_EOVERLOAD returned */
+  uint64_t connects;           /* successful connects (handshake done) */
+  uint64_t connect_failures;   /* failed connect attempts */
+  uint64_t disconnects;        /* sockets closed by workers, any reason */
+  uint64_t broken_checkins;    /* checkins with CPOOL_CONN_BROKEN */
+  uint64_t idle_check_failures; /* dead slots found at checkout */
+  uint64_t pings, ping_failures;
+  uint64_t recycles;           /* closed after max_lifetime_ms */
+  cpool_error_info last_error; /* last connect failure; code 0 if none */
+} cpool_stats_t;
+
+/*
+ * cpool_config_init: fill cfg with the defaults (host NULL, port 0).
+ * Thread-safe; cfg must not be NULL (a NULL cfg is ignored).
+ */
+CPOOL_EXTERN void cpool_config_init(cpool_config *cfg);
+
+/*
+ * cpool_open: create a pool and start its slot workers.
+ *
+ * With CPOOL_START_ASYNC (the default) it returns as soon as the pool exists:
+ * the manager is available, not yet any connection.  With CPOOL_START_SYNC
+ * it blocks until every slot is connected and returns 0, or returns the
+ * first connect failure (CPOOL_ERESOLVE, CPOOL_ECONNECT, CPOOL_EHANDSHAKE),
+ * or CPOOL_ETIMEDOUT after connect_timeout_ms plus a margin.
+ *
+ * Returns 0 and sets *pool, or:
+ *   CPOOL_EINVAL  pool or cfg NULL, no endpoint or both, port out of range,
+ *                 size out of range, a negative or inconsistent timeout
+ *                 (err->message names the field);
+ *   CPOOL_ENOMEM, CPOOL_ESYS (err->sys_errno) when resources run out;
+ *   the connect errors above with CPOOL_START_SYNC.
+ * On failure *pool is set to NULL and nothing is left behind.
+ * err may be NULL; when given, it is filled on failure.
+ * Thread-safe.
+ */
+CPOOL_EXTERN int cpool_open(cpool_t **pool, const cpool_config *cfg,
+                            cpool_error_info *err);
+
+/*
+ * cpool_checkout: take a connected, free connection.
+ *
+ * timeout_ms: CPOOL_NOWAIT (0) returns CPOOL_ECHECKEDOUT at once when no
+ * connected slot is free.  A positive value, or CPOOL_WAIT_FOREVER (-1),
+ * queues the caller FIFO; a slot checked in or newly connected goes to the
+ * oldest waiter (see handoff_after_us).  The deadline counts the whole call,
+ * on CLOCK_MONOTONIC.
+ *
+ * Returns 0 and sets *conn, or:
+ *   CPOOL_ECHECKEDOUT  nowait and none free, or queue_max waiters already;
+ *   CPOOL_ETIMEDOUT    the timeout passed; a slot handed over at that
+ *                      instant is returned instead, never lost;
+ *   CPOOL_ECLOSED      no slot is connected and none is connecting (every
+ *                      slot backing off): at once, in both modes, waiters
+ *                      included; why (if not NULL) gets the last connect
+ *                      error and when the next attempt is due;
+ *   CPOOL_EOVERLOAD    shed by the queue_target_ms policy;
+ *   CPOOL_ESHUTDOWN    cpool_close() has begun;
+ *   CPOOL_EINVAL       pool or conn NULL, timeout_ms < -1.
+ * why may be NULL.  Thread-safe.  Blocks only when timeout_ms != 0.
+ * A slot idle for longer than idle_check_ms is peeked first; a dead one goes
+ * to its worker and the call moves on to the next free slot.
+ */
+CPOOL_EXTERN int cpool_checkout(cpool_t *pool, cpool_conn_t **conn,
+                                int timeout_ms, cpool_error_info *why);
+
+/*
+ * cpool_conn_fd: the connection's socket, for blocking I/O by the caller
+ * that checked it out.  The fd belongs to the pool: never close it, never
+ * keep it after checkin.  Do not change its O_NONBLOCK flag unless you set it
+ * back.  Returns -1 if conn is NULL.
+ */
+CPOOL_EXTERN int cpool_conn_fd(const cpool_conn_t *conn);
+
+/* cpool_conn_data: the pointer on_connect stored for this connection (NULL
+ * if none, or conn NULL).  Owned by the user's callbacks. */
+CPOOL_EXTERN void *cpool_conn_data(const cpool_conn_t *conn);
+
+/* cpool_conn_slot: the slot index (0..size-1), -1 if conn is NULL. */
+CPOOL_EXTERN int cpool_conn_slot(const cpool_conn_t *conn);
+
+/*
+ * cpool_checkin: give a checked-out connection back.
+ * status CPOOL_CONN_OK puts it back (or hands it to the oldest waiter);
+ * CPOOL_CONN_BROKEN (an I/O error, a timeout mid-reply, a protocol desync)
+ * hands it to its worker, which closes it and reconnects at once.
+ *
+ * Returns 0, or CPOOL_EINVAL (and changes nothing) when pool or conn is NULL,
+ * conn belongs to another pool, conn is not checked out (a second checkin),
+ * or status is neither value.  Thread-safe; never blocks on I/O.  Any
+ * thread may check in a connection, not only the one that took it.
+ */
+CPOOL_EXTERN int cpool_checkin(cpool_t *pool, cpool_conn_t *conn, int status);
+
+/*
+ * cpool_stats: fill *out with a snapshot.  Returns 0, or CPOOL_EINVAL if
+ * pool or out is NULL.  Thread-safe; takes the pool lock briefly.
+ */
+CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
+
+/*
+ * cpool_close: shut the pool down and free it.
+ * New checkouts fail with CPOOL_ESHUTDOWN and waiters are woken with it.
+ * Checked-out connections are waited for up to drain_timeout_ms (0: not at
+ * all; CPOOL_WAIT_FOREVER: as long as it takes); then every socket is
+ * closed (on_disconnect called), every worker joined, all memory freed.
+ * Returns 0, or CPOOL_EBUSY if connections were still checked out when the
+ * drain timed out: they were closed anyway and must no longer be used or
+ * checked in.  CPOOL_EINVAL for drain_timeout_ms < -1 (nothing is done).
+ * Closing NULL is a no-op that returns 0.  Call it once, from a thread that
+ * holds no connection of this pool, never from a callback.  A worker busy
+ * in getaddrinfo() or on_connect() can delay it by up to connect_timeout_ms.
+ */
+CPOOL_EXTERN int cpool_close(cpool_t *pool, int drain_timeout_ms);
+
+/* cpool_strerror: text for a code; never NULL ("unknown error" for unknown
+ * codes).  cpool_err_name: "CPOOL_ETIMEDOUT" etc.; never NULL. */
+CPOOL_EXTERN const char *cpool_strerror(int err);
+CPOOL_EXTERN const char *cpool_err_name(int err);
+
+/* Name of a slot state or event ("idle", "connected"); never NULL. */
+CPOOL_EXTERN const char *cpool_state_name(int state);
+CPOOL_EXTERN const char *cpool_event_name(int event);
+
+/* cpool_version: CPOOL_VERSION_HEX of the library linked in;
+ * cpool_version_string: "0.1.0". */
+CPOOL_EXTERN unsigned cpool_version(void);
+CPOOL_EXTERN const char *cpool_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CPOOL_H */

@@ -1,0 +1,125 @@
+/*
+ * Internal definitions shared by the pool (pool.c), the slot workers
+ * (worker.c) and the network code (net.c).  Never installed.
+ *
+ * Locking: one mutex per pool, pool->mu, guards every field marked
+ * [mu] below: slot states and counts, the free stack, the waiter queue, the
+ * counters and the last error.  A slot's fd and data are owned by whoever
+ * holds the slot: its worker while CONNECTING / BACKOFF / CHECKING, the
+ * caller while BUSY, nobody (read-only) while IDLE.  User callbacks are
+ * never called with pool->mu held.
+ */
+#ifndef CPOOL_INTERNAL_H
+#define CPOOL_INTERNAL_H
+
+#include "backoff.h"
+#include "cpool.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* Why a worker must close its slot's socket. */
+enum cpool__reason {
+  CPOOL__KEEP = 0,
+  CPOOL__BROKEN,    /* checked in as broken */
+  CPOOL__DEAD,      /* idle check at checkout found it dead */
+  CPOOL__PING_FAIL, /* on_ping failed */
+  CPOOL__RECYCLE    /* older than max_lifetime_ms */
+};
+
+typedef struct cpool__waiter {
+  struct cpool__waiter *prev, *next; /* [mu] FIFO queue links */
+  pthread_cond_t cv;
+  struct cpool_conn *slot; /* [mu] handed straight to this waiter */
+  int err;                 /* [mu] handed an error (ECLOSED, ESHUTDOWN) */
+  int woken;               /* [mu] signalled to try the free stack */
+  int64_t since_us;        /* when it joined the queue */
+} cpool__waiter;
+
+/* A slot: what cpool_conn_t points to. */
+struct cpool_conn {
+  struct cpool *pool;
+  int index;
+  int fd;     /* -1 when not connected */
+  void *data; /* from on_connect */
+  cpool_slot_state state; /* [mu] */
+  int free_pos;           /* [mu] position in pool->free_stack, or -1 */
+  enum cpool__reason reason; /* [mu] set when handed back to the worker */
+  int64_t last_used_ms;   /* [mu] coarse clock, at checkin or connect */
+  int64_t expires_ms;     /* when max_lifetime_ms runs out, 0 = never */
+  int64_t retry_at_ms;    /* [mu] next attempt while in BACKOFF */
+  pthread_cond_t cv;      /* the worker waits here, with pool->mu */
+  pthread_t thread;
+  int thread_started;
+  cpool__backoff backoff; /* worker-only */
+  char addr[128];         /* the address connected to (worker-only) */
+};
+
+struct cpool {
+  pthread_mutex_t mu;
+  pthread_condattr_t cond_attr; /* CLOCK_MONOTONIC */
+  pthread_cond_t state_cv;      /* sync open and close's drain wait here */
+
+  cpool_config cfg; /* copied; host and unix_path point below */
+  char *host;
+  char *unix_path;
+  int size;
+  int wake_fd; /* eventfd: readable once the pool closes */
+
+  struct cpool_conn *slots;
+  int *free_stack; /* [mu] indices of IDLE slots, LIFO */
+  int nfree;       /* [mu] */
+
+  cpool__waiter *wq_head, *wq_tail; /* [mu] */
+  int nwaiters;                     /* [mu] */
+
+  int counts[CPOOL_SLOT_CHECKING + 1]; /* [mu] slots per state */
+  int closing;                         /* [mu] cpool_close has begun */
+  int forced;                          /* [mu] drain is over */
+  int recycling;                       /* [mu] recycles under way */
+  int sync_err;                        /* [mu] first failure, sync open */
+
+  /* CoDel window [mu]. */
+  int64_t codel_start_ms;
+  int64_t codel_min_wait_ms; /* -1: no wait seen in this window */
+  int overloaded;
+
+  cpool_stats_t st;             /* [mu] counters; slot counts unused */
+  int64_t last_error_at_ms;   /* [mu] */
+};
+
+/* Clocks, in ms or us on CLOCK_MONOTONIC; coarse is a few ms granular
+ * but costs no system call. */
+int64_t cpool__now_ms(void);
+int64_t cpool__now_us(void);
+int64_t cpool__coarse_ms(void);
+
+/* pool.c, called by workers with pool->mu held. */
+void cpool__set_state(struct cpool *p, struct cpool_conn *s,
+                      cpool_slot_state st);
+void cpool__make_available(struct cpool *p, struct cpool_conn *s);
+void cpool__free_remove(struct cpool *p, struct cpool_conn *s);
+void cpool__backend_check(struct cpool *p);
+
+/* worker.c */
+void *cpool__worker_main(void *arg);
+
+/* net.c: resolve, connect with a deadline, set the socket options.
+ * Returns 0 and a connected, blocking socket in *fd, or a CPOOL_E* code
+ * with err filled.  Gives up early with CPOOL_ESHUTDOWN once wake_fd is
+ * readable. */
+int cpool__net_connect(const struct cpool *p, int *fd, char *addr,
+                       size_t addrlen, cpool_error_info *err);
+
+/* One non-blocking peek: 1 if the socket looks alive, 0 if it is at EOF,
+ * in error, or has unexpected bytes waiting. */
+int cpool__net_alive(int fd);
+
+/* Set SO_RCVTIMEO and SO_SNDTIMEO (0 clears them). */
+void cpool__net_io_timeouts(int fd, int ms);
+
+void cpool__error_set(cpool_error_info *err, int code, cpool_step step,
+                      int sys_errno, const char *addr, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+#endif

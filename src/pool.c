@@ -1,0 +1,739 @@
+/*
+ * The pool: open and close, checkout and checkin, the FIFO queue of
+ * waiters and the hand-off of slots to them.
+ *
+ * Hand-off policy.  A slot that becomes free while callers wait either goes
+ * straight to the oldest waiter (strict FIFO), or onto the free stack with
+ * the oldest waiter woken to take it, where a caller that is already
+ * running may take it first ("barging").  Barging keeps throughput high: no
+ * connection sits unused while a thread is being scheduled.  Strict
+ * hand-off bounds the wait.  As in Go's sync.Mutex starvation mode, cpool
+ * barges until the oldest waiter has waited handoff_after_us, then hands
+ * off.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#define DEFAULT_SIZE 8
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
+#define DEFAULT_BACKOFF_MIN_MS 500
+#define DEFAULT_BACKOFF_MAX_MS 30000
+#define DEFAULT_IDLE_CHECK_MS 500
+#define DEFAULT_HANDOFF_AFTER_US 1000
+#define DEFAULT_QUEUE_INTERVAL_MS 1000
+
+/* Worker stacks are small so that big pools stay cheap: only touched pages
+ * count, and a worker touches a few.  Sanitizers need far more. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WORKER_STACK (1024 * 1024)
+#else
+#define WORKER_STACK (128 * 1024)
+#endif
+
+void cpool_config_init(cpool_config *cfg) {
+  if (cfg == NULL)
+    return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->size = DEFAULT_SIZE;
+  cfg->start = CPOOL_START_ASYNC;
+  cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+  cfg->backoff_type = CPOOL_BACKOFF_RAND_EXP;
+  cfg->backoff_min_ms = DEFAULT_BACKOFF_MIN_MS;
+  cfg->backoff_max_ms = DEFAULT_BACKOFF_MAX_MS;
+  cfg->idle_check_ms = DEFAULT_IDLE_CHECK_MS;
+  cfg->handoff_after_us = DEFAULT_HANDOFF_AFTER_US;
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration checks.                                               */
+
+static int invalid(cpool_error_info *err, const char *what) {
+  cpool__error_set(err, CPOOL_EINVAL, CPOOL_STEP_NONE, 0, NULL,
+                   "invalid configuration: %s", what);
+  return CPOOL_EINVAL;
+}
+
+/* Fills c from cfg with the defaults for zero fields; checks everything. */
+static int config_resolve(cpool_config *c, const cpool_config *cfg,
+                          cpool_error_info *err) {
+  *c = *cfg;
+  int has_host = c->host != NULL && c->host[0] != '\0';
+  int has_unix = c->unix_path != NULL && c->unix_path[0] != '\0';
+
+  if (has_host == has_unix)
+    return invalid(err, "set exactly one of host (with port) and unix_path");
+  if (has_host && (c->port < 1 || c->port > 65535))
+    return invalid(err, "port must be in 1..65535");
+  if (has_unix && strlen(c->unix_path) >= 108)
+    return invalid(err, "unix_path is longer than 107 bytes");
+  if (c->size == 0)
+    c->size = DEFAULT_SIZE;
+  if (c->size < 0 || c->size > CPOOL_MAX_SIZE)
+    return invalid(err, "size must be in 1..CPOOL_MAX_SIZE");
+  if (c->start != CPOOL_START_ASYNC && c->start != CPOOL_START_SYNC)
+    return invalid(err, "start must be CPOOL_START_ASYNC or _SYNC");
+  if (c->backoff_type != CPOOL_BACKOFF_RAND_EXP &&
+      c->backoff_type != CPOOL_BACKOFF_EXP &&
+      c->backoff_type != CPOOL_BACKOFF_RAND)
+    return invalid(err, "unknown backoff_type");
+  if (c->connect_timeout_ms == 0)
+    c->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+  if (c->backoff_min_ms == 0)
+    c->backoff_min_ms = DEFAULT_BACKOFF_MIN_MS;
+  if (c->backoff_max_ms == 0)
+    c->backoff_max_ms = c->backoff_min_ms > DEFAULT_BACKOFF_MAX_MS
+                            ? c->backoff_min_ms
+                            : DEFAULT_BACKOFF_MAX_MS;
+  if (c->handoff_after_us == 0)
+    c->handoff_after_us = DEFAULT_HANDOFF_AFTER_US;
+  if (c->queue_target_ms > 0 && c->queue_interval_ms == 0)
+    c->queue_interval_ms = DEFAULT_QUEUE_INTERVAL_MS;
+
+  struct {
+    int bad;
+    const char *what;
+  } checks[] = {
+      {c->connect_timeout_ms < 0, "connect_timeout_ms is negative"},
+      {c->backoff_min_ms < 0, "backoff_min_ms is negative"},
+      {c->backoff_max_ms < c->backoff_min_ms,
+       "backoff_max_ms is less than backoff_min_ms"},
+      {c->keepalive != 0 && c->keepalive != 1, "keepalive must be 0 or 1"},
+      {c->keepalive_idle_s < 0, "keepalive_idle_s is negative"},
+      {c->keepalive_interval_s < 0, "keepalive_interval_s is negative"},
+      {c->keepalive_count < 0, "keepalive_count is negative"},
+      {c->tcp_user_timeout_ms < 0, "tcp_user_timeout_ms is negative"},
+      {c->idle_check_ms < -1, "idle_check_ms must be >= -1"},
+      {c->ping_interval_ms < 0, "ping_interval_ms is negative"},
+      {c->ping_interval_ms > 0 && c->on_ping == NULL,
+       "ping_interval_ms is set but on_ping is NULL"},
+      {c->max_lifetime_ms < 0, "max_lifetime_ms is negative"},
+      {c->lifetime_jitter_ms < 0, "lifetime_jitter_ms is negative"},
+      {c->max_lifetime_ms > 0 && c->lifetime_jitter_ms >= c->max_lifetime_ms,
+       "lifetime_jitter_ms must be less than max_lifetime_ms"},
+      {c->queue_max < 0, "queue_max is negative"},
+      {c->queue_target_ms < 0, "queue_target_ms is negative"},
+      {c->queue_interval_ms < 0, "queue_interval_ms is negative"},
+      {c->handoff_after_us < -1, "handoff_after_us must be >= -1"},
+  };
+  for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+    if (checks[i].bad)
+      return invalid(err, checks[i].what);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Slot bookkeeping, with p->mu held.                                  */
+
+void cpool__set_state(struct cpool *p, struct cpool_conn *s,
+                      cpool_slot_state st) {
+  p->counts[s->state]--;
+  p->counts[st]++;
+  s->state = st;
+}
+
+static void free_push(struct cpool *p, struct cpool_conn *s) {
+  s->free_pos = p->nfree;
+  p->free_stack[p->nfree++] = s->index;
+}
+
+static struct cpool_conn *free_pop(struct cpool *p) {
+  struct cpool_conn *s = &p->slots[p->free_stack[--p->nfree]];
+  s->free_pos = -1;
+  return s;
+}
+
+void cpool__free_remove(struct cpool *p, struct cpool_conn *s) {
+  int last = p->free_stack[--p->nfree];
+  p->free_stack[s->free_pos] = last;
+  p->slots[last].free_pos = s->free_pos;
+  s->free_pos = -1;
+}
+
+static void wq_remove(struct cpool *p, cpool__waiter *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    p->wq_head = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    p->wq_tail = w->prev;
+  w->prev = w->next = NULL;
+  p->nwaiters--;
+}
+
+static void wq_append(struct cpool *p, cpool__waiter *w) {
+  w->next = NULL;
+  w->prev = p->wq_tail;
+  if (p->wq_tail)
+    p->wq_tail->next = w;
+  else
+    p->wq_head = w;
+  p->wq_tail = w;
+  p->nwaiters++;
+}
+
+/* Wake the oldest waiter not yet told to look at the free stack. */
+static void wake_one(struct cpool *p) {
+  for (cpool__waiter *w = p->wq_head; w != NULL; w = w->next) {
+    if (!w->woken) {
+      w->woken = 1;
+      pthread_cond_signal(&w->cv);
+      return;
+    }
+  }
+}
+
+static int must_hand_off(const struct cpool *p) {
+  if (p->cfg.handoff_after_us < 0)
+    return 1;
+  return cpool__now_us() - p->wq_head->since_us >= p->cfg.handoff_after_us;
+}
+
+/* A connected slot is free: to the oldest waiter, or onto the stack. */
+void cpool__make_available(struct cpool *p, struct cpool_conn *s) {
+  if (p->wq_head != NULL && must_hand_off(p)) {
+    cpool__waiter *w = p->wq_head;
+    wq_remove(p, w);
+    cpool__set_state(p, s, CPOOL_SLOT_BUSY);
+    w->slot = s;
+    pthread_cond_signal(&w->cv);
+    return;
+  }
+  cpool__set_state(p, s, CPOOL_SLOT_IDLE);
+  free_push(p, s);
+  if (p->wq_head != NULL)
+    wake_one(p);
+}
+
+static int backend_down(const struct cpool *p) {
+  return p->counts[CPOOL_SLOT_IDLE] + p->counts[CPOOL_SLOT_BUSY] +
+             p->counts[CPOOL_SLOT_CHECKING] +
+             p->counts[CPOOL_SLOT_CONNECTING] ==
+         0;
+}
+
+static void fail_waiters(struct cpool *p, int code) {
+  while (p->wq_head != NULL) {
+    cpool__waiter *w = p->wq_head;
+    wq_remove(p, w);
+    w->err = code;
+    pthread_cond_signal(&w->cv);
+  }
+}
+
+/* After a slot went to BACKOFF: if none is up or coming up, the backend is
+ * down and nobody should wait for it. */
+void cpool__backend_check(struct cpool *p) {
+  if (backend_down(p))
+    fail_waiters(p, CPOOL_ECLOSED);
+}
+
+/* Why the backend is down: the last connect error, and when the soonest
+ * retry is due. */
+static void explain_down(struct cpool *p, cpool_error_info *why) {
+  if (why == NULL)
+    return;
+  *why = p->st.last_error;
+  if (why->code == 0)
+    cpool__error_set(why, CPOOL_ECLOSED, CPOOL_STEP_NONE, 0, NULL,
+                     "no connection is up or connecting");
+  int64_t now = cpool__now_ms(), soonest = -1;
+  for (int i = 0; i < p->size; i++) {
+    const struct cpool_conn *s = &p->slots[i];
+    if (s->state == CPOOL_SLOT_BACKOFF &&
+        (soonest < 0 || s->retry_at_ms < soonest))
+      soonest = s->retry_at_ms;
+  }
+  why->retry_in_ms = soonest < 0 ? -1 : (soonest > now ? soonest - now : 0);
+  why->age_ms = now - p->last_error_at_ms;
+}
+
+/* ------------------------------------------------------------------ */
+/* CoDel load shedding (queue_target_ms), with p->mu held.             */
+
+static void codel_roll(struct cpool *p, int64_t now) {
+  if (now - p->codel_start_ms < p->cfg.queue_interval_ms)
+    return;
+  if (p->codel_min_wait_ms >= 0)
+    p->overloaded = p->codel_min_wait_ms > p->cfg.queue_target_ms;
+  else /* nobody was served: overloaded if the queue is stuck */
+    p->overloaded = p->wq_head != NULL &&
+                    now - p->wq_head->since_us / 1000 > p->cfg.queue_target_ms;
+  p->codel_start_ms = now;
+  p->codel_min_wait_ms = -1;
+}
+
+static void codel_observe(struct cpool *p, int64_t now, int64_t waited_ms) {
+  codel_roll(p, now);
+  if (p->codel_min_wait_ms < 0 || waited_ms < p->codel_min_wait_ms)
+    p->codel_min_wait_ms = waited_ms;
+}
+
+/* ------------------------------------------------------------------ */
+/* Checkout.                                                           */
+
+static int checkout_fail(struct cpool *p, int code, cpool_error_info *why) {
+  switch (code) {
+  case CPOOL_ECHECKEDOUT:
+    p->st.checked_out_errors++;
+    break;
+  case CPOOL_ETIMEDOUT:
+    p->st.timeouts++;
+    break;
+  case CPOOL_ECLOSED:
+    p->st.closed_errors++;
+    explain_down(p, why);
+    break;
+  case CPOOL_EOVERLOAD:
+    p->st.overloads++;
+    break;
+  }
+  return code;
+}
+
+static struct cpool_conn *take_free(struct cpool *p) {
+  struct cpool_conn *s = free_pop(p);
+  cpool__set_state(p, s, CPOOL_SLOT_BUSY);
+  return s;
+}
+
+static int64_t wait_deadline_us(const struct cpool *p, const cpool__waiter *w,
+                                int64_t deadline_us) {
+  int64_t until = deadline_us;
+  if (p->cfg.queue_target_ms > 0) {
+    /* Wake to re-judge at twice the target and at each window's end. */
+    int64_t shed_at = w->since_us + 2000LL * p->cfg.queue_target_ms;
+    int64_t roll_at =
+        (p->codel_start_ms + p->cfg.queue_interval_ms) * 1000LL;
+    int64_t next = shed_at > cpool__now_us() ? shed_at : roll_at;
+    if (until < 0 || next < until)
+      until = next;
+  }
+  return until;
+}
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu,
+                       int64_t until_us) {
+  if (until_us < 0) {
+    pthread_cond_wait(cv, mu);
+    return;
+  }
+  struct timespec ts = {.tv_sec = until_us / 1000000,
+                        .tv_nsec = (until_us % 1000000) * 1000};
+  pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* Queue up and wait, with p->mu held.  Returns 0 with *out set, or an
+ * error code (already counted). */
+static int wait_for_slot(struct cpool *p, int timeout_ms,
+                         struct cpool_conn **out, cpool_error_info *why) {
+  cpool__waiter w = {0};
+  int64_t deadline_us = -1;
+  int rc = 0;
+
+  w.since_us = cpool__now_us();
+  if (timeout_ms > 0)
+    deadline_us = w.since_us + (int64_t)timeout_ms * 1000;
+  pthread_cond_init(&w.cv, &p->cond_attr);
+  wq_append(p, &w);
+  p->st.waits++;
+
+  for (;;) {
+    /* A slot handed over wins over everything, even a deadline that
+     * passed at the same instant: it must never be lost. */
+    if (w.slot != NULL) {
+      *out = w.slot;
+      break;
+    }
+    if (w.err != 0) {
+      rc = checkout_fail(p, w.err, why);
+      break;
+    }
+    if (p->nfree > 0) {
+      wq_remove(p, &w);
+      *out = take_free(p);
+      break;
+    }
+    w.woken = 0;
+    int64_t now_us = cpool__now_us();
+    if (deadline_us >= 0 && now_us >= deadline_us) {
+      wq_remove(p, &w);
+      rc = checkout_fail(p, CPOOL_ETIMEDOUT, why);
+      break;
+    }
+    if (p->cfg.queue_target_ms > 0) {
+      codel_roll(p, now_us / 1000);
+      if (p->overloaded &&
+          now_us - w.since_us > 2000LL * p->cfg.queue_target_ms) {
+        wq_remove(p, &w);
+        rc = checkout_fail(p, CPOOL_EOVERLOAD, why);
+        break;
+      }
+    }
+    timed_wait(&w.cv, &p->mu, wait_deadline_us(p, &w, deadline_us));
+  }
+
+  if (rc == 0) {
+    p->st.checkouts++;
+    if (p->cfg.queue_target_ms > 0) {
+      int64_t now_us = cpool__now_us();
+      codel_observe(p, now_us / 1000, (now_us - w.since_us) / 1000);
+    }
+  } else if (p->nfree > 0 && p->wq_head != NULL) {
+    /* We were woken for a slot we no longer want: pass the wake on. */
+    wake_one(p);
+  }
+  pthread_cond_destroy(&w.cv);
+  return rc;
+}
+
+/* May a caller that is not queued take a free slot now?  Not when the
+ * oldest waiter has waited too long (see the top of this file). */
+static int may_barge(const struct cpool *p) {
+  return p->wq_head == NULL || !must_hand_off(p);
+}
+
+static int take_or_wait(struct cpool *p, int timeout_ms,
+                        struct cpool_conn **out, cpool_error_info *why) {
+  if (p->closing)
+    return CPOOL_ESHUTDOWN;
+  if (p->nfree > 0 && may_barge(p)) {
+    *out = take_free(p);
+    p->st.checkouts++;
+    if (p->cfg.queue_target_ms > 0)
+      codel_observe(p, cpool__coarse_ms(), 0);
+    return 0;
+  }
+  if (backend_down(p))
+    return checkout_fail(p, CPOOL_ECLOSED, why);
+  if (timeout_ms == CPOOL_NOWAIT)
+    return checkout_fail(p, CPOOL_ECHECKEDOUT, why);
+  if (p->cfg.queue_max > 0 && p->nwaiters >= p->cfg.queue_max)
+    return checkout_fail(p, CPOOL_ECHECKEDOUT, why);
+  return wait_for_slot(p, timeout_ms, out, why);
+}
+
+/* The slot's worker takes it back (with p->mu held). */
+static void hand_to_worker(struct cpool *p, struct cpool_conn *s,
+                           enum cpool__reason why) {
+  s->reason = why;
+  cpool__set_state(p, s, CPOOL_SLOT_CONNECTING);
+  pthread_cond_signal(&s->cv);
+}
+
+/* Is a slot that sat idle still alive?  Recently used ones are trusted
+ * without a system call; the coarse clock costs none. */
+static int idle_slot_alive(const struct cpool *p, const struct cpool_conn *s) {
+  int check = p->cfg.idle_check_ms;
+  if (check < 0)
+    return 1;
+  if (check > 0 && cpool__coarse_ms() - s->last_used_ms <= check)
+    return 1;
+  return cpool__net_alive(s->fd);
+}
+
+int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
+                   cpool_error_info *why) {
+  if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
+    return CPOOL_EINVAL;
+  *conn = NULL;
+
+  int64_t start_ms = timeout_ms > 0 ? cpool__now_ms() : 0;
+  for (;;) {
+    struct cpool_conn *s = NULL;
+    int left = timeout_ms;
+    if (timeout_ms > 0) {
+      int64_t spent = cpool__now_ms() - start_ms;
+      left = spent >= timeout_ms ? 1 : timeout_ms - (int)spent;
+    }
+    pthread_mutex_lock(&p->mu);
+    int rc = take_or_wait(p, left, &s, why);
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0)
+      return rc;
+    if (idle_slot_alive(p, s)) {
+      *conn = s;
+      return 0;
+    }
+    /* Dead: its worker reconnects it; we try the next free slot. */
+    pthread_mutex_lock(&p->mu);
+    p->st.checkouts--;
+    p->st.idle_check_failures++;
+    hand_to_worker(p, s, CPOOL__DEAD);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Checkin.                                                            */
+
+static int conn_of_pool(const struct cpool *p, const struct cpool_conn *s) {
+  uintptr_t base = (uintptr_t)p->slots, at = (uintptr_t)s;
+  return at >= base && at < base + (uintptr_t)p->size * sizeof *s &&
+         (at - base) % sizeof *s == 0;
+}
+
+static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
+  if (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)
+    return 0;
+  /* Never recycle too many at once: the rest wait for a later checkin. */
+  int cap = p->size / 4 > 1 ? p->size / 4 : 1;
+  return p->recycling < cap;
+}
+
+int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
+  int rc = 0;
+
+  if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
+      (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
+    return CPOOL_EINVAL;
+
+  pthread_mutex_lock(&p->mu);
+  if (s->state != CPOOL_SLOT_BUSY) {
+    rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
+    goto out;
+  }
+  s->last_used_ms = cpool__coarse_ms();
+  if (p->closing) {
+    /* Its worker closes it; close() may be waiting for it to drain. */
+    cpool__set_state(p, s, CPOOL_SLOT_IDLE);
+    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&p->state_cv);
+  } else if (status == CPOOL_CONN_BROKEN) {
+    p->st.broken_checkins++;
+    hand_to_worker(p, s, CPOOL__BROKEN);
+  } else if (lifetime_over(p, s)) {
+    p->recycling++;
+    hand_to_worker(p, s, CPOOL__RECYCLE);
+  } else {
+    cpool__make_available(p, s);
+  }
+out:
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Accessors and stats.                                                */
+
+int cpool_conn_fd(const cpool_conn_t *s) { return s ? s->fd : -1; }
+void *cpool_conn_data(const cpool_conn_t *s) { return s ? s->data : NULL; }
+int cpool_conn_slot(const cpool_conn_t *s) { return s ? s->index : -1; }
+
+int cpool_stats(cpool_t *p, cpool_stats_t *out) {
+  if (p == NULL || out == NULL)
+    return CPOOL_EINVAL;
+  pthread_mutex_lock(&p->mu);
+  *out = p->st;
+  out->size = p->size;
+  out->connecting = p->counts[CPOOL_SLOT_CONNECTING];
+  out->idle = p->counts[CPOOL_SLOT_IDLE];
+  out->busy = p->counts[CPOOL_SLOT_BUSY];
+  out->backoff = p->counts[CPOOL_SLOT_BACKOFF];
+  out->closed = p->counts[CPOOL_SLOT_CLOSED];
+  out->checking = p->counts[CPOOL_SLOT_CHECKING];
+  out->waiters = p->nwaiters;
+  if (out->last_error.code != 0)
+    out->last_error.age_ms = cpool__now_ms() - p->last_error_at_ms;
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open and close.                                                     */
+
+static void pool_free(struct cpool *p) {
+  if (p->wake_fd >= 0)
+    close(p->wake_fd);
+  for (int i = 0; p->slots != NULL && i < p->size; i++)
+    pthread_cond_destroy(&p->slots[i].cv);
+  pthread_cond_destroy(&p->state_cv);
+  pthread_condattr_destroy(&p->cond_attr);
+  pthread_mutex_destroy(&p->mu);
+  free(p->slots);
+  free(p->free_stack);
+  free(p->host);
+  free(p->unix_path);
+  free(p);
+}
+
+static int pool_alloc(struct cpool **out, const cpool_config *c,
+                      cpool_error_info *err) {
+  struct cpool *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    goto nomem;
+  p->wake_fd = -1;
+  p->cfg = *c;
+  p->size = c->size;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_init(&p->cond_attr);
+  pthread_condattr_setclock(&p->cond_attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->state_cv, &p->cond_attr);
+  p->slots = calloc((size_t)p->size, sizeof *p->slots);
+  p->free_stack = calloc((size_t)p->size, sizeof *p->free_stack);
+  p->host = c->host ? strdup(c->host) : NULL;
+  p->unix_path = c->unix_path ? strdup(c->unix_path) : NULL;
+  if (p->slots == NULL || p->free_stack == NULL ||
+      (c->host && !p->host) || (c->unix_path && !p->unix_path)) {
+    pool_free(p);
+    goto nomem;
+  }
+  p->cfg.host = p->host;
+  p->cfg.unix_path = p->unix_path;
+  p->codel_min_wait_ms = -1;
+  p->codel_start_ms = cpool__now_ms();
+  p->counts[CPOOL_SLOT_CONNECTING] = p->size;
+  for (int i = 0; i < p->size; i++) {
+    struct cpool_conn *s = &p->slots[i];
+    s->pool = p;
+    s->index = i;
+    s->fd = -1;
+    s->free_pos = -1;
+    s->state = CPOOL_SLOT_CONNECTING;
+    pthread_cond_init(&s->cv, &p->cond_attr);
+    cpool__backoff_init(&s->backoff, c->backoff_type, c->backoff_min_ms,
+                        c->backoff_max_ms);
+  }
+  p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p->wake_fd < 0) {
+    int e = errno;
+    pool_free(p);
+    cpool__error_set(err, CPOOL_ESYS, CPOOL_STEP_NONE, e, NULL,
+                     "eventfd: %s", strerror(e));
+    return CPOOL_ESYS;
+  }
+  *out = p;
+  return 0;
+nomem:
+  cpool__error_set(err, CPOOL_ENOMEM, CPOOL_STEP_NONE, ENOMEM, NULL,
+                   "out of memory for a pool of %d slots", c->size);
+  return CPOOL_ENOMEM;
+}
+
+/* Workers run with every signal blocked: signals are the program's. */
+static int start_workers(struct cpool *p, cpool_error_info *err) {
+  pthread_attr_t attr;
+  sigset_t all, old;
+  int rc = 0;
+
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, WORKER_STACK);
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  for (int i = 0; i < p->size; i++) {
+    struct cpool_conn *s = &p->slots[i];
+    int e = pthread_create(&s->thread, &attr, cpool__worker_main, s);
+    if (e != 0) {
+      cpool__error_set(err, CPOOL_ESYS, CPOOL_STEP_NONE, e, NULL,
+                       "pthread_create (worker %d of %d): %s", i, p->size,
+                       strerror(e));
+      rc = CPOOL_ESYS;
+      break;
+    }
+    s->thread_started = 1;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  return rc;
+}
+
+static void wake_workers(struct cpool *p) {
+  uint64_t one = 1;
+  ssize_t n = write(p->wake_fd, &one, sizeof one);
+  (void)n; /* an eventfd counter cannot overflow from one write */
+  for (int i = 0; i < p->size; i++)
+    pthread_cond_signal(&p->slots[i].cv);
+}
+
+static int64_t deadline_of(int timeout_ms) {
+  return timeout_ms < 0 ? -1 : cpool__now_us() + (int64_t)timeout_ms * 1000;
+}
+
+/* Stop everything; returns how many slots were still checked out. */
+static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
+  pthread_mutex_lock(&p->mu);
+  p->closing = 1;
+  fail_waiters(p, CPOOL_ESHUTDOWN);
+  wake_workers(p);
+  int64_t until = deadline_of(drain_timeout_ms);
+  while (p->counts[CPOOL_SLOT_BUSY] > 0 &&
+         (until < 0 || cpool__now_us() < until))
+    timed_wait(&p->state_cv, &p->mu, until);
+  int busy = p->counts[CPOOL_SLOT_BUSY];
+  p->forced = 1;
+  wake_workers(p);
+  pthread_mutex_unlock(&p->mu);
+
+  for (int i = 0; i < p->size; i++)
+    if (p->slots[i].thread_started)
+      pthread_join(p->slots[i].thread, NULL);
+  return busy;
+}
+
+/* Sync start: wait until every slot is up, one fails, or time runs out. */
+static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
+  int64_t until = deadline_of(2 * p->cfg.connect_timeout_ms + 1000);
+  int rc = 0;
+
+  pthread_mutex_lock(&p->mu);
+  while (p->counts[CPOOL_SLOT_IDLE] < p->size && p->sync_err == 0 &&
+         cpool__now_us() < until)
+    timed_wait(&p->state_cv, &p->mu, until);
+  if (p->sync_err != 0) {
+    rc = p->sync_err;
+    if (err != NULL)
+      *err = p->st.last_error;
+  } else if (p->counts[CPOOL_SLOT_IDLE] < p->size) {
+    rc = CPOOL_ETIMEDOUT;
+    cpool__error_set(err, rc, CPOOL_STEP_CONNECT, ETIMEDOUT, NULL,
+                     "%d of %d slots connected before the deadline",
+                     p->counts[CPOOL_SLOT_IDLE], p->size);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+int cpool_open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err) {
+  cpool_config c;
+  struct cpool *p = NULL;
+  int rc;
+
+  if (err != NULL)
+    memset(err, 0, sizeof *err);
+  if (out == NULL || cfg == NULL)
+    return invalid(err, out == NULL ? "pool is NULL" : "cfg is NULL");
+  *out = NULL;
+  if ((rc = config_resolve(&c, cfg, err)) != 0)
+    return rc;
+  if ((rc = pool_alloc(&p, &c, err)) != 0)
+    return rc;
+  rc = start_workers(p, err);
+  if (rc == 0 && c.start == CPOOL_START_SYNC)
+    rc = wait_all_connected(p, err);
+  if (rc != 0) {
+    shutdown_pool(p, 0);
+    pool_free(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+int cpool_close(cpool_t *p, int drain_timeout_ms) {
+  if (p == NULL)
+    return 0;
+  if (drain_timeout_ms < CPOOL_WAIT_FOREVER)
+    return CPOOL_EINVAL;
+  int busy = shutdown_pool(p, drain_timeout_ms);
+  pool_free(p);
+  return busy > 0 ? CPOOL_EBUSY : 0;
+}

@@ -1,0 +1,281 @@
+/*
+ * A slot's worker thread owns the socket's life, like the seed's
+ * Connection process: connect (resolve, TCP or Unix connect, on_connect),
+ * offer the slot, wait until a caller hands it back as broken (or it is
+ * found dead, fails a ping, or outlives max_lifetime_ms), close it and
+ * reconnect at once; after a failed attempt, back off and retry, forever,
+ * until the pool closes.
+ *
+ * Events go to on_event from here, always after pool->mu is released.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+
+static void emit(const struct cpool *p, const struct cpool_conn *s,
+                 cpool_event_type ev, cpool_error_info *info) {
+  if (p->cfg.on_event == NULL)
+    return;
+  info->slot = s->index;
+  p->cfg.on_event(s->index, ev, info, p->cfg.cb_arg);
+}
+
+static void emit_simple(const struct cpool *p, const struct cpool_conn *s,
+                        cpool_event_type ev, int code, cpool_step step,
+                        const char *what) {
+  cpool_error_info info;
+  if (p->cfg.on_event == NULL)
+    return;
+  cpool__error_set(&info, code, step, 0, s->addr, "%s %s", what, s->addr);
+  emit(p, s, ev, &info);
+}
+
+/* Runs on_connect with socket timeouts so a stalled server cannot hold the
+ * worker past connect_timeout_ms.  Returns 0 or CPOOL_EHANDSHAKE. */
+static int handshake(struct cpool *p, struct cpool_conn *s, int fd,
+                     cpool_error_info *err) {
+  void *data = NULL;
+
+  if (p->cfg.on_connect == NULL)
+    return 0;
+  cpool__net_io_timeouts(fd, p->cfg.connect_timeout_ms);
+  errno = 0;
+  int rc = p->cfg.on_connect(fd, &data, p->cfg.cb_arg);
+  int e = errno;
+  cpool__net_io_timeouts(fd, 0);
+  if (rc == 0) {
+    s->data = data;
+    return 0;
+  }
+  if (p->cfg.on_disconnect != NULL)
+    p->cfg.on_disconnect(fd, data, p->cfg.cb_arg);
+  cpool__error_set(err, CPOOL_EHANDSHAKE, CPOOL_STEP_HANDSHAKE, e, s->addr,
+                   "handshake %s: on_connect returned %d%s%s", s->addr, rc,
+                   e ? ": " : "", e ? strerror(e) : "");
+  return CPOOL_EHANDSHAKE;
+}
+
+static void close_socket(struct cpool *p, struct cpool_conn *s) {
+  if (s->fd < 0)
+    return;
+  if (p->cfg.on_disconnect != NULL)
+    p->cfg.on_disconnect(s->fd, s->data, p->cfg.cb_arg);
+  close(s->fd);
+  s->fd = -1;
+  s->data = NULL;
+}
+
+static int64_t lifetime_deadline(const struct cpool *p) {
+  if (p->cfg.max_lifetime_ms <= 0)
+    return 0;
+  int64_t jitter = p->cfg.lifetime_jitter_ms > 0
+                       ? arc4random_uniform(
+                             (uint32_t)p->cfg.lifetime_jitter_ms + 1u)
+                       : 0;
+  return cpool__coarse_ms() + p->cfg.max_lifetime_ms - jitter;
+}
+
+/* Sleep out a backoff delay; returns 0 if the pool closed meanwhile. */
+static int backoff_sleep(struct cpool *p, struct cpool_conn *s) {
+  int open;
+
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    if (p->closing)
+      break;
+    int64_t now = cpool__now_ms();
+    if (now >= s->retry_at_ms)
+      break;
+    struct timespec ts = {.tv_sec = s->retry_at_ms / 1000,
+                          .tv_nsec = (s->retry_at_ms % 1000) * 1000000};
+    pthread_cond_timedwait(&s->cv, &p->mu, &ts);
+  }
+  open = !p->closing;
+  pthread_mutex_unlock(&p->mu);
+  return open;
+}
+
+static void connect_failed(struct cpool *p, struct cpool_conn *s,
+                           cpool_error_info *err) {
+  int delay = cpool__backoff_next(&s->backoff);
+
+  err->slot = s->index;
+  err->retry_in_ms = delay;
+  pthread_mutex_lock(&p->mu);
+  p->st.connect_failures++;
+  p->st.last_error = *err;
+  p->last_error_at_ms = cpool__now_ms();
+  s->retry_at_ms = p->last_error_at_ms + delay;
+  if (p->sync_err == 0)
+    p->sync_err = err->code;
+  cpool__set_state(p, s, CPOOL_SLOT_BACKOFF);
+  cpool__backend_check(p);
+  pthread_cond_broadcast(&p->state_cv);
+  pthread_mutex_unlock(&p->mu);
+
+  emit(p, s, CPOOL_EVENT_CONNECT_FAILED, err);
+  emit(p, s, CPOOL_EVENT_BACKOFF, err);
+}
+
+/* Returns 1 once the slot is connected and offered, 0 if the pool closed. */
+static int connect_phase(struct cpool *p, struct cpool_conn *s) {
+  for (;;) {
+    cpool_error_info err;
+    int fd = -1;
+
+    pthread_mutex_lock(&p->mu);
+    int closing = p->closing;
+    if (!closing && s->state != CPOOL_SLOT_CONNECTING)
+      cpool__set_state(p, s, CPOOL_SLOT_CONNECTING);
+    pthread_mutex_unlock(&p->mu);
+    if (closing)
+      return 0;
+
+    int rc = cpool__net_connect(p, &fd, s->addr, sizeof s->addr, &err);
+    if (rc == 0) {
+      s->fd = fd;
+      rc = handshake(p, s, fd, &err);
+      if (rc != 0) {
+        close(fd);
+        s->fd = -1;
+      }
+    }
+    if (rc == CPOOL_ESHUTDOWN)
+      return 0;
+    if (rc == 0)
+      break;
+    connect_failed(p, s, &err);
+    if (!backoff_sleep(p, s))
+      return 0;
+  }
+
+  cpool__backoff_reset(&s->backoff);
+  s->expires_ms = lifetime_deadline(p);
+  pthread_mutex_lock(&p->mu);
+  int closing = p->closing;
+  if (!closing) {
+    p->st.connects++;
+    s->last_used_ms = cpool__coarse_ms();
+    cpool__make_available(p, s);
+    pthread_cond_broadcast(&p->state_cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (closing)
+    return 0; /* the exit path closes the socket */
+  emit_simple(p, s, CPOOL_EVENT_CONNECTED, 0, CPOOL_STEP_NONE, "connected to");
+  return 1;
+}
+
+/* on_ping for a slot idle past ping_interval_ms, with p->mu held on entry
+ * and on return (released around the callback). */
+static void ping_slot(struct cpool *p, struct cpool_conn *s) {
+  cpool__free_remove(p, s);
+  cpool__set_state(p, s, CPOOL_SLOT_CHECKING);
+  pthread_mutex_unlock(&p->mu);
+  int rc = p->cfg.on_ping(s->fd, s->data, p->cfg.cb_arg);
+  pthread_mutex_lock(&p->mu);
+  p->st.pings++;
+  if (p->closing) {
+    cpool__set_state(p, s, CPOOL_SLOT_IDLE); /* not offered: we exit */
+  } else if (rc == 0) {
+    s->last_used_ms = cpool__coarse_ms();
+    cpool__make_available(p, s);
+  } else {
+    p->st.ping_failures++;
+    s->reason = CPOOL__PING_FAIL;
+    cpool__set_state(p, s, CPOOL_SLOT_CONNECTING);
+  }
+}
+
+static int ping_due(const struct cpool *p, const struct cpool_conn *s,
+                    int64_t *wake_at_ms) {
+  if (p->cfg.ping_interval_ms <= 0 || s->state != CPOOL_SLOT_IDLE)
+    return 0;
+  int64_t due = s->last_used_ms + p->cfg.ping_interval_ms;
+  if (cpool__coarse_ms() >= due)
+    return 1;
+  *wake_at_ms = due;
+  return 0;
+}
+
+/* While connected: sleep until the slot is handed back (reason set), a
+ * ping is due, or the pool closes.  Returns the reason the socket must be
+ * closed, or CPOOL__KEEP if the pool is closing. */
+static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
+  enum cpool__reason why = CPOOL__KEEP;
+
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    if (p->closing && (s->state != CPOOL_SLOT_BUSY || p->forced))
+      break;
+    if (s->reason != CPOOL__KEEP) {
+      why = s->reason;
+      s->reason = CPOOL__KEEP;
+      break;
+    }
+    int64_t wake_at = 0;
+    if (!p->closing && ping_due(p, s, &wake_at)) {
+      ping_slot(p, s);
+      continue;
+    }
+    if (wake_at > 0) {
+      /* The coarse clock may lag: wake a little late rather than early. */
+      int64_t at = wake_at + 5;
+      struct timespec ts = {.tv_sec = at / 1000,
+                            .tv_nsec = (at % 1000) * 1000000};
+      pthread_cond_timedwait(&s->cv, &p->mu, &ts);
+    } else {
+      pthread_cond_wait(&s->cv, &p->mu);
+    }
+  }
+  if (why != CPOOL__KEEP) {
+    p->st.disconnects++;
+    if (why == CPOOL__RECYCLE) {
+      p->st.recycles++;
+      p->recycling--;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return why;
+}
+
+static const char *reason_text(enum cpool__reason why) {
+  switch (why) {
+  case CPOOL__BROKEN:
+    return "checked in broken:";
+  case CPOOL__DEAD:
+    return "found dead at checkout:";
+  case CPOOL__PING_FAIL:
+    return "ping failed:";
+  case CPOOL__RECYCLE:
+    return "max_lifetime_ms reached:";
+  default:
+    return "closed:";
+  }
+}
+
+void *cpool__worker_main(void *arg) {
+  struct cpool_conn *s = arg;
+  struct cpool *p = s->pool;
+
+  while (connect_phase(p, s)) {
+    enum cpool__reason why = serve_phase(p, s);
+    if (why == CPOOL__KEEP)
+      break;
+    close_socket(p, s);
+    emit_simple(p, s,
+                why == CPOOL__RECYCLE ? CPOOL_EVENT_RECYCLED
+                                      : CPOOL_EVENT_DISCONNECTED,
+                0, CPOOL_STEP_IO, reason_text(why));
+  }
+  close_socket(p, s);
+  pthread_mutex_lock(&p->mu);
+  cpool__set_state(p, s, CPOOL_SLOT_CLOSED);
+  pthread_cond_broadcast(&p->state_cv);
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
