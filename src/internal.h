@@ -45,7 +45,8 @@ struct cpool_conn {
   cpool_slot_state state; /* [mu] */
   int free_pos;           /* [mu] position in pool->free_stack, or -1 */
   enum cpool__reason reason; /* [mu] set when handed back to the worker */
-  int64_t last_used_ms;   /* [mu] coarse clock, at checkin or connect */
+  int64_t last_used_ms;   /* coarse clock: connect, checkout (by the
+                             caller holding it) or checkin with pings */
   int64_t expires_ms;     /* when max_lifetime_ms runs out, 0 = never */
   int64_t retry_at_ms;    /* [mu] next attempt while in BACKOFF */
   pthread_cond_t cv;      /* the worker waits here, with pool->mu */
@@ -72,6 +73,7 @@ struct cpool {
 
   cpool__waiter *wq_head, *wq_tail; /* [mu] */
   int nwaiters;                     /* [mu] */
+  int sleepers; /* [mu] callers inside wait_for_slot: close waits for 0 */
 
   int counts[CPOOL_SLOT_CHECKING + 1]; /* [mu] slots per state */
   int closing;                         /* [mu] cpool_close has begun */

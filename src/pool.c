@@ -333,19 +333,22 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu,
 }
 
 /* Queue up and wait, with p->mu held.  Returns 0 with *out set, or an
- * error code (already counted). */
-static int wait_for_slot(struct cpool *p, int timeout_ms,
+ * error code (already counted).  *deadline_p is 0 on the call's first
+ * wait; the deadline is fixed then and kept for any retry. */
+static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
                          struct cpool_conn **out, cpool_error_info *why) {
   cpool__waiter w = {0};
-  int64_t deadline_us = -1;
   int rc = 0;
 
   w.since_us = cpool__now_us();
-  if (timeout_ms > 0)
-    deadline_us = w.since_us + (int64_t)timeout_ms * 1000;
+  if (*deadline_p == 0)
+    *deadline_p = timeout_ms > 0 ? w.since_us + (int64_t)timeout_ms * 1000
+                                 : -1;
+  int64_t deadline_us = *deadline_p;
   pthread_cond_init(&w.cv, &p->cond_attr);
   wq_append(p, &w);
   p->st.waits++;
+  p->sleepers++;
 
   for (;;) {
     /* A slot handed over wins over everything, even a deadline that
@@ -393,6 +396,8 @@ static int wait_for_slot(struct cpool *p, int timeout_ms,
     wake_one(p);
   }
   pthread_cond_destroy(&w.cv);
+  if (--p->sleepers == 0 && p->closing)
+    pthread_cond_broadcast(&p->state_cv);
   return rc;
 }
 
@@ -402,7 +407,7 @@ static int may_barge(const struct cpool *p) {
   return p->wq_head == NULL || !must_hand_off(p);
 }
 
-static int take_or_wait(struct cpool *p, int timeout_ms,
+static int take_or_wait(struct cpool *p, int timeout_ms, int64_t *deadline_us,
                         struct cpool_conn **out, cpool_error_info *why) {
   if (p->closing)
     return CPOOL_ESHUTDOWN;
@@ -419,7 +424,7 @@ static int take_or_wait(struct cpool *p, int timeout_ms,
     return checkout_fail(p, CPOOL_ECHECKEDOUT, why);
   if (p->cfg.queue_max > 0 && p->nwaiters >= p->cfg.queue_max)
     return checkout_fail(p, CPOOL_ECHECKEDOUT, why);
-  return wait_for_slot(p, timeout_ms, out, why);
+  return wait_for_slot(p, timeout_ms, deadline_us, out, why);
 }
 
 /* The slot's worker takes it back (with p->mu held). */
@@ -431,46 +436,48 @@ static void hand_to_worker(struct cpool *p, struct cpool_conn *s,
 }
 
 /* Is a slot that sat idle still alive?  Recently used ones are trusted
- * without a system call; the coarse clock costs none. */
-static int idle_slot_alive(const struct cpool *p, const struct cpool_conn *s) {
+ * without a system call; the coarse clock costs none.  The slot's "last
+ * used" time is stamped here, at checkout, and not again at checkin: one
+ * clock read per cycle, and a slot held long merely looks idler than it
+ * is (one extra peek at worst). */
+static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
   int check = p->cfg.idle_check_ms;
-  if (check < 0)
-    return 1;
-  if (check > 0 && cpool__coarse_ms() - s->last_used_ms <= check)
+  int64_t now = cpool__coarse_ms();
+  int64_t idle = now - s->last_used_ms;
+
+  s->last_used_ms = now;
+  if (check < 0 || (check > 0 && idle <= check))
     return 1;
   return cpool__net_alive(s->fd);
 }
 
 int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
                    cpool_error_info *why) {
+  struct cpool_conn *s = NULL;
+  int64_t deadline_us = 0;
+
   if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
     return CPOOL_EINVAL;
   *conn = NULL;
 
-  int64_t start_ms = timeout_ms > 0 ? cpool__now_ms() : 0;
-  for (;;) {
-    struct cpool_conn *s = NULL;
-    int left = timeout_ms;
-    if (timeout_ms > 0) {
-      int64_t spent = cpool__now_ms() - start_ms;
-      left = spent >= timeout_ms ? 1 : timeout_ms - (int)spent;
-    }
-    pthread_mutex_lock(&p->mu);
-    int rc = take_or_wait(p, left, &s, why);
-    pthread_mutex_unlock(&p->mu);
-    if (rc != 0)
-      return rc;
-    if (idle_slot_alive(p, s)) {
-      *conn = s;
-      return 0;
-    }
-    /* Dead: its worker reconnects it; we try the next free slot. */
+  pthread_mutex_lock(&p->mu);
+  int rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
+  pthread_mutex_unlock(&p->mu);
+
+  /* The peek runs without the lock.  A dead slot goes to its worker and
+   * the next is taken within the same deadline, in one lock hold, so that
+   * close can never free the pool between the two. */
+  while (rc == 0 && !idle_slot_alive(p, s)) {
     pthread_mutex_lock(&p->mu);
     p->st.checkouts--;
     p->st.idle_check_failures++;
     hand_to_worker(p, s, CPOOL__DEAD);
+    rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
     pthread_mutex_unlock(&p->mu);
   }
+  if (rc == 0)
+    *conn = s;
+  return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -502,7 +509,8 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
     rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
     goto out;
   }
-  s->last_used_ms = cpool__coarse_ms();
+  if (p->cfg.ping_interval_ms > 0) /* pings count idle time from here */
+    s->last_used_ms = cpool__coarse_ms();
   if (p->closing) {
     /* Its worker closes it; close() may be waiting for it to drain. */
     cpool__set_state(p, s, CPOOL_SLOT_IDLE);
@@ -670,6 +678,10 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
     timed_wait(&p->state_cv, &p->mu, until);
   int busy = p->counts[CPOOL_SLOT_BUSY];
   p->forced = 1;
+  /* Woken waiters still need the lock to leave; the pool must outlive
+   * them. */
+  while (p->sleepers > 0)
+    pthread_cond_wait(&p->state_cv, &p->mu);
   wake_workers(p);
   pthread_mutex_unlock(&p->mu);
 
