@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# compare-pools.sh: the pool's own overhead beside two other C pools.
+#
+# Runs the --no-io checkout/checkin cycle benchmark (no request, only the
+# pool) of `cpool-bench --no-io`, of apr_reslist (tools/compare/compare-apr)
+# and of libmemcached's memcached_pool (tools/compare/compare-memcached),
+# with the same threads and pool size, alternating the three so that a
+# noisy machine hurts them alike.  Each configuration runs --repeat times;
+# the table shows medians: ops/s, cpool's ratio to the better of the other
+# two, and fairness (the fewest / the most cycles any one thread did, per
+# run; 1.0 is perfectly fair).
+#
+# usage: tools/compare-pools.sh [--duration S] [--repeat N] [--pool P]
+#                               [--threads "1 8 64 256"] [--build-dir DIR]
+#
+# It uses the binaries in the build directory (default build/), building
+# them first if they are missing (or those named by $CPOOL_BENCH,
+# $COMPARE_APR, $COMPARE_MEMCACHED).  The comparison programs need the Debian
+# packages libaprutil1-dev and libmemcached-dev; without them they are
+# skipped with a message and the script still exits 0.  It exits 1 if
+# cpool-bench itself cannot be built or a run fails.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+duration=3
+repeat=3
+pool=8
+threads_list="1 8 64 256"
+build_dir="$here/build"
+
+usage() {
+  cat <<'EOF'
+usage: tools/compare-pools.sh [--duration S] [--repeat N] [--pool P]
+                              [--threads "1 8 64 256"] [--build-dir DIR]
+  defaults: --duration 3 --repeat 3 --pool 8 --threads "1 8 64 256"
+  --build-dir build/.  CPOOL_BENCH, COMPARE_APR and COMPARE_MEMCACHED,
+  when set, name the binaries to use instead of those in the build dir.
+EOF
+}
+
+die_usage() {
+  echo "compare-pools.sh: $1" >&2
+  usage >&2
+  exit 2
+}
+
+is_count() { [[ "$1" =~ ^[1-9][0-9]{0,5}$ ]]; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) is_count "${2:-}" || die_usage "bad --duration: ${2:-}"
+      duration=$2; shift 2 ;;
+    --repeat) is_count "${2:-}" || die_usage "bad --repeat: ${2:-}"
+      repeat=$2; shift 2 ;;
+    --pool) is_count "${2:-}" || die_usage "bad --pool: ${2:-}"
+      pool=$2; shift 2 ;;
+    --threads) [ $# -ge 2 ] || die_usage "missing --threads value"
+      for t in $2; do is_count "$t" || die_usage "bad --threads: $t"; done
+      threads_list=$2; shift 2 ;;
+    --build-dir) [ $# -ge 2 ] || die_usage "missing --build-dir value"
+      build_dir=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die_usage "unknown argument: $1" ;;
+  esac
+done
+
+bench="${CPOOL_BENCH:-$build_dir/tools/cpool-bench}"
+apr="${COMPARE_APR:-$build_dir/tools/compare/compare-apr}"
+memcached="${COMPARE_MEMCACHED:-$build_dir/tools/compare/compare-memcached}"
+
+# (Re)configures the build once, keeping CMake's "cpool compare:" lines,
+# which say whether the comparison programs are built and why not.
+configured=0
+configure_log=""
+configure() {
+  [ $configured = 1 ] && return 0
+  configured=1
+  echo "compare-pools.sh: configuring $build_dir" >&2
+  configure_log="$(cmake -S "$here" -B "$build_dir" 2>&1)" ||
+    printf '%s\n' "$configure_log" | tail -n 20 >&2
+}
+
+# Builds one target if its binary is missing; quiet unless it fails.
+build_target() {
+  local target=$1 binary=$2 log
+  [ -x "$binary" ] && return 0
+  configure
+  echo "compare-pools.sh: building $target" >&2
+  if ! log="$(cmake --build "$build_dir" -j "$(nproc)" --target "$target" 2>&1)"; then
+    printf '%s\n' "$log" | grep -E "error|No rule|unknown target" | head -n 5 >&2 || true
+  fi
+  [ -x "$binary" ]
+}
+
+# Why a comparison program is missing, from the configure messages.
+explain_missing() {
+  if grep -q "cpool compare:" <<<"$configure_log"; then
+    grep "cpool compare:" <<<"$configure_log" | sed 's/^-- /compare-pools.sh: /' >&2
+  elif [ $configured = 1 ]; then
+    echo "compare-pools.sh: tools/compare is not part of the build (tools/CMakeLists.txt has no add_subdirectory(compare))" >&2
+  fi
+}
+
+have_apr=1 have_memcached=1 have_bench=1
+build_target compare-apr "$apr" || have_apr=0
+build_target compare-memcached "$memcached" || have_memcached=0
+build_target cpool-bench "$bench" || have_bench=0
+if [ $have_apr = 0 ] || [ $have_memcached = 0 ]; then
+  explain_missing
+  [ $have_apr = 0 ] &&
+    echo "compare-pools.sh: compare-apr not built; apr_reslist skipped" >&2
+  [ $have_memcached = 0 ] &&
+    echo "compare-pools.sh: compare-memcached not built; memcached_pool skipped" >&2
+  if [ $have_apr = 0 ] && [ $have_memcached = 0 ]; then
+    echo "compare-pools.sh: nothing to compare cpool with; skipping" >&2
+    exit 0
+  fi
+fi
+if [ $have_bench = 0 ]; then
+  echo "compare-pools.sh: cpool-bench could not be built; its column is empty" >&2
+fi
+
+# A number from a one-line JSON object; the keys used here are unique in
+# cpool-bench's and the comparison programs' summary lines.
+json_num() {
+  printf '%s\n' "$2" | sed -n "s/.*\"$1\":\\([-0-9.eE+]*\\).*/\\1/p" | head -n1
+}
+
+# The median of the space-separated numbers in $1 (nothing if none).
+median() {
+  tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '
+    { v[NR] = $1 }
+    END {
+      if (NR == 0) exit
+      if (NR % 2) print v[(NR + 1) / 2]
+      else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+# Runs one benchmark; prints its summary line, or fails with its stderr.
+run_summary() {
+  local out err rc=0
+  err="$(mktemp)"
+  out="$("$@" 2>"$err")" || rc=$?
+  if [ $rc -ne 0 ]; then
+    echo "compare-pools.sh: failed (exit $rc): $*" >&2
+    sed 's/^/  /' "$err" >&2
+    rm -f "$err"
+    return 1
+  fi
+  rm -f "$err"
+  printf '%s\n' "$out" | grep '"type":"summary"' | tail -n1
+}
+
+declare -A rps fair
+tools=()
+[ $have_bench = 1 ] && tools+=(cpool)
+[ $have_apr = 1 ] && tools+=(apr)
+[ $have_memcached = 1 ] && tools+=(memcached)
+
+# Sets cmd to the command line of one run.
+set_cmd() {
+  local tool=$1 t=$2
+  local common=(--threads "$t" --pool "$pool" --duration "$duration" --json)
+  case "$tool" in
+    cpool) cmd=("$bench" --no-io "${common[@]}" --quiet) ;;
+    apr) cmd=("$apr" "${common[@]}") ;;
+    memcached) cmd=("$memcached" "${common[@]}") ;;
+  esac
+}
+
+failed=0
+nthreads=$(wc -w <<<"$threads_list")
+total=$((nthreads * repeat * ${#tools[@]}))
+n=0
+for t in $threads_list; do
+  for ((r = 1; r <= repeat; r++)); do
+    for tool in "${tools[@]}"; do
+      n=$((n + 1))
+      set_cmd "$tool" "$t"
+      if ! line="$(run_summary "${cmd[@]}")" || [ -z "$line" ]; then
+        failed=1
+        continue
+      fi
+      ops=$(json_num rps "$line")
+      min=$(json_num thread_ops_min "$line")
+      max=$(json_num thread_ops_max "$line")
+      ratio=$(awk -v a="$min" -v b="$max" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+      rps[$tool,$t]+="$ops "
+      fair[$tool,$t]+="$ratio "
+      printf 'compare-pools.sh: [%d/%d] %-9s threads %-4s run %d: %.0f ops/s, min/max %s\n' \
+        "$n" "$total" "$tool" "$t" "$r" "$ops" "$ratio" >&2
+    done
+  done
+done
+
+# Millions, two decimals; "-" when there is no figure.
+mega() { [ -n "$1" ] && awk -v v="$1" 'BEGIN { printf "%.2f M", v / 1e6 }' || echo "-"; }
+or_dash() { [ -n "$1" ] && echo "$1" || echo "-"; }
+
+cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)"
+echo
+echo "## --no-io checkout/checkin cycles: pool $pool, ${duration} s per run, median of $repeat"
+echo
+echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "| threads | cpool ops/s | apr_reslist ops/s | memcached_pool ops/s | cpool ÷ best other | fairness cpool | fairness apr | fairness memcached |"
+echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
+for t in $threads_list; do
+  c=$(median "${rps[cpool,$t]:-}")
+  a=$(median "${rps[apr,$t]:-}")
+  m=$(median "${rps[memcached,$t]:-}")
+  best=$(awk -v a="$a" -v m="$m" \
+    'BEGIN { if (a != "" || m != "") print (a + 0 > m + 0 ? a : m) }')
+  ratio="-"
+  if [ -n "$c" ] && [ -n "$best" ]; then
+    ratio=$(awk -v c="$c" -v b="$best" 'BEGIN { printf "%.2f×", (b > 0 ? c / b : 0) }')
+  fi
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" \
+    "$(mega "$c")" "$(mega "$a")" "$(mega "$m")" "$ratio" \
+    "$(or_dash "$(median "${fair[cpool,$t]:-}")")" \
+    "$(or_dash "$(median "${fair[apr,$t]:-}")")" \
+    "$(or_dash "$(median "${fair[memcached,$t]:-}")")"
+done
+echo
+echo "fairness = fewest ÷ most cycles completed by one thread (median over runs)."
+
+if [ $have_bench = 0 ]; then
+  exit 1
+fi
+exit $failed
