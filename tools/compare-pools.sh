@@ -21,7 +21,10 @@
 # cpool-bench itself cannot be built or a run fails.
 set -euo pipefail
 
+prog=compare-pools.sh
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=compare/common.sh
+. "$here/tools/compare/common.sh"
 duration=3
 repeat=3
 pool=8
@@ -39,7 +42,7 @@ EOF
 }
 
 die_usage() {
-  echo "compare-pools.sh: $1" >&2
+  say "$1"
   usage >&2
   exit 2
 }
@@ -68,36 +71,12 @@ bench="${CPOOL_BENCH:-$build_dir/tools/cpool-bench}"
 apr="${COMPARE_APR:-$build_dir/tools/compare/compare-apr}"
 memcached="${COMPARE_MEMCACHED:-$build_dir/tools/compare/compare-memcached}"
 
-# (Re)configures the build once, keeping CMake's "cpool compare:" lines,
-# which say whether the comparison programs are built and why not.
-configured=0
-configure_log=""
-configure() {
-  [ $configured = 1 ] && return 0
-  configured=1
-  echo "compare-pools.sh: configuring $build_dir" >&2
-  configure_log="$(cmake -S "$here" -B "$build_dir" 2>&1)" ||
-    printf '%s\n' "$configure_log" | tail -n 20 >&2
-}
-
-# Builds one target if its binary is missing; quiet unless it fails.
-build_target() {
-  local target=$1 binary=$2 log
-  [ -x "$binary" ] && return 0
-  configure
-  echo "compare-pools.sh: building $target" >&2
-  if ! log="$(cmake --build "$build_dir" -j "$(nproc)" --target "$target" 2>&1)"; then
-    printf '%s\n' "$log" | grep -E "error|No rule|unknown target" | head -n 5 >&2 || true
-  fi
-  [ -x "$binary" ]
-}
-
 # Why a comparison program is missing, from the configure messages.
 explain_missing() {
   if grep -q "cpool compare:" <<<"$configure_log"; then
-    grep "cpool compare:" <<<"$configure_log" | sed 's/^-- /compare-pools.sh: /' >&2
+    grep "cpool compare:" <<<"$configure_log" | sed "s/^-- /$prog: /" >&2
   elif [ $configured = 1 ]; then
-    echo "compare-pools.sh: tools/compare is not part of the build (tools/CMakeLists.txt has no add_subdirectory(compare))" >&2
+    say "tools/compare is not part of the build (tools/CMakeLists.txt has no add_subdirectory(compare))"
   fi
 }
 
@@ -107,50 +86,17 @@ build_target compare-memcached "$memcached" || have_memcached=0
 build_target cpool-bench "$bench" || have_bench=0
 if [ $have_apr = 0 ] || [ $have_memcached = 0 ]; then
   explain_missing
-  [ $have_apr = 0 ] &&
-    echo "compare-pools.sh: compare-apr not built; apr_reslist skipped" >&2
+  [ $have_apr = 0 ] && say "compare-apr not built; apr_reslist skipped"
   [ $have_memcached = 0 ] &&
-    echo "compare-pools.sh: compare-memcached not built; memcached_pool skipped" >&2
+    say "compare-memcached not built; memcached_pool skipped"
   if [ $have_apr = 0 ] && [ $have_memcached = 0 ]; then
-    echo "compare-pools.sh: nothing to compare cpool with; skipping" >&2
+    say "nothing to compare cpool with; skipping"
     exit 0
   fi
 fi
 if [ $have_bench = 0 ]; then
-  echo "compare-pools.sh: cpool-bench could not be built; its column is empty" >&2
+  say "cpool-bench could not be built; its column is empty"
 fi
-
-# A number from a one-line JSON object; the keys used here are unique in
-# cpool-bench's and the comparison programs' summary lines.
-json_num() {
-  printf '%s\n' "$2" | sed -n "s/.*\"$1\":\\([-0-9.eE+]*\\).*/\\1/p" | head -n1
-}
-
-# The median of the space-separated numbers in $1 (nothing if none).
-median() {
-  tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '
-    { v[NR] = $1 }
-    END {
-      if (NR == 0) exit
-      if (NR % 2) print v[(NR + 1) / 2]
-      else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-    }'
-}
-
-# Runs one benchmark; prints its summary line, or fails with its stderr.
-run_summary() {
-  local out err rc=0
-  err="$(mktemp)"
-  out="$("$@" 2>"$err")" || rc=$?
-  if [ $rc -ne 0 ]; then
-    echo "compare-pools.sh: failed (exit $rc): $*" >&2
-    sed 's/^/  /' "$err" >&2
-    rm -f "$err"
-    return 1
-  fi
-  rm -f "$err"
-  printf '%s\n' "$out" | grep '"type":"summary"' | tail -n1
-}
 
 declare -A rps fair
 tools=()
@@ -185,24 +131,23 @@ for t in $threads_list; do
       ops=$(json_num rps "$line")
       min=$(json_num thread_ops_min "$line")
       max=$(json_num thread_ops_max "$line")
-      ratio=$(awk -v a="$min" -v b="$max" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+      ratio=$(calc "%.3f" "a / b" a="$min" b="$max")
       rps[$tool,$t]+="$ops "
       fair[$tool,$t]+="$ratio "
-      printf 'compare-pools.sh: [%d/%d] %-9s threads %-4s run %d: %.0f ops/s, min/max %s\n' \
-        "$n" "$total" "$tool" "$t" "$r" "$ops" "$ratio" >&2
+      printf '%s: [%d/%d] %-9s threads %-4s run %d: %.0f ops/s, min/max %s\n' \
+        "$prog" "$n" "$total" "$tool" "$t" "$r" "$ops" "$ratio" >&2
     done
   done
 done
 
 # Millions, two decimals; "-" when there is no figure.
-mega() { [ -n "$1" ] && awk -v v="$1" 'BEGIN { printf "%.2f M", v / 1e6 }' || echo "-"; }
+mega() { calc "%.2f M" "v / 1e6" v="$1"; }
 or_dash() { [ -n "$1" ] && echo "$1" || echo "-"; }
 
-cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)"
 echo
 echo "## --no-io checkout/checkin cycles: pool $pool, ${duration} s per run, median of $repeat"
 echo
-echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC')"
+machine_line
 echo
 echo "| threads | cpool ops/s | apr_reslist ops/s | memcached_pool ops/s | cpool ÷ best other | fairness cpool | fairness apr | fairness memcached |"
 echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
@@ -212,10 +157,7 @@ for t in $threads_list; do
   m=$(median "${rps[memcached,$t]:-}")
   best=$(awk -v a="$a" -v m="$m" \
     'BEGIN { if (a != "" || m != "") print (a + 0 > m + 0 ? a : m) }')
-  ratio="-"
-  if [ -n "$c" ] && [ -n "$best" ]; then
-    ratio=$(awk -v c="$c" -v b="$best" 'BEGIN { printf "%.2f×", (b > 0 ? c / b : 0) }')
-  fi
+  ratio=$(calc "%.2f×" "c / b" c="$c" b="$best")
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" \
     "$(mega "$c")" "$(mega "$a")" "$(mega "$m")" "$ratio" \
     "$(or_dash "$(median "${fair[cpool,$t]:-}")")" \

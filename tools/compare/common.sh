@@ -1,0 +1,103 @@
+# tools/compare/common.sh: helpers shared by tools/compare-pools.sh and
+# tools/compare-redis.sh.  Sourced, not run.  The caller sets:
+#   prog       its name, for messages ("compare-pools.sh")
+#   here       the repository's root
+#   build_dir  the CMake build directory
+# Only bash, sed, awk, sort and cmake are used: no jq or python, so the
+# scripts run on a fresh machine with just the build dependencies.
+# shellcheck shell=bash disable=SC2154 # prog, here, build_dir: the caller's
+
+say() { echo "$prog: $*" >&2; }
+
+# A number from a one-line JSON object: json_num KEY LINE.  The keys asked
+# for are unique in cpool-bench's and the comparison programs' summaries.
+json_num() {
+  printf '%s\n' "$2" | sed -n "s/.*\"$1\":\\([-0-9.eE+]*\\).*/\\1/p" | head -n1
+}
+
+# A number inside a flat nested object: json_sub_num OBJECT KEY LINE,
+# e.g. json_sub_num latency_us p99 "$line".
+json_sub_num() {
+  printf '%s\n' "$3" |
+    sed -n "s/.*\"$1\":{[^}]*\"$2\":\\([-0-9.eE+]*\\).*/\\1/p" | head -n1
+}
+
+# The sum of the numbers in a flat nested object ("errors":{...}), 0 if
+# the object is absent.
+json_sub_sum() {
+  printf '%s\n' "$2" | sed -n "s/.*\"$1\":{\\([^}]*\\)}.*/\\1/p" | awk '
+    { n = split($0, kv, ","); for (i = 1; i <= n; i++) { split(kv[i], p, ":"); s += p[2] } }
+    END { print s + 0 }'
+}
+
+# The median of the space-separated numbers in $1 (nothing if none).
+median() {
+  tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '
+    { v[NR] = $1 }
+    END {
+      if (NR == 0) exit
+      if (NR % 2) print v[(NR + 1) / 2]
+      else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+# calc FORMAT EXPR [name=value...]: printf FORMAT of an awk expression of
+# the named values; "-" if a value is empty or a division would be by 0.
+calc() {
+  local fmt=$1 expr=$2 args=() v
+  shift 2
+  for v in "$@"; do
+    [ -n "${v#*=}" ] || { echo "-"; return 0; }
+    args+=(-v "$v")
+  done
+  awk "${args[@]}" "BEGIN { r = ($expr); if (r != r) print \"-\"; else printf \"$fmt\", r }" 2>/dev/null ||
+    echo "-"
+}
+
+# Runs one benchmark; prints its "type":"summary" line, or fails with its
+# stderr shown.
+run_summary() {
+  local out err rc=0
+  err="$(mktemp)"
+  out="$("$@" 2>"$err")" || rc=$?
+  if [ $rc -ne 0 ]; then
+    say "failed (exit $rc): $*"
+    sed 's/^/  /' "$err" >&2
+    rm -f "$err"
+    return 1
+  fi
+  rm -f "$err"
+  printf '%s\n' "$out" | grep '"type":"summary"' | tail -n1
+}
+
+# (Re)configures the build once, keeping CMake's output: its
+# "cpool compare:" lines say whether the comparison programs are built.
+configured=0
+configure_log=""
+configure() {
+  [ $configured = 1 ] && return 0
+  configured=1
+  say "configuring $build_dir"
+  configure_log="$(cmake -S "$here" -B "$build_dir" 2>&1)" ||
+    printf '%s\n' "$configure_log" | tail -n 20 >&2
+}
+
+# build_target TARGET BINARY: builds TARGET if BINARY is missing; quiet
+# unless it fails.  Succeeds if BINARY then exists.
+build_target() {
+  local target=$1 binary=$2 log
+  [ -x "$binary" ] && return 0
+  configure
+  say "building $target"
+  if ! log="$(cmake --build "$build_dir" -j "$(nproc)" --target "$target" 2>&1)"; then
+    printf '%s\n' "$log" | grep -E "error|No rule|unknown target" | head -n 5 >&2 || true
+  fi
+  [ -x "$binary" ]
+}
+
+# One line about the machine, for the tables' headings.
+machine_line() {
+  local cpu
+  cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)"
+  echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC')"
+}
