@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# compare-redis.sh: cpool-bench against a real redis-server, side by side
+# with redis-benchmark, on loopback only.
+#
+# It starts a private redis-server on a free loopback port (no persistence),
+# then, --repeat times, alternates:
+#   - cpool-bench --protocol ping with C threads on a pool of C, and
+#     redis-benchmark -t ping_inline -P 1 -c C, for each C in --connections;
+#     both send the inline command "PING\r\n" and wait for "+PONG";
+#   - cpool-bench with 32 threads on a pool of 8 (oversubscribed), to set
+#     beside 8 threads on 8;
+#   - cpool-bench --connect-per-request with 8 threads: connect, PING,
+#     close, the way without a pool.
+# It prints Markdown tables of medians (requests/s, p50, p99) and the
+# ratios, and stops the server on exit.
+#
+# usage: tools/compare-redis.sh [--duration S] [--repeat N]
+#                               [--connections "8 32"] [--build-dir DIR]
+#
+# Needs redis-server and redis-benchmark (Debian: redis-server,
+# redis-tools); without them it says so and exits 0.  cpool-bench comes
+# from the build directory (default build/, built if missing) or
+# $CPOOL_BENCH.  Exits 1 if cpool-bench cannot be built or a run fails.
+set -euo pipefail
+
+prog=compare-redis.sh
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=compare/common.sh
+. "$here/tools/compare/common.sh"
+
+duration=3
+repeat=3
+conns_list="8 32"
+over_threads=32
+over_pool=8
+build_dir="$here/build"
+
+usage() {
+  cat <<'EOF'
+usage: tools/compare-redis.sh [--duration S] [--repeat N]
+                              [--connections "8 32"] [--build-dir DIR]
+  defaults: --duration 3 --repeat 3 --connections "8 32" --build-dir build/
+  CPOOL_BENCH, when set, names the cpool-bench binary to use.
+EOF
+}
+
+die_usage() {
+  say "$1"
+  usage >&2
+  exit 2
+}
+
+is_count() { [[ "$1" =~ ^[1-9][0-9]{0,5}$ ]]; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) is_count "${2:-}" || die_usage "bad --duration: ${2:-}"
+      duration=$2; shift 2 ;;
+    --repeat) is_count "${2:-}" || die_usage "bad --repeat: ${2:-}"
+      repeat=$2; shift 2 ;;
+    --connections) [ $# -ge 2 ] || die_usage "missing --connections value"
+      for c in $2; do is_count "$c" || die_usage "bad --connections: $c"; done
+      conns_list=$2; shift 2 ;;
+    --build-dir) [ $# -ge 2 ] || die_usage "missing --build-dir value"
+      build_dir=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die_usage "unknown argument: $1" ;;
+  esac
+done
+
+for tool in redis-server redis-benchmark redis-cli; do
+  if ! command -v "$tool" >/dev/null; then
+    say "$tool is not installed (Debian packages redis-server, redis-tools); skipping"
+    exit 0
+  fi
+done
+
+bench="${CPOOL_BENCH:-$build_dir/tools/cpool-bench}"
+if ! build_target cpool-bench "$bench"; then
+  say "cpool-bench could not be built"
+  exit 1
+fi
+
+workdir="$(mktemp -d)"
+server_pid=""
+port=""
+
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+  stop_server
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Is the redis-server answering on $port ours (not another one that held
+# the port first)?
+server_is_ours() {
+  local pid
+  pid="$(redis-cli -h 127.0.0.1 -p "$port" info server 2>/dev/null |
+    sed -n 's/^process_id:\([0-9]*\).*/\1/p')"
+  [ "$pid" = "$server_pid" ]
+}
+
+# Starts redis-server on a free loopback port; sets port and server_pid.
+# Ports are picked below the ephemeral range, so the client sockets of
+# --connect-per-request cannot collide with the server's.
+start_server() {
+  local attempt
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((10000 + RANDOM % 20000))
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$workdir" --logfile "$workdir/redis-$port.log" &
+    server_pid=$!
+    for _ in $(seq 50); do
+      if ! kill -0 "$server_pid" 2>/dev/null; then
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+        break # the port was taken: try another
+      fi
+      if server_is_ours; then
+        say "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$port (attempt $attempt)"
+        return 0
+      fi
+      sleep 0.1
+    done
+    stop_server
+  done
+  say "could not start redis-server on a loopback port"
+  [ -n "$port" ] && tail -n 5 "$workdir/redis-$port.log" >&2 2>/dev/null
+  return 1
+}
+
+start_server || exit 1
+
+# Figures per run, stored as space-separated lists under "what,C".
+declare -A rps p50 p99 errs
+failed=0
+
+record() { # record KEY RPS P50 P99 ERRORS
+  rps[$1]+="$2 "
+  p50[$1]+="$3 "
+  p99[$1]+="$4 "
+  errs[$1]+="$5 "
+}
+
+# cpool_run KEY LABEL ARGS...: one cpool-bench run against the server.
+cpool_run() {
+  local key=$1 label=$2 line r a b e
+  shift 2
+  if ! line="$(run_summary "$bench" --protocol ping --host 127.0.0.1 \
+    --port "$port" --duration "$duration" --json --quiet "$@")" ||
+    [ -z "$line" ]; then
+    failed=1
+    return 0
+  fi
+  r=$(json_num rps "$line")
+  a=$(json_sub_num latency_us p50 "$line")
+  b=$(json_sub_num latency_us p99 "$line")
+  e=$(json_sub_sum errors "$line")
+  record "$key" "$r" "$a" "$b" "$e"
+  say "$(printf '%-44s %9.0f req/s  p50 %6s us  p99 %6s us  errors %s' \
+    "$label" "$r" "$a" "$b" "$e")"
+}
+
+# redis-benchmark's CSV line for PING_INLINE: rps, then latencies in ms
+# (avg, min, p50, p95, p99, max).
+rb_csv() { # rb_csv C N
+  redis-benchmark -h 127.0.0.1 -p "$port" -t ping_inline -P 1 -c "$1" \
+    -n "$2" --csv 2>/dev/null | tr -d '"' | grep '^PING_INLINE,'
+}
+
+declare -A rb_requests
+# A short first run per C warms up and sizes -n to last about --duration.
+calibrate_rb() {
+  local c=$1 line r
+  line="$(rb_csv "$c" 20000)" || { failed=1; rb_requests[$c]=20000; return 0; }
+  r=$(cut -d, -f2 <<<"$line")
+  rb_requests[$c]=$(awk -v r="$r" -v d="$duration" \
+    'BEGIN { n = int(r * d); print (n < 20000 ? 20000 : n) }')
+}
+
+rb_run() { # rb_run C
+  local c=$1 line r a b
+  if ! line="$(rb_csv "$c" "${rb_requests[$c]}")"; then
+    say "redis-benchmark -c $c failed"
+    failed=1
+    return 0
+  fi
+  r=$(cut -d, -f2 <<<"$line")
+  a=$(calc "%.0f" "v * 1000" v="$(cut -d, -f5 <<<"$line")")
+  b=$(calc "%.0f" "v * 1000" v="$(cut -d, -f7 <<<"$line")")
+  record "rb,$c" "$r" "$a" "$b" 0
+  say "$(printf '%-44s %9.0f req/s  p50 %6s us  p99 %6s us' \
+    "redis-benchmark -c $c (n ${rb_requests[$c]})" "$r" "$a" "$b")"
+}
+
+for c in $conns_list; do calibrate_rb "$c"; done
+
+# The baseline for the oversubscribed and connect-per-request runs is
+# $over_pool threads on a pool of $over_pool: the C = 8 run when there is
+# one, else a run of its own.
+base_key="cpool,$over_pool"
+base_in_list=0
+for c in $conns_list; do [ "$c" = "$over_pool" ] && base_in_list=1; done
+
+for ((r = 1; r <= repeat; r++)); do
+  say "round $r of $repeat"
+  for c in $conns_list; do
+    cpool_run "cpool,$c" "cpool-bench $c threads, pool $c" \
+      --threads "$c" --pool "$c"
+    rb_run "$c"
+  done
+  if [ $base_in_list = 0 ]; then
+    cpool_run "$base_key" "cpool-bench $over_pool threads, pool $over_pool" \
+      --threads "$over_pool" --pool "$over_pool"
+  fi
+  cpool_run over "cpool-bench $over_threads threads, pool $over_pool" \
+    --threads "$over_threads" --pool "$over_pool"
+  cpool_run cpr "cpool-bench --connect-per-request, $over_pool threads" \
+    --connect-per-request --threads "$over_pool" --pool "$over_pool"
+done
+
+m() { median "${!1:-}"; } # m 'array[key]': the median of a stored list
+mi() { calc "%.0f" v v="$(m "$1")"; } # the same, rounded
+
+echo
+echo "## Redis PING on loopback: cpool-bench and redis-benchmark (${duration} s per run, median of $repeat)"
+echo
+machine_line
+echo
+echo "cpool-bench: C threads on a pool of C connections; redis-benchmark: -c C -P 1 -t ping_inline."
+echo
+echo "| connections | cpool-bench req/s | redis-benchmark req/s | ratio | cpool p50 µs | redis-benchmark p50 µs | cpool p99 µs | redis-benchmark p99 µs | cpool errors |"
+echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+for c in $conns_list; do
+  cr=$(m "rps[cpool,$c]") rr=$(m "rps[rb,$c]")
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
+    "$(mi "rps[cpool,$c]")" "$(mi "rps[rb,$c]")" \
+    "$(calc "%.2f×" "a / b" a="$cr" b="$rr")" \
+    "$(mi "p50[cpool,$c]")" "$(mi "p50[rb,$c]")" \
+    "$(mi "p99[cpool,$c]")" "$(mi "p99[rb,$c]")" "$(mi "errs[cpool,$c]")"
+done
+
+echo
+echo "## Oversubscribed: $over_threads threads on a pool of $over_pool"
+echo
+echo "| threads on pool | req/s | p50 µs | p99 µs | p99 ÷ p50 | errors |"
+echo "|--:|--:|--:|--:|--:|--:|"
+for key in "$base_key" over; do
+  t=$over_pool
+  [ "$key" = over ] && t=$over_threads
+  a=$(m "p50[$key]") b=$(m "p99[$key]")
+  printf '| %s on %s | %s | %s | %s | %s | %s |\n' "$t" "$over_pool" \
+    "$(mi "rps[$key]")" "$(mi "p50[$key]")" "$(mi "p99[$key]")" \
+    "$(calc "%.1f" "b / a" a="$a" b="$b")" "$(mi "errs[$key]")"
+done
+echo
+echo "$over_threads on $over_pool ÷ $over_pool on $over_pool, req/s: $(calc "%.2f×" "a / b" \
+  a="$(m "rps[over]")" b="$(m "rps[$base_key]")")"
+
+echo
+echo "## Connect per request: the same PING without a pool, $over_pool threads"
+echo
+echo "| mode | req/s | p50 µs | p99 µs | errors |"
+echo "|--|--:|--:|--:|--:|"
+printf '| pool of %s | %s | %s | %s | %s |\n' "$over_pool" \
+  "$(mi "rps[$base_key]")" "$(mi "p50[$base_key]")" "$(mi "p99[$base_key]")" \
+  "$(mi "errs[$base_key]")"
+printf '| --connect-per-request | %s | %s | %s | %s |\n' \
+  "$(mi "rps[cpr]")" "$(mi "p50[cpr]")" "$(mi "p99[cpr]")" "$(mi "errs[cpr]")"
+echo
+echo "pool ÷ connect-per-request, req/s: $(calc "%.1f×" "a / b" \
+  a="$(m "rps[$base_key]")" b="$(m "rps[cpr]")")"
+
+exit $failed
