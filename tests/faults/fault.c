@@ -1,0 +1,577 @@
+/* Helpers for the fault suites; see fault.h. */
+#include "fault.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+
+extern char **environ;
+
+/* ---- skips, figures, checks ---------------------------------------------- */
+
+static int skips;
+
+static const char *current_test(void) {
+  CU_pTest t = CU_get_current_test();
+  return t != NULL && t->pName != NULL ? t->pName : "?";
+}
+
+void fh_skip(const char *fmt, ...) {
+  char why[512];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  skips++;
+  printf("\nSKIPPED: %s: %s\n", current_test(), why);
+  fflush(stdout);
+}
+
+int fh_skipped(void) { return skips; }
+
+void fh_figure(const char *fmt, ...) {
+  char text[512];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  printf("\nFIGURE: %s\n", text);
+  fflush(stdout);
+}
+
+void fh_check_(int ok, const char *file, int line, const char *cond,
+               const char *fmt, ...) {
+  char msg[768];
+  char text[1024];
+  va_list ap;
+
+  if (ok) {
+    CU_assertImplementation(CU_TRUE, (unsigned)line, cond, file, "", CU_FALSE);
+    return;
+  }
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(text, sizeof text, "%s (%s)", cond, msg);
+  printf("\n  FAILED %s:%d in %s: %s\n", file, line, current_test(), text);
+  fflush(stdout);
+  CU_assertImplementation(CU_FALSE, (unsigned)line, text, file, "", CU_FALSE);
+}
+
+/* ---- clocks, descriptors, ports ------------------------------------------ */
+
+int64_t fh_now_ms(void) { return fh_now_us() / 1000; }
+
+int64_t fh_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void fh_sleep_ms(int ms) {
+  struct timespec ts = {.tv_sec = ms / 1000,
+                        .tv_nsec = (long)(ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+int fh_count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+
+  if (d == NULL)
+    return -1;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the directory's own descriptor */
+}
+
+int fh_free_port(void) {
+  for (int tries = 0; tries < 200; tries++) {
+    int port = 20000 + (int)arc4random_uniform(12000);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0)
+      return -1;
+    int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+    close(fd);
+    if (rc == 0)
+      return port;
+  }
+  return -1;
+}
+
+/* ---- I/O with a deadline ---------------------------------------------------- */
+
+const char *fh_io_name(int r) {
+  static __thread char buf[48];
+  switch (r) {
+  case 0:
+    return "ok";
+  case FH_IO_DEADLINE:
+    return "our deadline";
+  case FH_IO_EOF:
+    return "eof";
+  case FH_IO_PROTO:
+    return "unexpected bytes";
+  default:
+    snprintf(buf, sizeof buf, "errno %d (%s)", r, strerror(r));
+    return buf;
+  }
+}
+
+/* Wait for events on fd until deadline_ms: 0 ready, else an FH_IO_ code or
+ * errno. */
+static int wait_fd(int fd, short events, int64_t deadline_ms) {
+  for (;;) {
+    int64_t left = deadline_ms - fh_now_ms();
+    if (left <= 0)
+      return FH_IO_DEADLINE;
+    struct pollfd p = {.fd = fd, .events = events};
+    int n = poll(&p, 1, (int)left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno;
+    if (n > 0)
+      return 0;
+  }
+}
+
+static int send_until(int fd, const char *p, size_t n, int64_t deadline_ms) {
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      return errno;
+    int rc = wait_fd(fd, POLLOUT, deadline_ms);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int recv_until(int fd, char *p, size_t n, int64_t deadline_ms) {
+  while (n > 0) {
+    ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+    if (r > 0) {
+      p += r;
+      n -= (size_t)r;
+      continue;
+    }
+    if (r == 0)
+      return FH_IO_EOF;
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return errno;
+    int rc = wait_fd(fd, POLLIN, deadline_ms);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int fh_send_all(int fd, const void *buf, size_t n, int timeout_ms) {
+  return send_until(fd, buf, n, fh_now_ms() + timeout_ms);
+}
+
+int fh_recv_exact(int fd, void *buf, size_t n, int timeout_ms) {
+  return recv_until(fd, buf, n, fh_now_ms() + timeout_ms);
+}
+
+int fh_ping(int fd, int timeout_ms) {
+  static const char req[] = "PING\r\n", want[] = "+PONG\r\n";
+  char got[sizeof want - 1];
+  int64_t deadline = fh_now_ms() + timeout_ms;
+
+  int rc = send_until(fd, req, sizeof req - 1, deadline);
+  if (rc == 0)
+    rc = recv_until(fd, got, sizeof got, deadline);
+  if (rc == 0 && memcmp(got, want, sizeof got) != 0)
+    rc = FH_IO_PROTO;
+  return rc;
+}
+
+/* ---- the pool ------------------------------------------------------------------ */
+
+void fh_config(cpool_config *cfg, const char *host, int port, int size) {
+  cpool_config_init(cfg);
+  cfg->host = host;
+  cfg->port = port;
+  cfg->size = size;
+  cfg->connect_timeout_ms = 500;
+  cfg->backoff_type = CPOOL_BACKOFF_RAND;
+  cfg->backoff_min_ms = 50;
+  cfg->backoff_max_ms = 50;
+  cfg->idle_check_ms = 0;
+}
+
+int fh_poll_(int64_t deadline_ms, int round) {
+  if (round > 0) {
+    if (fh_now_ms() >= deadline_ms)
+      return 0;
+    fh_sleep_ms(2);
+  }
+  return 1;
+}
+
+int fh_stats_poll_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
+                   int round) {
+  if (round > 0) {
+    if (fh_now_ms() >= deadline_ms)
+      return 0;
+    fh_sleep_ms(2);
+  }
+  if (cpool_stats(pool, st) != 0)
+    memset(st, 0, sizeof *st);
+  return 1;
+}
+
+static void close_timed(cpool_t *pool, const char *what) {
+  int64_t t0 = fh_now_ms();
+  int rc = cpool_close(pool, 1000);
+  int64_t took = fh_now_ms() - t0;
+  FH_CHECK(rc == 0, "%s: cpool_close returned %s", what, cpool_err_name(rc));
+  FH_CHECK(took < 1000, "%s: cpool_close took %lld ms", what,
+           (long long)took);
+}
+
+void fh_end_pool(cpool_t *pool, const char *what) {
+  cpool_stats_t st;
+
+  if (pool == NULL)
+    return;
+  FH_WAIT_STATS(pool, st, st.idle == st.size, 5000);
+  FH_CHECK(st.idle == st.size,
+           "%s: slots not all idle after 5 s: idle %d connecting %d busy %d "
+           "backoff %d checking %d of %d",
+           what, st.idle, st.connecting, st.busy, st.backoff, st.checking,
+           st.size);
+  close_timed(pool, what);
+}
+
+void fh_close_pool(cpool_t *pool, const char *what) {
+  if (pool != NULL)
+    close_timed(pool, what);
+}
+
+void fh_check_fds(int fds0, const char *what) {
+  int n = -1;
+  FH_WAIT((n = fh_count_fds()) == fds0, 2000);
+  FH_CHECK(n == fds0, "%s: %d descriptors open, %d at the start", what, n,
+           fds0);
+}
+
+/* ---- processes ------------------------------------------------------------------ */
+
+/* Split cmd (modified) on spaces into argv; returns argc. */
+static int split_args(char *cmd, char **argv, int max) {
+  int argc = 0;
+  for (char *save = NULL, *t = strtok_r(cmd, " ", &save);
+       t != NULL && argc < max - 1; t = strtok_r(NULL, " ", &save))
+    argv[argc++] = t;
+  argv[argc] = NULL;
+  return argc;
+}
+
+static int verbose(void) { return getenv("FAULT_VERBOSE") != NULL; }
+
+/* Spawn argv with stdin and stdout on /dev/null, stderr to err_fd (or
+ * /dev/null when -1); returns the pid or -1. */
+static pid_t spawn(char **argv, int err_fd) {
+  posix_spawn_file_actions_t fa;
+  pid_t pid;
+
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (!verbose())
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  if (err_fd >= 0)
+    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  else if (!verbose())
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+static int reap(pid_t pid) {
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int run_v(char *err, size_t errlen, const char *fmt, va_list ap) {
+  char cmd[512];
+  char *argv[32];
+  int pfd[2] = {-1, -1};
+
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  if (verbose())
+    printf("  + %s\n", cmd);
+  split_args(cmd, argv, 32);
+  if (err != NULL) {
+    err[0] = '\0';
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+      return -1;
+  }
+  pid_t pid = spawn(argv, pfd[1]);
+  if (pfd[1] >= 0)
+    close(pfd[1]);
+  if (err != NULL && pid > 0) {
+    size_t used = 0;
+    for (ssize_t r; (r = read(pfd[0], err + used, errlen - 1 - used)) > 0 &&
+                    used + (size_t)r < errlen - 1;)
+      used += (size_t)r;
+    err[used] = '\0';
+    err[strcspn(err, "\n")] = '\0';
+  }
+  if (pfd[0] >= 0)
+    close(pfd[0]);
+  return pid < 0 ? -1 : reap(pid);
+}
+
+int fh_run(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = run_v(NULL, 0, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int fh_run_err(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = run_v(err, errlen, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+/* ---- redis-server ---------------------------------------------------------------- */
+
+const char *fh_redis_path(void) {
+  static char found[512];
+  const char *path = getenv("PATH");
+  char dirs[2048];
+
+  strlcpy(dirs, path != NULL ? path : "/usr/bin:/bin", sizeof dirs);
+  for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d != NULL;
+       d = strtok_r(NULL, ":", &save)) {
+    snprintf(found, sizeof found, "%s/redis-server", d);
+    if (access(found, X_OK) == 0)
+      return found;
+  }
+  return NULL;
+}
+
+pid_t fh_redis_spawn(int port) {
+  const char *path = fh_redis_path();
+  char portbuf[16];
+
+  if (path == NULL)
+    return -1;
+  snprintf(portbuf, sizeof portbuf, "%d", port);
+  char *argv[] = {(char *)path, "--port", portbuf, "--bind", "127.0.0.1",
+                  "--save", "", "--appendonly", "no", "--daemonize", "no",
+                  "--loglevel", "warning", NULL};
+  return spawn(argv, -1);
+}
+
+/* One PING on a fresh connection; returns 1 if it answered. */
+static int redis_answers(int port, int64_t *connected_at) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int ok = 0;
+
+  if (fd < 0)
+    return 0;
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+    *connected_at = fh_now_ms();
+    ok = fh_ping(fd, 1000) == 0;
+  }
+  close(fd);
+  return ok;
+}
+
+int64_t fh_redis_wait_ready(int port, int timeout_ms) {
+  int64_t deadline = fh_now_ms() + timeout_ms, at = -1;
+
+  for (int round = 0; fh_poll_(deadline, round); round++)
+    if (redis_answers(port, &at))
+      return at;
+  return -1;
+}
+
+void fh_redis_kill(pid_t pid, int sig) {
+  if (pid <= 0)
+    return;
+  kill(pid, sig);
+  reap(pid);
+}
+
+/* ---- network namespaces ------------------------------------------------------------ */
+
+#define NETNS_DIR "/var/run/netns"
+
+/* Namespaces "cpf<pid>a|b" whose process is gone: left by a run that was
+ * killed (a CTest timeout) before it could clean up. */
+static void remove_stale_netns(void) {
+  DIR *d = opendir(NETNS_DIR);
+  if (d == NULL)
+    return;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    char *end;
+    if (strncmp(e->d_name, "cpf", 3) != 0)
+      continue;
+    long pid = strtol(e->d_name + 3, &end, 10);
+    if (pid <= 0 || end == e->d_name + 3 || (end[0] != 'a' && end[0] != 'b') ||
+        end[1] != '\0')
+      continue;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+      fh_run("ip netns del %s", e->d_name);
+  }
+  closedir(d);
+}
+
+/* Run one setup command; on failure put it and its error in why. */
+static int netns_step(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int netns_step(char *why, size_t whylen, const char *fmt, ...) {
+  char cmd[256], err[256];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  if (fh_run_err(err, sizeof err, "%s", cmd) == 0)
+    return 0;
+  snprintf(why, whylen, "`%s` failed: %s", cmd, err);
+  return -1;
+}
+
+int fh_netns_setup(fh_netns *ns, char *why, size_t whylen) {
+  char err[256];
+  int pid = (int)getpid();
+
+  memset(ns, 0, sizeof *ns);
+  if (geteuid() != 0) {
+    snprintf(why, whylen, "network namespaces need root (euid %d)",
+             (int)geteuid());
+    return -1;
+  }
+  remove_stale_netns();
+  snprintf(ns->a, sizeof ns->a, "cpf%da", pid);
+  snprintf(ns->b, sizeof ns->b, "cpf%db", pid);
+  snprintf(ns->dev_a, sizeof ns->dev_a, "cpfa%d", pid % 100000);
+  snprintf(ns->dev_b, sizeof ns->dev_b, "cpfb%d", pid % 100000);
+  /* A private /30 that only exists inside our two namespaces. */
+  strlcpy(ns->ip_a, "10.211.77.1", sizeof ns->ip_a);
+  strlcpy(ns->ip_b, "10.211.77.2", sizeof ns->ip_b);
+
+  if (fh_run_err(err, sizeof err, "ip netns add %s", ns->a) != 0) {
+    snprintf(why, whylen, "`ip netns add` failed: %s",
+             err[0] ? err : "is iproute2 installed?");
+    return -1;
+  }
+  ns->up = 1; /* from here on, teardown removes what exists */
+  if (netns_step(why, whylen, "ip netns add %s", ns->b) ||
+      netns_step(why, whylen,
+                 "ip -n %s link add %s type veth peer name %s netns %s", ns->a,
+                 ns->dev_a, ns->dev_b, ns->b) ||
+      netns_step(why, whylen, "ip -n %s addr add %s/30 dev %s", ns->a,
+                 ns->ip_a, ns->dev_a) ||
+      netns_step(why, whylen, "ip -n %s addr add %s/30 dev %s", ns->b,
+                 ns->ip_b, ns->dev_b) ||
+      netns_step(why, whylen, "ip -n %s link set lo up", ns->a) ||
+      netns_step(why, whylen, "ip -n %s link set lo up", ns->b) ||
+      netns_step(why, whylen, "ip -n %s link set %s up", ns->a, ns->dev_a) ||
+      netns_step(why, whylen, "ip -n %s link set %s up", ns->b, ns->dev_b)) {
+    fh_netns_teardown(ns);
+    return -1;
+  }
+  return 0;
+}
+
+void fh_netns_teardown(fh_netns *ns) {
+  if (!ns->up)
+    return;
+  /* Deleting a namespace deletes its end of the veth pair, and the pair. */
+  fh_run("ip netns del %s", ns->a);
+  fh_run("ip netns del %s", ns->b);
+  ns->up = 0;
+}
+
+int fh_netns_enter(const char *name, int *saved) {
+  char path[128];
+
+  *saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (*saved < 0)
+    return -1;
+  snprintf(path, sizeof path, NETNS_DIR "/%s", name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    if (fd >= 0)
+      close(fd);
+    close(*saved);
+    *saved = -1;
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
+
+int fh_netns_leave(int saved) {
+  if (saved < 0)
+    return -1;
+  int rc = setns(saved, CLONE_NEWNET);
+  close(saved);
+  return rc;
+}
+
+int fh_netns_blackhole(fh_netns *ns, int on) {
+  if (on)
+    return fh_run("ip -n %s neigh replace %s lladdr 02:00:00:00:0f:99 dev %s "
+                  "nud permanent",
+                  ns->a, ns->ip_b, ns->dev_a) == 0
+               ? 0
+               : -1;
+  return fh_run("ip -n %s neigh del %s dev %s", ns->a, ns->ip_b, ns->dev_a) ==
+                 0
+             ? 0
+             : -1;
+}

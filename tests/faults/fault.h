@@ -1,0 +1,179 @@
+/*
+ * Helpers for the fault suites (cpool-fault-tests): clocks, descriptor
+ * counts, ports, blocking I/O with a deadline, waiting for a pool condition,
+ * checks that print what the values were, the end-of-test checks every
+ * fault test runs, a real redis-server, and network namespaces.
+ *
+ * Self-contained on purpose: the fault suites must be able to run while the
+ * shared test helpers in tests/ are still changing.
+ *
+ * CUnit is not thread-safe: every FH_CHECK runs on the test's own thread.
+ * Helper threads record what they saw; the test checks it afterwards.
+ */
+#ifndef CPOOL_FAULT_H
+#define CPOOL_FAULT_H
+
+#include "cpool.h"
+
+#include <CUnit/CUnit.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Sanitizers slow everything down: timing margins grow with this. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FH_SANITIZED 1
+#else
+#define FH_SANITIZED 0
+#endif
+
+/* The slack every timing bound allows for scheduling, in ms. */
+#define FH_MARGIN_MS (FH_SANITIZED ? 150 : 60)
+
+/* ---- the test table ---------------------------------------------------- */
+
+typedef struct fault_test {
+  const char *name;
+  void (*fn)(void);
+} fault_test;
+
+typedef struct fault_suite {
+  const char *name;
+  const fault_test *tests; /* ended by {NULL, NULL} */
+} fault_suite;
+
+extern const fault_test fault_redis_tests[];
+extern const fault_test fault_refused_tests[];
+extern const fault_test fault_blackhole_netns_tests[];
+extern const fault_test fault_blackhole_backlog_tests[];
+extern const fault_test fault_peer_tests[];
+extern const fault_test fault_halfopen_tests[];
+extern const fault_test fault_features_tests[];
+
+/* Record that the running test could not run (printed as "SKIPPED: ..." on
+ * stdout; the runner exits 77, which CTest shows as skipped, when a suite
+ * had skips and no failures). */
+void fh_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int fh_skipped(void);
+
+/* A measured figure, printed as "FIGURE: ..." on stdout. */
+void fh_figure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- checks -------------------------------------------------------------- */
+
+void fh_check_(int ok, const char *file, int line, const char *cond,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* CU_ASSERT with the values: FH_CHECK(x == 3, "x=%d", x). */
+#define FH_CHECK(cond, ...)                                                    \
+  fh_check_(!!(cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
+
+/* A cpool return code, by name. */
+#define FH_CHECK_CODE(actual, expected)                                        \
+  do {                                                                         \
+    int a_ = (actual), e_ = (expected);                                        \
+    fh_check_(a_ == e_, __FILE__, __LINE__, #actual " == " #expected,          \
+              "got %s (%d), expected %s", cpool_err_name(a_), a_,              \
+              cpool_err_name(e_));                                             \
+  } while (0)
+
+/* ---- clocks, descriptors, ports ---------------------------------------- */
+
+int64_t fh_now_ms(void); /* CLOCK_MONOTONIC */
+int64_t fh_now_us(void);
+void fh_sleep_ms(int ms);
+int fh_count_fds(void); /* entries of /proc/self/fd, -1 on error */
+
+/* A port outside the kernel's ephemeral range that was free a moment ago
+ * on 127.0.0.1 (a closed port inside that range can, rarely, connect to
+ * itself). */
+int fh_free_port(void);
+
+/* ---- blocking I/O on a checked-out fd, with our own deadline ------------ */
+
+/* Results of the I/O helpers: 0, a positive errno from the socket, or one
+ * of these. */
+enum {
+  FH_IO_DEADLINE = -1, /* our own deadline passed (the peer is silent) */
+  FH_IO_EOF = -2,      /* orderly end of stream before the reply */
+  FH_IO_PROTO = -3     /* bytes that are not the expected reply */
+};
+const char *fh_io_name(int r); /* "deadline", "eof", "ECONNRESET" ... */
+
+int fh_send_all(int fd, const void *buf, size_t n, int timeout_ms);
+int fh_recv_exact(int fd, void *buf, size_t n, int timeout_ms);
+/* "PING\r\n" out, "+PONG\r\n" back, both within timeout_ms. */
+int fh_ping(int fd, int timeout_ms);
+
+/* ---- the pool ------------------------------------------------------------- */
+
+/* Fast knobs for a pool on 127.0.0.1:port: connect timeout 500 ms, backoff
+ * RAND 50..50 ms, idle_check_ms 0 (always peek). */
+void fh_config(cpool_config *cfg, const char *host, int port, int size);
+
+/* Poll the pool's stats into st (every 2 ms) until cond holds or timeout_ms
+ * passes; afterwards st is the last snapshot, to check on. */
+int fh_stats_poll_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
+                   int round);
+#define FH_WAIT_STATS(pool, st, cond, timeout_ms)                              \
+  for (int64_t fh_dl_ = fh_now_ms() + (timeout_ms), fh_r_ = 0;                 \
+       fh_stats_poll_((pool), &(st), fh_dl_, (int)fh_r_++) && !(cond);)
+
+/* Poll any condition until it holds or timeout_ms passes. */
+int fh_poll_(int64_t deadline_ms, int round);
+#define FH_WAIT(cond, timeout_ms)                                              \
+  for (int64_t fh_dl_ = fh_now_ms() + (timeout_ms), fh_r_ = 0;                 \
+       !(cond) && fh_poll_(fh_dl_, (int)fh_r_++);)
+
+/* The end of every fault test, on a pool that should heal: every slot is
+ * idle (waited for, up to 5 s), cpool_close returns 0 in under 1 s.  The
+ * pool is closed in any case.  NULL is a no-op. */
+void fh_end_pool(cpool_t *pool, const char *what);
+/* Close without the idle check (the backend was left down on purpose);
+ * still checks that close is prompt. */
+void fh_close_pool(cpool_t *pool, const char *what);
+/* The descriptor count is back to fds0 (waited for, up to 2 s). */
+void fh_check_fds(int fds0, const char *what);
+
+/* ---- processes -------------------------------------------------------------- */
+
+/* Run a command (argv split on spaces; no quoting), output to /dev/null
+ * unless FAULT_VERBOSE is set.  Returns its exit status, or -1. */
+int fh_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, with the command's stderr kept in err (one line). */
+int fh_run_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A redis-server on 127.0.0.1:port: NULL path if none on the PATH. */
+const char *fh_redis_path(void);
+pid_t fh_redis_spawn(int port); /* -1 on failure */
+/* Wait until the port answers PING; returns the time (fh_now_ms) of the
+ * first successful connect, or -1 on timeout. */
+int64_t fh_redis_wait_ready(int port, int timeout_ms);
+void fh_redis_kill(pid_t pid, int sig); /* signal and reap */
+
+/* ---- network namespaces ----------------------------------------------------- */
+
+/* Two namespaces made by the test, "cpf<pid>a" (where the pool runs) and
+ * "cpf<pid>b" (the peer), joined by a veth pair on a private /30. */
+typedef struct fh_netns {
+  int up;
+  char a[32], b[32];      /* namespace names */
+  char dev_a[16], dev_b[16];
+  char ip_a[16], ip_b[16];
+} fh_netns;
+
+/* 0 when set up; -1 with the reason in why (not root, no `ip`, or netns not
+ * allowed here).  Removes namespaces left by dead runs first. */
+int fh_netns_setup(fh_netns *ns, char *why, size_t whylen);
+void fh_netns_teardown(fh_netns *ns); /* idempotent */
+/* Move the calling thread into namespace name; *saved gets a descriptor
+ * of the old one for fh_netns_leave.  0 or -1. */
+int fh_netns_enter(const char *name, int *saved);
+int fh_netns_leave(int saved);
+/* Make ns->ip_b unreachable from A without any error: A sends its frames
+ * to a MAC address nobody has, so B drops them (SYNs and data vanish).
+ * on = 0 restores normal neighbour resolution.  0 or -1. */
+int fh_netns_blackhole(fh_netns *ns, int on);
+
+#endif
