@@ -98,7 +98,7 @@ if [ $have_bench = 0 ]; then
   say "cpool-bench could not be built; its column is empty"
 fi
 
-declare -A rps fair
+declare -A rps fair errs
 tools=()
 [ $have_bench = 1 ] && tools+=(cpool)
 [ $have_apr = 1 ] && tools+=(apr)
@@ -134,6 +134,10 @@ for t in $threads_list; do
       ratio=$(calc "%.3f" "a / b" a="$min" b="$max")
       rps[$tool,$t]+="$ops "
       fair[$tool,$t]+="$ratio "
+      # cpool-bench has an errors object, the comparison programs a count.
+      e=$(json_sub_sum errors "$line")
+      [ "$tool" = cpool ] || e=$(json_num errors "$line")
+      errs[$tool,$t]+="${e:-0} "
       printf '%s: [%d/%d] %-9s threads %-4s run %d: %.0f ops/s, min/max %s\n' \
         "$prog" "$n" "$total" "$tool" "$t" "$r" "$ops" "$ratio" >&2
     done
@@ -149,8 +153,8 @@ echo "## --no-io checkout/checkin cycles: pool $pool, ${duration} s per run, med
 echo
 machine_line
 echo
-echo "| threads | cpool ops/s | apr_reslist ops/s | memcached_pool ops/s | cpool ÷ best other | fairness cpool | fairness apr | fairness memcached |"
-echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
+echo "| threads | cpool ops/s | apr_reslist ops/s | memcached_pool ops/s | cpool ÷ best other | fairness cpool | fairness apr | fairness memcached | cpool errors |"
+echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 for t in $threads_list; do
   c=$(median "${rps[cpool,$t]:-}")
   a=$(median "${rps[apr,$t]:-}")
@@ -158,14 +162,17 @@ for t in $threads_list; do
   best=$(awk -v a="$a" -v m="$m" \
     'BEGIN { if (a != "" || m != "") print (a + 0 > m + 0 ? a : m) }')
   ratio=$(calc "%.2f×" "c / b" c="$c" b="$best")
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" \
     "$(mega "$c")" "$(mega "$a")" "$(mega "$m")" "$ratio" \
     "$(or_dash "$(median "${fair[cpool,$t]:-}")")" \
     "$(or_dash "$(median "${fair[apr,$t]:-}")")" \
-    "$(or_dash "$(median "${fair[memcached,$t]:-}")")"
+    "$(or_dash "$(median "${fair[memcached,$t]:-}")")" \
+    "$(or_dash "$(median "${errs[cpool,$t]:-}")")"
 done
 echo
-echo "fairness = fewest ÷ most cycles completed by one thread (median over runs)."
+echo "fairness = fewest ÷ most cycles completed by one thread (median over runs);"
+echo "cpool errors = failed checkouts per run (median), with cpool-bench's default"
+echo "wait mode; the other two pools wait without a time limit."
 
 if [ $have_bench = 0 ]; then
   exit 1
