@@ -222,10 +222,13 @@ typedef struct cpool_config {
   int queue_interval_ms; /* 0 = 1000 when queue_target_ms is set */
 
   /* Fair hand-off: a connection checked in while callers wait may be taken
-   * by a running caller ("barging", which keeps throughput high) until the
-   * oldest waiter has waited this long; from then on it is handed straight
-   * to the oldest waiter.  0 = 1000 us; -1 = always hand off (strict FIFO).
-   */
+   * by a caller that is already running ("barging", which keeps throughput
+   * high: no connection idles while a thread is scheduled) until the
+   * oldest waiter has waited handoff_after_us * (1 + waiters / size);
+   * from then on it is handed straight to the oldest waiter.  A caller
+   * also stops barging after 64 checkouts in a row past waiters, so each
+   * thread's share stays even.  0 = 250 us; -1 = always hand off (strict
+   * FIFO, the lowest tail latency, the most context switches). */
   int handoff_after_us;
 
   cpool_connect_cb on_connect;

@@ -74,6 +74,7 @@ struct cpool {
   cpool__waiter *wq_head, *wq_tail; /* [mu] */
   int nwaiters;                     /* [mu] */
   int sleepers; /* [mu] callers inside wait_for_slot: close waits for 0 */
+  int nwoken;   /* [mu] waiters signalled to look at the free stack */
 
   int counts[CPOOL_SLOT_CHECKING + 1]; /* [mu] slots per state */
   int closing;                         /* [mu] cpool_close has begun */

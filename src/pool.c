@@ -27,7 +27,7 @@
 #define DEFAULT_BACKOFF_MIN_MS 500
 #define DEFAULT_BACKOFF_MAX_MS 30000
 #define DEFAULT_IDLE_CHECK_MS 500
-#define DEFAULT_HANDOFF_AFTER_US 1000
+#define DEFAULT_HANDOFF_AFTER_US 250
 #define DEFAULT_QUEUE_INTERVAL_MS 1000
 
 /* Worker stacks are small so that big pools stay cheap: only touched pages
@@ -36,6 +36,14 @@
 #define WORKER_STACK (1024 * 1024)
 #else
 #define WORKER_STACK (128 * 1024)
+#endif
+
+/* How many times in a row this thread took a slot past waiters.  Per
+ * thread, not per pool: it only has to bound one thread's run. */
+static _Thread_local unsigned barge_streak;
+
+#ifndef CPOOL_BARGE_LIMIT
+#define CPOOL_BARGE_LIMIT 64
 #endif
 
 void cpool_config_init(cpool_config *cfg) {
@@ -157,7 +165,10 @@ void cpool__free_remove(struct cpool *p, struct cpool_conn *s) {
   s->free_pos = -1;
 }
 
+static void clear_woken(struct cpool *p, cpool__waiter *w);
+
 static void wq_remove(struct cpool *p, cpool__waiter *w) {
+  clear_woken(p, w);
   if (w->prev)
     w->prev->next = w->next;
   else
@@ -181,21 +192,40 @@ static void wq_append(struct cpool *p, cpool__waiter *w) {
   p->nwaiters++;
 }
 
-/* Wake the oldest waiter not yet told to look at the free stack. */
+/* Wake the oldest waiter not yet told to look at the free stack, unless
+ * enough are already on their way: every extra wake-up is a system call
+ * and, when a running caller takes the slot first, a wasted context
+ * switch. */
 static void wake_one(struct cpool *p) {
+  if (p->nwoken >= p->nfree)
+    return;
   for (cpool__waiter *w = p->wq_head; w != NULL; w = w->next) {
     if (!w->woken) {
       w->woken = 1;
+      p->nwoken++;
       pthread_cond_signal(&w->cv);
       return;
     }
   }
 }
 
+static void clear_woken(struct cpool *p, cpool__waiter *w) {
+  if (w->woken) {
+    w->woken = 0;
+    p->nwoken--;
+  }
+}
+
+/* Has the oldest waiter waited too long to let running callers go first?
+ * In a fair FIFO queue the head waits about waiters/size hold times, so
+ * the bound grows with the queue: handoff_after_us for each `size`
+ * callers queued. */
 static int must_hand_off(const struct cpool *p) {
   if (p->cfg.handoff_after_us < 0)
     return 1;
-  return cpool__now_us() - p->wq_head->since_us >= p->cfg.handoff_after_us;
+  int64_t bound =
+      (int64_t)p->cfg.handoff_after_us * (1 + p->nwaiters / p->size);
+  return cpool__now_us() - p->wq_head->since_us >= bound;
 }
 
 /* A connected slot is free: to the oldest waiter, or onto the stack. */
@@ -361,12 +391,15 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
       rc = checkout_fail(p, w.err, why);
       break;
     }
-    if (p->nfree > 0) {
+    /* Free slots are for the waiters woken for them (the oldest). */
+    if (p->nfree > 0 && (w.woken || p->wq_head == &w)) {
       wq_remove(p, &w);
       *out = take_free(p);
+      if (p->nfree > 0 && p->wq_head != NULL)
+        wake_one(p); /* more free slots than woken waiters */
       break;
     }
-    w.woken = 0;
+    clear_woken(p, &w);
     int64_t now_us = cpool__now_us();
     if (deadline_us >= 0 && now_us >= deadline_us) {
       wq_remove(p, &w);
@@ -386,6 +419,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
   }
 
   if (rc == 0) {
+    barge_streak = 0;
     p->st.checkouts++;
     if (p->cfg.queue_target_ms > 0) {
       int64_t now_us = cpool__now_us();
@@ -402,9 +436,21 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
 }
 
 /* May a caller that is not queued take a free slot now?  Not when the
- * oldest waiter has waited too long (see the top of this file). */
+ * oldest waiter has waited too long (see the top of this file), nor when
+ * this caller already barged past waiters CPOOL_BARGE_LIMIT times in a
+ * row: then it queues like everyone else.  The first bound keeps waits
+ * short when connections are held long (real I/O); the second keeps the
+ * share of each thread even when they are held for nanoseconds and the
+ * scheduler, not the pool, decides who runs. */
 static int may_barge(const struct cpool *p) {
-  return p->wq_head == NULL || !must_hand_off(p);
+  if (p->wq_head == NULL) {
+    barge_streak = 0;
+    return 1;
+  }
+  if (barge_streak >= CPOOL_BARGE_LIMIT || must_hand_off(p))
+    return 0;
+  barge_streak++;
+  return 1;
 }
 
 static int take_or_wait(struct cpool *p, int timeout_ms, int64_t *deadline_us,
@@ -582,7 +628,13 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   p->wake_fd = -1;
   p->cfg = *c;
   p->size = c->size;
-  pthread_mutex_init(&p->mu, NULL);
+  /* Critical sections are a few dozen instructions: spinning briefly
+   * before sleeping beats a futex round trip when callers contend. */
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&p->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
   pthread_condattr_init(&p->cond_attr);
   pthread_condattr_setclock(&p->cond_attr, CLOCK_MONOTONIC);
   pthread_cond_init(&p->state_cv, &p->cond_attr);
