@@ -1,0 +1,543 @@
+/* Helpers shared by the suites; see testutil.h. */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+
+extern char **environ;
+
+/* ---- clocks and the process ------------------------------------------- */
+
+int64_t tu_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t tu_now_ms(void) { return tu_now_us() / 1000; }
+
+void tu_sleep_us(int us) {
+  struct timespec ts = {.tv_sec = us / 1000000,
+                        .tv_nsec = (long)(us % 1000000) * 1000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+void tu_sleep_ms(int ms) { tu_sleep_us(ms * 1000); }
+
+int tu_count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+
+  if (!d)
+    return -1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the directory stream's own descriptor */
+}
+
+long tu_rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "re");
+  char line[256];
+  long kib = -1;
+
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib;
+}
+
+int tu_have_ipv6(void) {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in6 a;
+  int ok;
+
+  if (fd < 0)
+    return 0;
+  memset(&a, 0, sizeof a);
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+/* Ports handed to test servers come from below (or above) the ephemeral
+ * range, so no client socket of ours or of the library can be given one as
+ * its local port. */
+int tu_random_port(void) {
+  int lo = 32768, hi = 60999;
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+
+  if (f) {
+    if (fscanf(f, "%d %d", &lo, &hi) != 2) {
+      lo = 32768;
+      hi = 60999;
+    }
+    fclose(f);
+  }
+  if (lo > 11024)
+    return 10000 + (int)arc4random_uniform((uint32_t)(lo - 10000));
+  if (hi < 64535)
+    return hi + 1 + (int)arc4random_uniform((uint32_t)(65535 - hi));
+  return 0; /* no room outside: let the kernel choose */
+}
+
+int tu_free_port(void) {
+  for (int i = 0; i < 200; i++) {
+    int port = tu_random_port();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a;
+    int ok;
+
+    if (fd < 0)
+      return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (ok && port == 0) {
+      socklen_t len = sizeof a;
+      getsockname(fd, (struct sockaddr *)&a, &len);
+      port = ntohs(a.sin_port);
+    }
+    close(fd);
+    if (ok)
+      return port;
+  }
+  return -1;
+}
+
+/* ---- assertions ---------------------------------------------------------- */
+
+void tu_fail_(int ok, const char *what, const char *file, int line,
+              const char *fmt, ...) {
+  if (!ok) {
+    va_list ap;
+    fprintf(stderr, "%s:%d: FAILED %s: ", file, line, what);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+  }
+  CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, what, file,
+                          "", CU_FALSE);
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
+int tu_poll_(int64_t deadline_ms, int64_t round) {
+  if (round == 0)
+    return 1;
+  if (tu_now_ms() >= deadline_ms)
+    return 0;
+  tu_sleep_ms(1);
+  return 1;
+}
+
+int tu_poll_stats_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
+                   int64_t round) {
+  if (!tu_poll_(deadline_ms, round))
+    return 0;
+  return cpool_stats(pool, st) == 0;
+}
+
+/* ---- pools --------------------------------------------------------------- */
+
+void tu_config(cpool_config *cfg, int port, int size) {
+  cpool_config_init(cfg);
+  cfg->host = "127.0.0.1";
+  cfg->port = port;
+  cfg->size = size;
+  cfg->connect_timeout_ms = 500;
+  cfg->backoff_min_ms = 10;
+  cfg->backoff_max_ms = 100;
+}
+
+static void *waiter_main(void *arg) {
+  tu_waiter *w = arg;
+
+  w->t0_ms = tu_now_ms();
+  w->rc = cpool_checkout(w->pool, &w->conn, w->timeout_ms, &w->why);
+  w->t1_ms = tu_now_ms();
+  if (w->rc != 0)
+    return NULL;
+  w->slot = cpool_conn_slot(w->conn);
+  if (w->seq)
+    w->order = (*w->seq)++;
+  if (w->checkin) {
+    w->checkin_rc = cpool_checkin(w->pool, w->conn, CPOOL_CONN_OK);
+    w->conn = NULL;
+  }
+  return NULL;
+}
+
+int tu_waiter_start(tu_waiter *w, cpool_t *pool, int timeout_ms, int checkin,
+                    _Atomic int *seq) {
+  memset(w, 0, sizeof *w);
+  w->pool = pool;
+  w->timeout_ms = timeout_ms;
+  w->checkin = checkin;
+  w->seq = seq;
+  w->rc = 1; /* not a cpool code: "did not return" */
+  w->slot = -1;
+  w->order = -1;
+  return pthread_create(&w->thread, NULL, waiter_main, w);
+}
+
+void tu_waiter_join(tu_waiter *w) { pthread_join(w->thread, NULL); }
+
+/* ---- blocking clients ---------------------------------------------------- */
+
+/* Wait for events on fd until deadline; 0 when ready, -1 with errno. */
+static int wait_fd(int fd, short events, int64_t deadline) {
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = events};
+    int64_t left = deadline - tu_now_ms();
+    int r;
+
+    if (left <= 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    r = poll(&p, 1, (int)left);
+    if (r > 0)
+      return 0;
+    if (r < 0 && errno != EINTR)
+      return -1;
+  }
+}
+
+int tu_send_all(int fd, const void *buf, size_t n, int timeout_ms) {
+  const char *p = buf;
+  int64_t dl = tu_now_ms() + timeout_ms;
+
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+    } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (wait_fd(fd, POLLOUT, dl) != 0)
+        return -1;
+    } else {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int tu_recv_exact(int fd, void *buf, size_t n, int timeout_ms) {
+  char *p = buf;
+  int64_t dl = tu_now_ms() + timeout_ms;
+
+  while (n > 0) {
+    ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+    if (r > 0) {
+      p += r;
+      n -= (size_t)r;
+    } else if (r == 0) {
+      errno = ECONNRESET;
+      return -1;
+    } else if (errno == EAGAIN || errno == EINTR) {
+      if (wait_fd(fd, POLLIN, dl) != 0)
+        return -1;
+    } else {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int tu_echo(int fd, const char *msg, int timeout_ms) {
+  size_t n = strlen(msg);
+  char buf[512];
+
+  if (n > sizeof buf) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (tu_send_all(fd, msg, n, timeout_ms) != 0 ||
+      tu_recv_exact(fd, buf, n, timeout_ms) != 0)
+    return -1;
+  if (memcmp(buf, msg, n) != 0) {
+    errno = EPROTO;
+    return -1;
+  }
+  return 0;
+}
+
+int tu_ping(int fd, int timeout_ms) {
+  static const char ping[] = "PING\r\n", pong[] = "+PONG\r\n";
+  char buf[sizeof pong - 1];
+
+  if (tu_send_all(fd, ping, sizeof ping - 1, timeout_ms) != 0 ||
+      tu_recv_exact(fd, buf, sizeof buf, timeout_ms) != 0)
+    return -1;
+  if (memcmp(buf, pong, sizeof buf) != 0) {
+    errno = EPROTO;
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- on_event recorder ------------------------------------------------- */
+
+tu_events *tu_events_new(void) {
+  tu_events *r = calloc(1, sizeof *r);
+  pthread_condattr_t ca;
+
+  if (!r)
+    return NULL;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&r->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  return r;
+}
+
+void tu_events_free(tu_events *r) {
+  if (!r)
+    return;
+  pthread_cond_destroy(&r->cond);
+  pthread_mutex_destroy(&r->mu);
+  free(r);
+}
+
+void tu_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
+                  void *arg) {
+  tu_events *r = arg;
+
+  pthread_mutex_lock(&r->mu);
+  if (!err)
+    r->null_err++;
+  else if (err->slot != slot)
+    r->bad_slot++;
+  if (r->n < TU_MAX_EVENTS) {
+    tu_event *e = &r->ev[r->n++];
+    e->slot = slot;
+    e->type = type;
+    e->t_ms = tu_now_ms();
+    if (err)
+      e->err = *err;
+  }
+  r->total++;
+  if ((int)type >= 0 && (int)type < 8)
+    r->per_type[type]++;
+  pthread_cond_broadcast(&r->cond);
+  pthread_mutex_unlock(&r->mu);
+}
+
+int tu_events_count(tu_events *r, cpool_event_type type) {
+  int n;
+
+  pthread_mutex_lock(&r->mu);
+  n = r->per_type[type];
+  pthread_mutex_unlock(&r->mu);
+  return n;
+}
+
+int tu_events_wait(tu_events *r, cpool_event_type type, int n,
+                   int timeout_ms) {
+  struct timespec dl;
+  int ok;
+
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  dl.tv_sec += timeout_ms / 1000;
+  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&r->mu);
+  while (!(ok = r->per_type[type] >= n))
+    if (pthread_cond_timedwait(&r->cond, &r->mu, &dl) == ETIMEDOUT) {
+      ok = r->per_type[type] >= n;
+      break;
+    }
+  pthread_mutex_unlock(&r->mu);
+  return ok;
+}
+
+int tu_events_get(tu_events *r, cpool_event_type type, int i, tu_event *out) {
+  int rc = -1;
+
+  pthread_mutex_lock(&r->mu);
+  for (int k = 0; k < r->n; k++)
+    if (r->ev[k].type == type && i-- == 0) {
+      *out = r->ev[k];
+      rc = 0;
+      break;
+    }
+  pthread_mutex_unlock(&r->mu);
+  return rc;
+}
+
+/* ---- redis-server ------------------------------------------------------- */
+
+int tu_redis_available(void) {
+  const char *path = getenv("PATH");
+  char dir[4096], file[4200];
+
+  if (!path)
+    path = "/usr/local/bin:/usr/bin:/bin";
+  while (*path) {
+    size_t n = strcspn(path, ":");
+    if (n > 0 && n < sizeof dir) {
+      memcpy(dir, path, n);
+      dir[n] = '\0';
+      snprintf(file, sizeof file, "%s/redis-server", dir);
+      if (access(file, X_OK) == 0)
+        return 1;
+    }
+    path += n;
+    if (*path == ':')
+      path++;
+  }
+  return 0;
+}
+
+/* One PING on a fresh connection; 0 if +PONG came back. */
+static int redis_ping_once(int port, int timeout_ms) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a;
+  int rc = -1;
+
+  if (fd < 0)
+    return -1;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+    rc = tu_ping(fd, timeout_ms);
+  close(fd);
+  return rc;
+}
+
+int tu_redis_wait_ready(int port, int timeout_ms) {
+  int64_t dl = tu_now_ms() + timeout_ms;
+
+  for (;;) {
+    if (redis_ping_once(port, 1000) == 0)
+      return 0;
+    if (tu_now_ms() >= dl)
+      return -1;
+    tu_sleep_ms(2);
+  }
+}
+
+/* Run redis-server with its output sent to /dev/null.  posix_spawn, not
+ * fork: the test process has many threads (the pool's workers). */
+static int spawn_redis(tu_redis *r) {
+  char port[16];
+  char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                  "--save", "", "--appendonly", "no", "--daemonize", "no",
+                  "--protected-mode", "no", NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  sigset_t none;
+  int rc;
+
+  snprintf(port, sizeof port, "%d", r->port);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_init(&attr);
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  rc = posix_spawnp(&r->pid, "redis-server", &fa, &attr, argv, environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    fprintf(stderr, "redis-server: spawn: %s\n", strerror(rc));
+    r->pid = 0;
+    return -1;
+  }
+  return 0;
+}
+
+/* Did the child exit already (port taken, bad option)? */
+static int redis_exited(tu_redis *r) {
+  int st;
+
+  if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+    fprintf(stderr, "redis-server on port %d exited early (status %d)\n",
+            r->port, st);
+    r->pid = 0;
+    return 1;
+  }
+  return 0;
+}
+
+int tu_redis_start(tu_redis *r, int port, int timeout_ms) {
+  int64_t dl = tu_now_ms() + timeout_ms;
+
+  r->pid = 0;
+  r->port = port ? port : tu_free_port();
+  if (r->port <= 0 || spawn_redis(r) != 0)
+    return -1;
+  for (;;) {
+    if (redis_ping_once(r->port, 1000) == 0)
+      return 0;
+    if (redis_exited(r))
+      return -1;
+    if (tu_now_ms() >= dl) {
+      fprintf(stderr, "redis-server on port %d: no PONG in %d ms\n", r->port,
+              timeout_ms);
+      tu_redis_stop(r);
+      return -1;
+    }
+    tu_sleep_ms(2);
+  }
+}
+
+void tu_redis_kill(tu_redis *r, int sig) {
+  if (r->pid <= 0)
+    return;
+  kill(r->pid, sig);
+  while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  r->pid = 0;
+}
+
+void tu_redis_stop(tu_redis *r) {
+  int64_t dl = tu_now_ms() + 2000;
+
+  if (r->pid <= 0)
+    return;
+  kill(r->pid, SIGTERM);
+  while (tu_now_ms() < dl) {
+    if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+      r->pid = 0;
+      return;
+    }
+    tu_sleep_ms(5);
+  }
+  tu_redis_kill(r, SIGKILL);
+}
