@@ -1,0 +1,757 @@
+/*
+ * Checkout and checkin: nowait and waiting modes, FIFO hand-off, the
+ * timeout-versus-checkin race, many threads, sync and async start, the
+ * connection's socket and user data, IPv6 and Unix endpoints, 1024 slots.
+ */
+#include "suites.h"
+#include "testserver.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netdb.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+
+static ts_server *srv;
+
+int checkout_init(void) {
+  srv = ts_start(TS_ECHO, TS_TCP4 | TS_TCP6 | TS_UNIX);
+  return srv ? 0 : -1;
+}
+
+int checkout_cleanup(void) {
+  ts_stop(srv);
+  srv = NULL;
+  return 0;
+}
+
+static cpool_t *open_pool(int size, cpool_start start, int handoff_after_us) {
+  cpool_config cfg;
+  cpool_t *p = NULL;
+
+  tu_config(&cfg, ts_port(srv), size);
+  cfg.start = start;
+  cfg.handoff_after_us = handoff_after_us;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  return p;
+}
+
+/* Every slot idle, none lost, and each one can be checked out at once. */
+static void assert_all_slots_free(cpool_t *p, int size) {
+  cpool_conn_t *c[64];
+  cpool_stats_t st;
+  int got = 0;
+
+  TU_WAIT_STATS(p, st, st.idle == size && st.waiters == 0, 5000);
+  TU_ASSERT_EQ(st.idle, size);
+  TU_ASSERT_EQ(st.busy, 0);
+  TU_ASSERT_EQ(st.waiters, 0);
+  for (int i = 0; i < size && i < 64; i++)
+    if (cpool_checkout(p, &c[got], CPOOL_NOWAIT, NULL) == 0)
+      got++;
+  TU_ASSERT_EQ(got, size < 64 ? size : 64);
+  for (int i = 0; i < got; i++)
+    TU_ASSERT_CODE(cpool_checkin(p, c[i], CPOOL_CONN_OK), 0);
+}
+
+/* ---- nowait and waiting ------------------------------------------------ */
+
+static void test_nowait_checkedout(void) {
+  cpool_t *p = open_pool(2, CPOOL_START_SYNC, 0);
+  cpool_conn_t *a = NULL, *b = NULL, *c = NULL;
+  cpool_stats_t st;
+  int64_t t0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &a, CPOOL_NOWAIT, NULL), 0);
+  TU_ASSERT_CODE(cpool_checkout(p, &b, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT(a != b);
+  CU_ASSERT(cpool_conn_slot(a) != cpool_conn_slot(b));
+  t0 = tu_now_ms();
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), CPOOL_ECHECKEDOUT);
+  TU_ASSERT_INT(tu_now_ms() - t0, <, 100);
+  CU_ASSERT_PTR_NULL(c);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.busy, 2);
+  TU_ASSERT_EQ(st.idle, 0);
+  TU_ASSERT_EQ(st.checkouts, 2);
+  TU_ASSERT_EQ(st.checked_out_errors, 1);
+  TU_ASSERT_EQ(st.waits, 0);
+  TU_ASSERT_CODE(cpool_checkin(p, a, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT(c == a || cpool_conn_slot(c) == cpool_conn_slot(a));
+  TU_ASSERT_CODE(cpool_checkin(p, b, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  assert_all_slots_free(p, 2);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+static void test_wait_timeout(void) {
+  cpool_t *p = open_pool(1, CPOOL_START_SYNC, 0);
+  cpool_conn_t *a = NULL, *b = NULL;
+  cpool_stats_t st;
+  int64_t t0, took;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &a, CPOOL_NOWAIT, NULL), 0);
+  t0 = tu_now_ms();
+  TU_ASSERT_CODE(cpool_checkout(p, &b, 200, NULL), CPOOL_ETIMEDOUT);
+  took = tu_now_ms() - t0;
+  CU_ASSERT_PTR_NULL(b);
+  TU_ASSERT_BETWEEN(took, 195, 200 + (TU_SANITIZED ? 2000 : 1000));
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.timeouts, 1);
+  TU_ASSERT_EQ(st.waits, 1);
+  TU_ASSERT_EQ(st.waiters, 0);
+  TU_ASSERT_EQ(st.busy, 1);
+  TU_ASSERT_CODE(cpool_checkin(p, a, CPOOL_CONN_OK), 0);
+  assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+static void test_wait_forever_gets_checkin(void) {
+  cpool_t *p = open_pool(1, CPOOL_START_SYNC, 0);
+  cpool_conn_t *a = NULL;
+  cpool_stats_t st;
+  tu_waiter w;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &a, CPOOL_NOWAIT, NULL), 0);
+  TU_ASSERT_EQ(tu_waiter_start(&w, p, CPOOL_WAIT_FOREVER, 0, NULL), 0);
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+  TU_ASSERT_EQ(st.waiters, 1);
+  /* Still waiting a little later: forever means forever. */
+  tu_sleep_ms(50);
+  TU_ASSERT_EQ(w.rc, 1);
+  /* Checked in from this thread, taken by the other one. */
+  TU_ASSERT_CODE(cpool_checkin(p, a, CPOOL_CONN_OK), 0);
+  tu_waiter_join(&w);
+  TU_ASSERT_CODE(w.rc, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(w.conn);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(w.conn), "handed over", 2000), 0);
+  /* Any thread may check it in, not only the one that took it. */
+  TU_ASSERT_CODE(cpool_checkin(p, w.conn, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, 2);
+  TU_ASSERT_EQ(st.waits, 1);
+  assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* Waiters queued one after the other get the slot in that order. */
+static void fifo_order(int handoff_after_us) {
+  enum { N = 6 };
+  cpool_t *p = open_pool(1, CPOOL_START_SYNC, handoff_after_us);
+  cpool_conn_t *a = NULL;
+  _Atomic int seq = 0;
+  cpool_stats_t st;
+  tu_waiter w[N];
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &a, CPOOL_NOWAIT, NULL), 0);
+  for (int i = 0; i < N; i++) {
+    TU_ASSERT_EQ(tu_waiter_start(&w[i], p, 10000, 1, &seq), 0);
+    /* The next one starts only once this one is queued. */
+    TU_WAIT_STATS(p, st, st.waiters == i + 1, 5000);
+    TU_ASSERT_EQ(st.waiters, i + 1);
+  }
+  TU_ASSERT_CODE(cpool_checkin(p, a, CPOOL_CONN_OK), 0);
+  for (int i = 0; i < N; i++) {
+    tu_waiter_join(&w[i]);
+    TU_ASSERT_CODE(w[i].rc, 0);
+    TU_ASSERT_CODE(w[i].checkin_rc, 0);
+    TU_ASSERT_EQ(w[i].order, i);
+  }
+  assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+static void test_fifo_strict(void) { fifo_order(-1); }
+static void test_fifo_default_handoff(void) { fifo_order(0); }
+
+/* ---- the timeout-versus-checkin race ------------------------------------ */
+
+typedef struct race {
+  cpool_t *pool;
+  sem_t go, done;
+  atomic_int stop;
+  int got, timedout, other, bad_checkin;
+  int other_rc;
+} race;
+
+/* One checkout with a 1 ms timeout per round, against the main thread's
+ * checkin landing anywhere around that deadline. */
+static void *race_waiter(void *arg) {
+  race *r = arg;
+
+  for (;;) {
+    cpool_conn_t *c = NULL;
+    int rc;
+
+    sem_wait(&r->go);
+    if (atomic_load(&r->stop))
+      break;
+    rc = cpool_checkout(r->pool, &c, 1, NULL);
+    if (rc == 0) {
+      r->got++;
+      if (cpool_checkin(r->pool, c, CPOOL_CONN_OK) != 0)
+        r->bad_checkin++;
+    } else if (rc == CPOOL_ETIMEDOUT) {
+      r->timedout++;
+    } else {
+      r->other++;
+      r->other_rc = rc;
+    }
+    sem_post(&r->done);
+  }
+  return NULL;
+}
+
+static void test_timeout_race_hammer(void) {
+  const int max_rounds = TU_SANITIZED ? 1500 : 4000;
+  const int64_t budget_ms = TU_SANITIZED ? 8000 : 5000;
+  cpool_t *p = open_pool(1, CPOOL_START_SYNC, 0);
+  int rounds = 0, lost = 0, bad_checkin = 0;
+  pthread_t th;
+  cpool_stats_t st;
+  race r;
+  int64_t t0 = tu_now_ms();
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&r, 0, sizeof r);
+  r.pool = p;
+  sem_init(&r.go, 0, 0);
+  sem_init(&r.done, 0, 0);
+  CU_ASSERT_FATAL(pthread_create(&th, NULL, race_waiter, &r) == 0);
+  while (rounds < max_rounds && tu_now_ms() - t0 < budget_ms) {
+    cpool_conn_t *c = NULL;
+    uint32_t pick = arc4random_uniform(100);
+    /* Mostly right around the waiter's 1 ms deadline, sometimes at once. */
+    int delay_us = pick < 10 ? 0 : 600 + (int)arc4random_uniform(900);
+
+    if (cpool_checkout(p, &c, CPOOL_NOWAIT, NULL) != 0) {
+      lost++; /* the only slot should be free between rounds */
+      break;
+    }
+    sem_post(&r.go);
+    if (delay_us)
+      tu_sleep_us(delay_us);
+    if (cpool_checkin(p, c, CPOOL_CONN_OK) != 0)
+      bad_checkin++;
+    sem_wait(&r.done);
+    rounds++;
+  }
+  atomic_store(&r.stop, 1);
+  sem_post(&r.go);
+  pthread_join(th, NULL);
+  printf("\nFIGURE: timeout race: %d rounds in %lld ms, waiter got the slot "
+         "%d times, timed out %d times\n",
+         rounds, (long long)(tu_now_ms() - t0), r.got, r.timedout);
+  TU_ASSERT_EQ(lost, 0);
+  TU_ASSERT_EQ(bad_checkin, 0);
+  TU_ASSERT_EQ(r.bad_checkin, 0);
+  if (r.other)
+    fprintf(stderr, "race waiter got %s\n", cpool_err_name(r.other_rc));
+  TU_ASSERT_EQ(r.other, 0);
+  TU_ASSERT_INT(rounds, >=, 300);
+  /* Both sides of the race were exercised. */
+  TU_ASSERT_INT(r.got, >, 0);
+  TU_ASSERT_INT(r.timedout, >, 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, (uint64_t)rounds + (uint64_t)r.got);
+  TU_ASSERT_EQ(st.timeouts, (uint64_t)r.timedout);
+  TU_ASSERT_EQ(st.idle + st.busy, 1);
+  assert_all_slots_free(p, 1);
+  sem_destroy(&r.go);
+  sem_destroy(&r.done);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* ---- many threads ---------------------------------------------------- */
+
+enum { MT_SIZE = 4, MT_THREADS = 16 };
+
+typedef struct mt_shared {
+  cpool_t *pool;
+  int cycles;
+  atomic_int in_use[MT_SIZE]; /* a slot held by two callers at once? */
+  atomic_int overlaps, errors, io_errors, ok, broken;
+  atomic_int last_err;
+} mt_shared;
+
+static void *mt_worker(void *arg) {
+  mt_shared *m = arg;
+
+  for (int i = 0; i < m->cycles; i++) {
+    cpool_conn_t *c = NULL;
+    int rc = cpool_checkout(m->pool, &c, 10000, NULL);
+    int slot, status = CPOOL_CONN_OK;
+
+    if (rc != 0) {
+      atomic_fetch_add(&m->errors, 1);
+      atomic_store(&m->last_err, rc);
+      continue;
+    }
+    atomic_fetch_add(&m->ok, 1);
+    slot = cpool_conn_slot(c);
+    if (slot < 0 || slot >= MT_SIZE || atomic_exchange(&m->in_use[slot], 1))
+      atomic_fetch_add(&m->overlaps, 1);
+    if (i % 8 == 0 && tu_echo(cpool_conn_fd(c), "mt", 5000) != 0) {
+      atomic_fetch_add(&m->io_errors, 1);
+      status = CPOOL_CONN_BROKEN;
+    }
+    if (i % 97 == 5)
+      status = CPOOL_CONN_BROKEN; /* mix reconnects into the traffic */
+    if (status == CPOOL_CONN_BROKEN)
+      atomic_fetch_add(&m->broken, 1);
+    if (slot >= 0 && slot < MT_SIZE)
+      atomic_store(&m->in_use[slot], 0);
+    if (cpool_checkin(m->pool, c, status) != 0)
+      atomic_fetch_add(&m->errors, 1);
+  }
+  return NULL;
+}
+
+static void test_many_threads(void) {
+  cpool_t *p = open_pool(MT_SIZE, CPOOL_START_SYNC, 0);
+  pthread_t th[MT_THREADS];
+  mt_shared m;
+  cpool_stats_t st;
+  int64_t t0 = tu_now_ms();
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&m, 0, sizeof m);
+  m.pool = p;
+  m.cycles = TU_SANITIZED ? 150 : 500;
+  for (int i = 0; i < MT_THREADS; i++)
+    CU_ASSERT_FATAL(pthread_create(&th[i], NULL, mt_worker, &m) == 0);
+  for (int i = 0; i < MT_THREADS; i++)
+    pthread_join(th[i], NULL);
+  printf("\nFIGURE: many threads: %d threads x %d cycles on %d slots in %lld "
+         "ms\n",
+         MT_THREADS, m.cycles, MT_SIZE, (long long)(tu_now_ms() - t0));
+  if (m.errors)
+    fprintf(stderr, "many threads: last error %s\n",
+            cpool_err_name(m.last_err));
+  TU_ASSERT_EQ(m.errors, 0);
+  TU_ASSERT_EQ(m.overlaps, 0);
+  TU_ASSERT_EQ(m.io_errors, 0);
+  TU_ASSERT_EQ(m.ok, MT_THREADS * m.cycles);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, (uint64_t)m.ok);
+  TU_ASSERT_EQ(st.broken_checkins, (uint64_t)m.broken);
+  TU_WAIT_STATS(p, st, st.connects >= (uint64_t)(MT_SIZE + m.broken), 5000);
+  TU_ASSERT_EQ(st.connects, (uint64_t)(MT_SIZE + m.broken));
+  assert_all_slots_free(p, MT_SIZE);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* ---- start ------------------------------------------------------------- */
+
+static void test_sync_start(void) {
+  ts_counts before = ts_get_counts(srv);
+  cpool_t *p = open_pool(4, CPOOL_START_SYNC, 0);
+  cpool_stats_t st;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  /* Connected when open returns, not some time later. */
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.idle, 4);
+  TU_ASSERT_EQ(st.connecting + st.backoff, 0);
+  TU_ASSERT_EQ(st.connects, 4);
+  TU_ASSERT_EQ(st.connect_failures, 0);
+  TU_ASSERT_EQ(st.last_error.code, 0);
+  CU_ASSERT(ts_wait_accepted(srv, before.accepted + 4, 5000));
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+static void test_async_start(void) {
+  cpool_t *p = open_pool(4, CPOOL_START_ASYNC, 0);
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  /* The first checkout may have to wait for a slot to connect. */
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 5000, NULL), 0);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "async", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_WAIT_STATS(p, st, st.idle == 4, 5000);
+  TU_ASSERT_EQ(st.idle, 4);
+  TU_ASSERT_EQ(st.connects, 4);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* Against a server whose connects hang: async open returns at once, and
+ * while slots are connecting the pool is busy, not down. */
+static void test_async_start_slow_server(void) {
+  ts_server *bh = ts_start(TS_ECHO, TS_TCP4);
+  cpool_config cfg;
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+  cpool_t *p = NULL;
+  int64_t t0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(bh);
+  CU_ASSERT_FATAL(ts_blackhole(bh) == 0);
+  tu_config(&cfg, ts_port(bh), 2);
+  cfg.connect_timeout_ms = 3000;
+  t0 = tu_now_ms();
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  TU_ASSERT_INT(tu_now_ms() - t0, <, 1000);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.connecting, 2);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), CPOOL_ECHECKEDOUT);
+  t0 = tu_now_ms();
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 100, NULL), CPOOL_ETIMEDOUT);
+  TU_ASSERT_INT(tu_now_ms() - t0, >=, 95);
+  t0 = tu_now_ms();
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  /* A connect in progress must not hold close much beyond its timeout. */
+  TU_ASSERT_INT(tu_now_ms() - t0, <, 3000 + 1000);
+  ts_stop(bh);
+}
+
+/* ---- the connection ------------------------------------------------------ */
+
+static int sock_int(int fd, int level, int opt) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  return getsockopt(fd, level, opt, &v, &len) == 0 ? v : -1;
+}
+
+static void test_conn_fd(void) {
+  cpool_t *p = open_pool(2, CPOOL_START_SYNC, 0);
+  cpool_conn_t *c = NULL;
+  struct sockaddr_in peer;
+  socklen_t len = sizeof peer;
+  struct timeval tv;
+  socklen_t tvlen = sizeof tv;
+  int fd;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  fd = cpool_conn_fd(c);
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_BETWEEN(cpool_conn_slot(c), 0, 1);
+  CU_ASSERT_PTR_NULL(cpool_conn_data(c)); /* no on_connect */
+  TU_ASSERT_EQ(getpeername(fd, (struct sockaddr *)&peer, &len), 0);
+  TU_ASSERT_EQ(peer.sin_family, AF_INET);
+  TU_ASSERT_EQ(ntohs(peer.sin_port), ts_port(srv));
+  TU_ASSERT_EQ(ntohl(peer.sin_addr.s_addr), INADDR_LOOPBACK);
+  TU_ASSERT_EQ(sock_int(fd, SOL_SOCKET, SO_TYPE), SOCK_STREAM);
+  TU_ASSERT_EQ(sock_int(fd, SOL_SOCKET, SO_ERROR), 0);
+  TU_ASSERT_INT(sock_int(fd, IPPROTO_TCP, TCP_NODELAY), >, 0);
+  CU_ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  /* Ready for the caller's ordinary blocking I/O, without a leftover
+   * handshake timeout. */
+  CU_ASSERT((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+  TU_ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen), 0);
+  CU_ASSERT(tv.tv_sec == 0 && tv.tv_usec == 0);
+  TU_ASSERT_EQ(tu_echo(fd, "hello, pool", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_BROKEN), 0);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* ---- user data through on_connect / on_disconnect ----------------------- */
+
+#define DATA_MAGIC 0x5eed5eedu
+
+typedef struct user_data {
+  unsigned magic;
+  int fd;
+} user_data;
+
+typedef struct cb_state {
+  int fail;            /* on_connect fails (errno EPROTO) */
+  int timeout_ms;      /* the pool's connect_timeout_ms */
+  atomic_int connects, disconnects, bad_fd, bad_data, io_failed, bad_timeout;
+} cb_state;
+
+static int on_connect(int fd, void **data, void *arg) {
+  cb_state *s = arg;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  struct timeval tv;
+  socklen_t tvlen = sizeof tv;
+  user_data *d;
+
+  atomic_fetch_add(&s->connects, 1);
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+    atomic_fetch_add(&s->bad_fd, 1);
+  /* The handshake runs with the connect timeout as its I/O timeout. */
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen) != 0 ||
+      tv.tv_sec * 1000 + tv.tv_usec / 1000 < s->timeout_ms - 10 ||
+      tv.tv_sec * 1000 + tv.tv_usec / 1000 > s->timeout_ms + 10)
+    atomic_fetch_add(&s->bad_timeout, 1);
+  /* A real exchange, as AUTH or a TLS handshake would do. */
+  if (tu_echo(fd, "HELLO\r\n", 2000) != 0)
+    atomic_fetch_add(&s->io_failed, 1);
+  d = malloc(sizeof *d);
+  if (!d)
+    return -1;
+  d->magic = DATA_MAGIC;
+  d->fd = fd;
+  *data = d;
+  if (s->fail) {
+    errno = EPROTO;
+    return -1;
+  }
+  return 0;
+}
+
+static void on_disconnect(int fd, void *data, void *arg) {
+  cb_state *s = arg;
+  user_data *d = data;
+
+  atomic_fetch_add(&s->disconnects, 1);
+  if (!d || d->magic != DATA_MAGIC || d->fd != fd) {
+    atomic_fetch_add(&s->bad_data, 1);
+    return;
+  }
+  d->magic = 0;
+  free(d);
+}
+
+static void cb_config(cpool_config *cfg, cb_state *s, int size) {
+  tu_config(cfg, ts_port(srv), size);
+  cfg->on_connect = on_connect;
+  cfg->on_disconnect = on_disconnect;
+  cfg->cb_arg = s;
+  s->timeout_ms = cfg->connect_timeout_ms;
+}
+
+static void test_conn_data(void) {
+  cpool_config cfg;
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+  cpool_t *p = NULL;
+  cb_state s;
+  user_data *d;
+
+  memset(&s, 0, sizeof s);
+  cb_config(&cfg, &s, 3);
+  cfg.start = CPOOL_START_SYNC;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_EQ(s.connects, 3);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  d = cpool_conn_data(c);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  TU_ASSERT_EQ(d->magic, DATA_MAGIC);
+  TU_ASSERT_EQ(d->fd, cpool_conn_fd(c));
+  /* The handshake's bytes were consumed by it: the stream is clean. */
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "after handshake", 2000), 0);
+  /* Broken: on_disconnect releases this data, on_connect makes new. */
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_BROKEN), 0);
+  TU_WAIT_STATS(p, st, st.connects == 4 && st.idle == 3, 5000);
+  TU_ASSERT_EQ(st.connects, 4);
+  TU_ASSERT_EQ(st.disconnects, 1);
+  TU_ASSERT_EQ(st.broken_checkins, 1);
+  TU_ASSERT_EQ(s.connects, 4);
+  TU_ASSERT_EQ(s.disconnects, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  /* Every on_connect had its on_disconnect, each with its own data. */
+  TU_ASSERT_EQ(s.disconnects, 4);
+  TU_ASSERT_EQ(s.bad_data, 0);
+  TU_ASSERT_EQ(s.bad_fd, 0);
+  TU_ASSERT_EQ(s.io_failed, 0);
+  TU_ASSERT_EQ(s.bad_timeout, 0);
+}
+
+static void test_on_connect_failure(void) {
+  cpool_config cfg;
+  cpool_error_info err;
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+  cpool_t *p = NULL;
+  cb_state s;
+
+  memset(&s, 0, sizeof s);
+  s.fail = 1;
+  cb_config(&cfg, &s, 2);
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_WAIT_STATS(p, st, st.connect_failures >= 4, 5000);
+  TU_ASSERT_INT(st.connect_failures, >=, 4);
+  TU_ASSERT_EQ(st.connects, 0);
+  TU_ASSERT_EQ(st.idle + st.busy, 0);
+  TU_ASSERT_CODE(st.last_error.code, CPOOL_EHANDSHAKE);
+  TU_ASSERT_EQ(st.last_error.step, CPOOL_STEP_HANDSHAKE);
+  TU_ASSERT_EQ(st.last_error.sys_errno, EPROTO);
+  CU_ASSERT(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL) != 0);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  TU_ASSERT_EQ(s.disconnects, s.connects);
+  TU_ASSERT_EQ(s.bad_data, 0);
+
+  /* Sync: the handshake's failure is open's error. */
+  memset(&s, 0, sizeof s);
+  s.fail = 1;
+  cb_config(&cfg, &s, 2);
+  cfg.start = CPOOL_START_SYNC;
+  memset(&err, 0, sizeof err);
+  p = (cpool_t *)&p;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, &err), CPOOL_EHANDSHAKE);
+  CU_ASSERT_PTR_NULL(p);
+  TU_ASSERT_EQ(err.step, CPOOL_STEP_HANDSHAKE);
+  TU_ASSERT_EQ(s.disconnects, s.connects);
+  TU_ASSERT_EQ(s.bad_data, 0);
+}
+
+/* ---- endpoints ------------------------------------------------------------ */
+
+static void endpoint_round_trip(cpool_config *cfg, int family) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  cpool_conn_t *c = NULL;
+  cpool_error_info err;
+  cpool_t *p = NULL;
+
+  cfg->start = CPOOL_START_SYNC;
+  TU_ASSERT_CODE(cpool_open(&p, cfg, &err), 0);
+  if (!p) {
+    fprintf(stderr, "open failed: %s\n", err.message);
+    return;
+  }
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_EQ(getpeername(cpool_conn_fd(c), (struct sockaddr *)&ss, &len), 0);
+  TU_ASSERT_EQ(ss.ss_family, family);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "endpoint", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+static void test_ipv6(void) {
+  cpool_config cfg;
+
+  if (!ts_port6(srv)) {
+    printf("\nSKIP: ipv6: ::1 cannot be bound on this machine\n");
+    CU_PASS("IPv6 skipped: no ::1");
+    return;
+  }
+  tu_config(&cfg, ts_port6(srv), 2);
+  cfg.host = "::1";
+  endpoint_round_trip(&cfg, AF_INET6);
+}
+
+static void test_unix_socket(void) {
+  cpool_config cfg;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ts_unix_path(srv));
+  tu_config(&cfg, 0, 2);
+  cfg.host = NULL;
+  cfg.unix_path = ts_unix_path(srv);
+  endpoint_round_trip(&cfg, AF_UNIX);
+}
+
+/* A name with several addresses: each is tried in turn.  "localhost" with
+ * ::1 first and the server only on 127.0.0.1 (its IPv6 port differs). */
+static void test_all_addresses_tried(void) {
+  struct addrinfo hints, *res = NULL;
+  int v4 = 0, v6 = 0, v6_first = 0;
+  cpool_config cfg;
+
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo("localhost", "1", &hints, &res) == 0) {
+    v6_first = res && res->ai_family == AF_INET6;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+      v4 |= a->ai_family == AF_INET;
+      v6 |= a->ai_family == AF_INET6;
+    }
+    freeaddrinfo(res);
+  }
+  if (!v4 || !v6 || !v6_first) {
+    printf("\nSKIP: all_addresses_tried: localhost is not ::1 then "
+           "127.0.0.1 here\n");
+    CU_PASS("skipped: localhost has one address family");
+    return;
+  }
+  tu_config(&cfg, ts_port(srv), 1);
+  cfg.host = "localhost";
+  endpoint_round_trip(&cfg, AF_INET);
+}
+
+/* ---- 1024 slots ------------------------------------------------------- */
+
+static void test_1024_slots(void) {
+  const int n = 1024;
+  long rss0, rss1;
+  ts_counts before;
+  cpool_config cfg;
+  cpool_error_info err;
+  cpool_stats_t st;
+  cpool_t *p = NULL;
+  int64_t t0, t_open, t_close;
+
+  /* Earlier tests' connections are gone from the server first. */
+  CU_ASSERT(ts_wait_open(srv, 0, 5000));
+  before = ts_get_counts(srv);
+  rss0 = tu_rss_kib();
+  t0 = tu_now_ms();
+
+  tu_config(&cfg, ts_port(srv), n);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.connect_timeout_ms = 10000;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, &err), 0);
+  t_open = tu_now_ms() - t0;
+  if (!p) {
+    fprintf(stderr, "1024 slots: %s\n", err.message);
+    return;
+  }
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.size, n);
+  TU_ASSERT_EQ(st.idle, n);
+  TU_ASSERT_EQ(st.connects, n);
+  CU_ASSERT(ts_wait_open_at_least(srv, before.open + n, 10000));
+  TU_ASSERT_EQ(ts_get_counts(srv).accepted - before.accepted, (uint64_t)n);
+  rss1 = tu_rss_kib();
+  t0 = tu_now_ms();
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  t_close = tu_now_ms() - t0;
+  CU_ASSERT(ts_wait_open(srv, before.open, 10000));
+  printf("\nFIGURE: 1024-slot pool: VmRSS %ld KiB with the pool open "
+         "(%ld KiB before: +%ld KiB, %.1f KiB per slot)%s; sync open %lld ms, "
+         "close %lld ms\n",
+         rss1, rss0, rss1 - rss0, (double)(rss1 - rss0) / n,
+         TU_SANITIZED ? " [sanitizer build]" : "", (long long)t_open,
+         (long long)t_close);
+  /* "Not more than a few MiB": the bound is loose, the figure is printed. */
+  if (!TU_SANITIZED)
+    TU_ASSERT_INT(rss1 - rss0, <, 32 * 1024);
+}
+
+CU_TestInfo checkout_tests[] = {
+    {"nowait_checkedout", test_nowait_checkedout},
+    {"wait_timeout", test_wait_timeout},
+    {"wait_forever_gets_checkin", test_wait_forever_gets_checkin},
+    {"fifo_strict", test_fifo_strict},
+    {"fifo_default_handoff", test_fifo_default_handoff},
+    {"timeout_race_hammer", test_timeout_race_hammer},
+    {"many_threads", test_many_threads},
+    {"sync_start", test_sync_start},
+    {"async_start", test_async_start},
+    {"async_start_slow_server", test_async_start_slow_server},
+    {"conn_fd", test_conn_fd},
+    {"conn_data", test_conn_data},
+    {"on_connect_failure", test_on_connect_failure},
+    {"ipv6", test_ipv6},
+    {"unix_socket", test_unix_socket},
+    {"all_addresses_tried", test_all_addresses_tried},
+    {"1024_slots", test_1024_slots},
+    CU_TEST_INFO_NULL,
+};
