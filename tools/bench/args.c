@@ -1,0 +1,314 @@
+#include "args.h"
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "cpool.h"
+
+enum opt_id {
+  OPT_THREADS, OPT_POOL, OPT_MODE, OPT_TIMEOUT, OPT_DURATION, OPT_REQUESTS,
+  OPT_HOST, OPT_PORT, OPT_UNIX, OPT_PROTOCOL, OPT_SIZE, OPT_NO_IO, OPT_CPR,
+  OPT_RATE, OPT_CHAOS, OPT_BUILTIN, OPT_QUIET, OPT_JSON, OPT_HELP
+};
+
+struct opt {
+  const char *name;
+  enum opt_id id;
+  bool has_value;
+};
+
+static const struct opt opts[] = {
+    {"threads", OPT_THREADS, true},
+    {"pool", OPT_POOL, true},
+    {"mode", OPT_MODE, true},
+    {"timeout-ms", OPT_TIMEOUT, true},
+    {"duration", OPT_DURATION, true},
+    {"requests", OPT_REQUESTS, true},
+    {"host", OPT_HOST, true},
+    {"port", OPT_PORT, true},
+    {"unix", OPT_UNIX, true},
+    {"protocol", OPT_PROTOCOL, true},
+    {"size", OPT_SIZE, true},
+    {"no-io", OPT_NO_IO, false},
+    {"connect-per-request", OPT_CPR, false},
+    {"rate", OPT_RATE, true},
+    {"chaos", OPT_CHAOS, true},
+    {"builtin-server", OPT_BUILTIN, false},
+    {"quiet", OPT_QUIET, false},
+    {"json", OPT_JSON, false},
+    {"help", OPT_HELP, false},
+};
+
+static const char *const proto_names[] = {"ping", "echo", "get", "set"};
+
+const char *proto_name(proto_kind p)
+{
+  return (unsigned)p < 4 ? proto_names[p] : "?";
+}
+
+void args_usage(FILE *out)
+{
+  fputs(
+      "usage: cpool-bench [options]\n"
+      "  --threads N            client threads (1..1024, default 8)\n"
+      "  --pool N               pool connections (1..65536, default 8)\n"
+      "  --mode nowait|wait     checkout mode (default wait)\n"
+      "  --timeout-ms N         checkout timeout in wait mode (1..600000, "
+      "default 1000)\n"
+      "  --duration T           run time: seconds, or with s/ms suffix "
+      "(default 5)\n"
+      "  --requests N           stop after N requests (attempts) in all\n"
+      "  --host H --port P      target server (default port 6379)\n"
+      "  --unix PATH            target Unix socket\n"
+      "  --protocol P           ping|echo|get|set (default ping)\n"
+      "  --size N               payload bytes for echo/get/set (1..1048576, "
+      "default 16)\n"
+      "  --no-io                checkout/checkin only: the pool's overhead\n"
+      "  --connect-per-request  no pool: connect, request, close\n"
+      "  --rate R               open loop: R requests/s across all threads\n"
+      "  --chaos T              built-in server drops every connection every "
+      "T (s or ms)\n"
+      "  --builtin-server       serve the target (--port or --unix) with the "
+      "built-in server\n"
+      "  --quiet                no progress line\n"
+      "  --json                 one JSON object per second and a summary on "
+      "stdout\n"
+      "  --help                 this text\n"
+      "With no --host, --port or --unix, the built-in server is started on a "
+      "free\nloopback port.  See docs/bench.md.\n",
+      out);
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static int parse_num(const char *name, const char *s, long long min,
+                     long long max, long long *out, char *err, size_t errlen)
+{
+  const char *why = NULL;
+  long long v = strtonum(s, min, max, &why);
+  if (why != NULL)
+    return fail(err, errlen, "--%s '%s' is %s (allowed %lld..%lld)", name, s,
+                why, min, max);
+  *out = v;
+  return 0;
+}
+
+/* A time: "5" or "5s" (seconds) or "500ms", into milliseconds. */
+static int parse_time_ms(const char *name, const char *s, long long max_ms,
+                         int64_t *out, char *err, size_t errlen)
+{
+  char num[32];
+  size_t len = strlen(s);
+  long long scale = 1000;
+  if (len > 2 && strcmp(s + len - 2, "ms") == 0) {
+    len -= 2;
+    scale = 1;
+  } else if (len > 1 && s[len - 1] == 's') {
+    len -= 1;
+  }
+  if (len == 0 || len >= sizeof num)
+    return fail(err, errlen, "--%s '%s' is not a time (e.g. 5, 5s, 500ms)",
+                name, s);
+  memcpy(num, s, len);
+  num[len] = '\0';
+  const char *why = NULL;
+  long long v = strtonum(num, 1, max_ms / scale, &why);
+  if (why != NULL)
+    return fail(err, errlen, "--%s '%s' is %s (allowed 1ms..%llds)", name, s,
+                why, max_ms / 1000);
+  *out = v * scale;
+  return 0;
+}
+
+static void set_defaults(bench_args *a)
+{
+  memset(a, 0, sizeof *a);
+  a->threads = 8;
+  a->pool = 8;
+  a->timeout_ms = 1000;
+  a->protocol = PROTO_PING;
+  a->size = 16;
+}
+
+static const struct opt *find_opt(const char *name, size_t len)
+{
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+    if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+      return &opts[i];
+  return NULL;
+}
+
+static int set_protocol(bench_args *a, const char *v, char *err, size_t errlen)
+{
+  for (int p = 0; p < 4; p++)
+    if (strcmp(v, proto_names[p]) == 0) {
+      a->protocol = (proto_kind)p;
+      return 0;
+    }
+  return fail(err, errlen, "--protocol '%s' is not ping, echo, get or set", v);
+}
+
+static int apply(bench_args *a, const struct opt *o, const char *v,
+                 bool *duration_set, char *err, size_t errlen)
+{
+  long long n = 0;
+  switch (o->id) {
+  case OPT_THREADS:
+    if (parse_num(o->name, v, 1, ARGS_MAX_THREADS, &n, err, errlen))
+      return -1;
+    a->threads = (int)n;
+    return 0;
+  case OPT_POOL:
+    if (parse_num(o->name, v, 1, CPOOL_MAX_SIZE, &n, err, errlen))
+      return -1;
+    a->pool = (int)n;
+    return 0;
+  case OPT_MODE:
+    if (strcmp(v, "wait") == 0 || strcmp(v, "nowait") == 0) {
+      a->nowait = v[0] == 'n';
+      return 0;
+    }
+    return fail(err, errlen, "--mode '%s' is not nowait or wait", v);
+  case OPT_TIMEOUT:
+    if (parse_num(o->name, v, 1, ARGS_MAX_TIMEOUT_MS, &n, err, errlen))
+      return -1;
+    a->timeout_ms = (int)n;
+    return 0;
+  case OPT_DURATION:
+    *duration_set = true;
+    return parse_time_ms(o->name, v, ARGS_MAX_DURATION_MS, &a->duration_ms,
+                         err, errlen);
+  case OPT_REQUESTS:
+    if (parse_num(o->name, v, 1, INT64_C(1000000000000), &n, err, errlen))
+      return -1;
+    a->requests = n;
+    return 0;
+  case OPT_HOST:
+    if (v[0] == '\0')
+      return fail(err, errlen, "--host is empty");
+    a->host = v;
+    return 0;
+  case OPT_PORT:
+    if (parse_num(o->name, v, 1, 65535, &n, err, errlen))
+      return -1;
+    a->port = (int)n;
+    return 0;
+  case OPT_UNIX:
+    if (v[0] == '\0' || strlen(v) >= 108)
+      return fail(err, errlen, "--unix path is empty or longer than 107 bytes");
+    a->unix_path = v;
+    return 0;
+  case OPT_PROTOCOL:
+    return set_protocol(a, v, err, errlen);
+  case OPT_SIZE:
+    if (parse_num(o->name, v, 1, ARGS_MAX_SIZE, &n, err, errlen))
+      return -1;
+    a->size = (int)n;
+    return 0;
+  case OPT_RATE:
+    if (parse_num(o->name, v, 1, 1000000000, &n, err, errlen))
+      return -1;
+    a->rate = n;
+    return 0;
+  case OPT_CHAOS:
+    return parse_time_ms(o->name, v, 3600 * 1000, &a->chaos_ms, err, errlen);
+  case OPT_NO_IO:
+    a->no_io = true;
+    return 0;
+  case OPT_CPR:
+    a->connect_per_request = true;
+    return 0;
+  case OPT_BUILTIN:
+    a->builtin = true;
+    return 0;
+  case OPT_QUIET:
+    a->quiet = true;
+    return 0;
+  case OPT_JSON:
+    a->json = true;
+    return 0;
+  case OPT_HELP:
+    a->help = true;
+    return 0;
+  }
+  return fail(err, errlen, "internal error: option --%s", o->name);
+}
+
+/* Rules that involve more than one option. */
+static int check_combinations(bench_args *a, bool duration_set, char *err,
+                              size_t errlen)
+{
+  bool tcp = a->host != NULL || a->port != 0;
+  if (tcp && a->unix_path != NULL)
+    return fail(err, errlen, "--unix cannot be combined with --host/--port");
+  if (!tcp && a->unix_path == NULL)
+    a->builtin = true;
+  if (a->builtin && a->host != NULL && strcmp(a->host, "127.0.0.1") != 0 &&
+      strcmp(a->host, "localhost") != 0)
+    return fail(err, errlen,
+                "--builtin-server listens on 127.0.0.1 only, not on '%s'",
+                a->host);
+  if (tcp && a->host == NULL)
+    a->host = "127.0.0.1";
+  if (tcp && a->port == 0) {
+    if (a->builtin)
+      return fail(err, errlen, "--builtin-server with --host needs --port");
+    a->port = 6379;
+  }
+  if (a->no_io && a->connect_per_request)
+    return fail(err, errlen,
+                "--no-io and --connect-per-request cannot be combined");
+  if (a->chaos_ms != 0 && !a->builtin)
+    return fail(err, errlen, "--chaos needs the built-in server (no target, "
+                             "or --builtin-server)");
+  if (a->connect_per_request && a->chaos_ms != 0)
+    return fail(err, errlen, "--chaos needs the pool, not "
+                             "--connect-per-request");
+  if (!duration_set)
+    a->duration_ms = a->requests ? 0 : 5000;
+  return 0;
+}
+
+int args_parse(bench_args *a, int argc, char **argv, char *err, size_t errlen)
+{
+  bool duration_set = false;
+  set_defaults(a);
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+      return fail(err, errlen, "unexpected argument '%s'", arg);
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const struct opt *o = find_opt(name, len);
+    if (o == NULL)
+      return fail(err, errlen, "unknown option '%.*s'", (int)len + 2, arg);
+    const char *v = NULL;
+    if (o->has_value) {
+      if (eq != NULL)
+        v = eq + 1;
+      else if (i + 1 < argc)
+        v = argv[++i];
+      else
+        return fail(err, errlen, "option --%s needs a value", o->name);
+    } else if (eq != NULL) {
+      return fail(err, errlen, "option --%s takes no value", o->name);
+    }
+    if (apply(a, o, v, &duration_set, err, errlen))
+      return -1;
+    if (a->help)
+      return 0;
+  }
+  return check_combinations(a, duration_set, err, errlen);
+}

@@ -1,0 +1,55 @@
+/* Command-line options of cpool-bench. */
+#ifndef BENCH_ARGS_H
+#define BENCH_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum proto_kind {
+  PROTO_PING = 0, /* inline PING, +PONG */
+  PROTO_ECHO = 1, /* --size bytes echoed back */
+  PROTO_GET = 2,  /* RESP GET of a --size-byte value */
+  PROTO_SET = 3   /* RESP SET of a --size-byte value */
+} proto_kind;
+
+#define ARGS_MAX_THREADS 1024
+#define ARGS_MAX_SIZE (1024 * 1024)
+#define ARGS_MAX_TIMEOUT_MS 600000
+#define ARGS_MAX_DURATION_MS (INT64_C(86400) * 1000)
+
+typedef struct bench_args {
+  int threads;             /* --threads, default 8 */
+  int pool;                /* --pool, default 8 */
+  bool nowait;             /* --mode nowait; default wait */
+  int timeout_ms;          /* --timeout-ms, default 1000 (wait mode) */
+  int64_t duration_ms;     /* --duration; 0 with --requests = no limit */
+  int64_t requests;        /* --requests; 0 = no limit */
+  const char *host;        /* --host; NULL with --unix or the built-in */
+  int port;                /* --port */
+  const char *unix_path;   /* --unix */
+  proto_kind protocol;     /* --protocol, default ping */
+  int size;                /* --size, default 16 */
+  bool no_io;              /* --no-io */
+  bool connect_per_request; /* --connect-per-request */
+  int64_t rate;            /* --rate requests/s; 0 = closed loop */
+  int64_t chaos_ms;        /* --chaos period; 0 = off */
+  bool builtin;            /* run the built-in server (implied, or forced) */
+  bool quiet;              /* --quiet */
+  bool json;               /* --json */
+  bool help;               /* --help */
+} bench_args;
+
+/*
+ * args_parse: fill *a from argv[1..argc-1] (defaults first).  Returns 0, or
+ * -1 with a one-line message (no newline) in err.  Reentrant: no globals.
+ */
+int args_parse(bench_args *a, int argc, char **argv, char *err, size_t errlen);
+
+/* args_usage: the usage text. */
+void args_usage(FILE *out);
+
+const char *proto_name(proto_kind p);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * cpool-bench: load-test a server through a cpool pool, or measure the pool
+ * itself.  See docs/bench.md for every option and output field.
+ *
+ * Exit status: 0 when the run completed with at least one request ok; 1 when
+ * none succeeded or something failed at run time; 2 for bad arguments or a
+ * target that cannot be reached.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "clock.h"
+#include "cpool.h"
+#include "report.h"
+#include "runner.h"
+#include "server.h"
+#include "target.h"
+
+#define EXIT_USAGE 2
+#define SLICE_NS (100 * NS_PER_MS) /* how soon Ctrl-C is seen */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+  (void)sig;
+  interrupted = 1;
+}
+
+/* Ctrl-C and SIGTERM end the run early, with its summary; a second one
+ * kills as usual.  Only the main thread takes them: the other threads are
+ * created with them blocked. */
+static void setup_signals(sigset_t *blocked)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  sigemptyset(blocked);
+  sigaddset(blocked, SIGINT);
+  sigaddset(blocked, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, blocked, NULL);
+}
+
+static int usage_error(const char *msg)
+{
+  fprintf(stderr, "cpool-bench: %s\n", msg);
+  args_usage(stderr);
+  return EXIT_USAGE;
+}
+
+struct bench {
+  bench_args a;
+  server_t *srv;
+  cpool_t *pool;
+  target_t target;
+  runner_t *runner;
+  report_t *report;
+  char err[512];
+};
+
+/* Start the built-in server and point the arguments at it. */
+static int start_server(struct bench *b)
+{
+  bool implied = b->a.host == NULL && b->a.unix_path == NULL;
+  server_opts o = {.echo = b->a.protocol == PROTO_ECHO && !b->a.no_io,
+                   .unix_path = b->a.unix_path,
+                   .port = b->a.unix_path ? 0 : b->a.port,
+                   .chaos_ms = b->a.chaos_ms};
+  if (server_start(&b->srv, &o, b->err, sizeof b->err) != 0)
+    return -1;
+  if (b->a.unix_path == NULL) {
+    b->a.host = "127.0.0.1";
+    b->a.port = server_port(b->srv);
+  }
+  target_name(&b->target, &b->a);
+  fprintf(stderr, "cpool-bench: %sbuilt-in server (%s, %d threads%s) on %s\n",
+          implied ? "no target given; started the " : "started the ",
+          o.echo ? "echo" : "redis", server_threads(b->srv),
+          b->a.chaos_ms ? ", chaos" : "", b->target.name);
+  return 0;
+}
+
+/* Connect: the target, then the pool on it, then the keys a get run reads.
+ * Returns 0, EXIT_USAGE for a target that is not there, 1 otherwise. */
+static int connect_target(struct bench *b)
+{
+  if (target_resolve(&b->target, &b->a, b->err, sizeof b->err) != 0)
+    return EXIT_USAGE;
+  if (!b->a.connect_per_request) {
+    int rc = target_open_pool(&b->pool, &b->a, b->err, sizeof b->err);
+    if (rc != 0)
+      return rc == CPOOL_ECONNECT || rc == CPOOL_ERESOLVE ? EXIT_USAGE : 1;
+  }
+  if (b->a.protocol != PROTO_GET || b->a.no_io)
+    return 0;
+  int fd = target_connect(&b->target);
+  if (fd < 0) {
+    snprintf(b->err, sizeof b->err, "cannot connect to %s: %s",
+             b->target.name, strerror(errno));
+    return 1;
+  }
+  int rc = target_fill_keys(fd, b->a.size, b->err, sizeof b->err);
+  close(fd);
+  return rc ? 1 : 0;
+}
+
+/* The main thread's part of the run: report once a second until the
+ * threads are done, the deadline passes or Ctrl-C. */
+static uint64_t drive(struct bench *b)
+{
+  uint64_t t0 = runner_t0(b->runner);
+  uint64_t end = b->a.duration_ms ? t0 + (uint64_t)b->a.duration_ms * NS_PER_MS
+                                  : 0;
+  uint64_t tick = t0 + NS_PER_S;
+  report_begin(b->report, t0);
+  for (;;) {
+    uint64_t now = now_ns(), until = now + SLICE_NS;
+    if (until > tick)
+      until = tick;
+    if (end != 0 && until > end)
+      until = end;
+    if (runner_wait(b->runner, until) || interrupted)
+      break;
+    now = now_ns();
+    if (end != 0 && now >= end)
+      break;
+    if (now >= tick) {
+      report_interval(b->report, now);
+      tick += NS_PER_S;
+    }
+  }
+  runner_stop(b->runner);
+  uint64_t last = runner_join(b->runner);
+  if (b->a.json && last > tick - NS_PER_S)
+    report_interval(b->report, last); /* the rest of the last second */
+  return last;
+}
+
+static int run(struct bench *b, const sigset_t *blocked)
+{
+  if (runner_start(&b->runner, &b->a, b->pool, &b->target, b->err,
+                   sizeof b->err) != 0)
+    return 1;
+  b->report = report_new(&b->a, b->runner, b->pool, b->srv, b->target.name);
+  if (b->report == NULL) {
+    runner_stop(b->runner);
+    runner_join(b->runner);
+    snprintf(b->err, sizeof b->err, "out of memory");
+    return 1;
+  }
+  pthread_sigmask(SIG_UNBLOCK, blocked, NULL); /* every thread is started */
+  uint64_t end = drive(b);
+  uint64_t ok = report_summary(b->report, end);
+  if (ok == 0) {
+    snprintf(b->err, sizeof b->err, "no request succeeded");
+    return 1;
+  }
+  return 0;
+}
+
+static void cleanup(struct bench *b)
+{
+  report_free(b->report);
+  runner_free(b->runner);
+  if (b->pool != NULL) {
+    int rc = cpool_close(b->pool, 1000);
+    if (rc != 0)
+      fprintf(stderr, "cpool-bench: cpool_close: %s\n", cpool_strerror(rc));
+  }
+  server_stop(b->srv);
+}
+
+int main(int argc, char **argv)
+{
+  static struct bench b; /* static: zeroed, and off the stack */
+  if (args_parse(&b.a, argc, argv, b.err, sizeof b.err) != 0)
+    return usage_error(b.err);
+  if (b.a.help) {
+    args_usage(stdout);
+    return 0;
+  }
+  sigset_t blocked;
+  setup_signals(&blocked);
+  int rc = 0;
+  if (b.a.builtin && start_server(&b) != 0)
+    rc = 1;
+  if (rc == 0)
+    rc = connect_target(&b);
+  if (rc == 0)
+    rc = run(&b, &blocked);
+  if (rc == EXIT_USAGE)
+    usage_error(b.err);
+  else if (rc != 0)
+    fprintf(stderr, "cpool-bench: %s\n", b.err);
+  cleanup(&b);
+  return rc;
+}

@@ -1,0 +1,37 @@
+/*
+ * What cpool-bench prints: a progress line once a second on a terminal
+ * (stderr), JSON interval objects once a second with --json (stdout), and
+ * the summary, as text or as one JSON object.  Field names are documented
+ * in docs/bench.md and are stable.
+ */
+#ifndef BENCH_REPORT_H
+#define BENCH_REPORT_H
+
+#include <stdint.h>
+
+#include "args.h"
+#include "cpool.h"
+#include "runner.h"
+#include "server.h"
+
+typedef struct report report_t;
+
+/* report_new: pool and srv may be NULL (--connect-per-request, an outside
+ * server); target names the server.  NULL when out of memory. */
+report_t *report_new(const bench_args *a, runner_t *r, cpool_t *pool,
+                     server_t *srv, const char *target);
+
+/* report_begin: the run starts now (t0); remembers the pool's counters. */
+void report_begin(report_t *rep, uint64_t t0);
+
+/* report_interval: the figures since the previous interval, up to now: a
+ * progress line and/or a JSON object, as the options say. */
+void report_interval(report_t *rep, uint64_t now);
+
+/* report_summary: the whole run, from t0 to end.  Returns the requests
+ * that succeeded. */
+uint64_t report_summary(report_t *rep, uint64_t end);
+
+void report_free(report_t *rep); /* NULL is a no-op */
+
+#endif

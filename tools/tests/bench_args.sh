@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# bench_args.sh BENCH: cpool-bench's argument handling.  Every bad argument
+# line below must exit 2 with one error line and then the usage on stderr,
+# and nothing on stdout; the good ones must run and exit 0.
+set -uo pipefail
+
+bench=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+failures=0
+
+# Port 1 (tcpmux) has no listener on a test machine: an unreachable target.
+bad=(
+  "--bogus"
+  "--threads 0"
+  "--threads"
+  "--threads abc"
+  "--threads 1025"
+  "--threads=-3"
+  "--pool 0"
+  "--pool 65537"
+  "--rate -5"
+  "--rate 0"
+  "--port 0"
+  "--port 65536"
+  "--port -1"
+  "--mode sometimes"
+  "--protocol http"
+  "--size 0"
+  "--size 1048577"
+  "--duration 0"
+  "--duration 5x"
+  "--duration ms"
+  "--timeout-ms 0"
+  "--requests -1"
+  "--chaos 0"
+  "--quiet=yes"
+  "positional"
+  "-t 4"
+  "--no-io --connect-per-request"
+  "--unix $dir/a.sock --port 6379"
+  "--chaos 1 --host 127.0.0.1 --port 1"
+  "--builtin-server --host 10.0.0.1 --port 7000"
+  "--host 127.0.0.1 --port 1 --duration 1"
+  "--port 1 --connect-per-request --duration 1"
+  "--unix $dir/nothing-here.sock --duration 1"
+)
+
+for line in "${bad[@]}"; do
+  read -r -a args <<<"$line"
+  rc=0
+  timeout 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
+  first=$(head -n1 "$dir/err")
+  second=$(sed -n 2p "$dir/err")
+  if [ $rc -ne 2 ] || [[ "$first" != "cpool-bench: "* ]] ||
+     [[ "$second" != "usage: cpool-bench"* ]] || [ -s "$dir/out" ]; then
+    echo "FAIL: '$line': exit $rc, stderr starts:" >&2
+    head -n3 "$dir/err" | sed 's/^/    /' >&2
+    failures=$((failures + 1))
+  else
+    echo "ok: '$line' -> $first"
+  fi
+done
+
+good=(
+  "--help"
+  "--duration 300ms --quiet --no-io --threads 2 --pool 2"
+  "--duration=300ms --threads=2 --pool=2 --mode=nowait --quiet --json"
+  "--requests 100 --threads 1 --pool 1 --protocol set --size 1 --quiet"
+)
+for line in "${good[@]}"; do
+  read -r -a args <<<"$line"
+  rc=0
+  timeout 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
+  if [ $rc -ne 0 ] || [ ! -s "$dir/out" ]; then
+    echo "FAIL: '$line': exit $rc" >&2
+    sed 's/^/    /' "$dir/err" >&2
+    failures=$((failures + 1))
+  else
+    echo "ok: '$line' -> exit 0"
+  fi
+done
+
+[ $failures -eq 0 ] || { echo "$failures failure(s)" >&2; exit 1; }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench_smoke.sh BENCH NAME [ARGS...]: one short cpool-bench run against its
+# built-in server, "--duration 1 --quiet --json ARGS" (no --duration when
+# ARGS has --requests).  @DIR@ in ARGS becomes a private temporary
+# directory.  Passes when cpool-bench exits 0, prints JSON lines only, says
+# on stderr that it started the built-in server, and its summary has
+# requests_ok > 0 (and more, per NAME: see the checks at the end).
+set -euo pipefail
+
+bench=$1 name=$2
+shift 2
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+args=() duration=(--duration 1) requests=""
+while [ $# -gt 0 ]; do
+  args+=("${1//@DIR@/$dir}")
+  if [ "$1" = --requests ]; then
+    duration=()
+    requests=$2
+  fi
+  shift
+done
+
+fail() {
+  echo "bench_smoke $name: $*" >&2
+  echo "--- stdout" >&2
+  cat "$dir/out" >&2
+  echo "--- stderr" >&2
+  cat "$dir/err" >&2
+  exit 1
+}
+
+rc=0
+"$bench" "${duration[@]}" --quiet --json "${args[@]}" >"$dir/out" 2>"$dir/err" ||
+  rc=$?
+[ $rc -eq 0 ] || fail "exit status $rc"
+
+# A number from the summary line: field KEY.
+summary=$(grep '^{"type":"summary",' "$dir/out" | tail -n1) ||
+  fail "no summary line"
+field() { sed -n "s/.*\"$1\":\\([0-9][0-9.]*\\).*/\\1/p" <<<"$summary"; }
+
+grep -qv '^{"type":"\(interval\|summary\)",.*}$' "$dir/out" &&
+  fail "a stdout line is not a JSON object of cpool-bench"
+grep -q '^{"type":"interval",' "$dir/out" || fail "no interval line"
+grep -q 'built-in server' "$dir/err" || fail "no word of the built-in server"
+
+ok=$(field requests_ok)
+[ -n "$ok" ] && [ "$ok" -gt 0 ] || fail "requests_ok is '$ok'"
+for key in rps thread_ops_min thread_ops_max reconnects faults_injected; do
+  [ -n "$(field "$key")" ] || fail "no $key"
+done
+for obj in latency_us wait_us; do
+  for p in p50 p90 p99 p999 max; do
+    grep -q "\"$obj\":{[^}]*\"$p\":[0-9]" <<<"$summary" || fail "no $obj.$p"
+  done
+done
+for e in checked_out timed_out closed overload io bad_reply; do
+  grep -q "\"errors\":{[^}]*\"$e\":[0-9]" <<<"$summary" || fail "no errors.$e"
+done
+
+case $name in
+  chaos)
+    [ "$(field faults_injected)" -gt 0 ] || fail "no fault injected"
+    [ "$(field reconnects)" -gt 0 ] || fail "no reconnect after the faults"
+    ;;
+  requests)
+    failed=$(field requests_failed)
+    [ $((ok + failed)) -eq "$requests" ] ||
+      fail "$ok ok + $failed failed is not $requests requests"
+    ;;
+  *)
+    [ "$(field requests_failed)" -eq 0 ] || fail "requests failed"
+    ;;
+esac
+echo "bench_smoke $name: ok ($ok requests)"
