@@ -1,2 +1,251 @@
+/*
+ * Suite "redis_kill": a real redis-server, killed with SIGKILL under load
+ * and restarted on the same port, three times.
+ *
+ *   - every checkout and every request returns within its timeout plus a
+ *     small margin;
+ *   - the only errors are CPOOL_ECLOSED, CPOOL_ETIMEDOUT, or an I/O error
+ *     on a request that was in flight when the server died (with
+ *     idle_check_ms 0, a request that starts after the server is gone is
+ *     never given a dead socket);
+ *   - the pool serves again within backoff_min_ms + 100 ms of the server
+ *     being back (backoff_min_ms == backoff_max_ms, so the bound holds).
+ */
 #include "fault.h"
-const fault_test fault_redis_tests[] = {{NULL, NULL}};
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+enum {
+  SIZE = 4,
+  THREADS = 8,
+  TIMEOUT = 250, /* checkout and request timeouts, ms */
+  BACKOFF = 50,  /* backoff_min_ms == backoff_max_ms */
+  CYCLES = 3,
+  NCODES = 16,
+  GRACE = 20 /* ms after the reap for the client kernel to see the close */
+};
+
+typedef struct load {
+  cpool_t *pool;
+  atomic_int stop;
+  atomic_llong kill_ms, reap_ms; /* the latest kill; reap_ms INT64_MAX
+                                    while the server is being killed */
+  atomic_llong back_ms;          /* server back; 0 before the first kill */
+  atomic_llong first_ok_ms;      /* first success after back_ms, or 0 */
+  /* Totals, from all threads. */
+  atomic_llong ok, io_inflight, io_late, late_example_ms;
+  atomic_llong codes[NCODES]; /* by -code */
+  atomic_llong slow_checkouts, slow_requests;
+  atomic_llong max_checkout_ms, max_request_ms;
+} load;
+
+static void atomic_max(atomic_llong *m, long long v) {
+  long long cur = atomic_load(m);
+  while (v > cur && !atomic_compare_exchange_weak(m, &cur, v))
+    ;
+}
+
+static void note_success(load *l, int64_t now) {
+  long long back = atomic_load(&l->back_ms), zero = 0;
+  if (back > 0 && now >= back)
+    atomic_compare_exchange_strong(&l->first_ok_ms, &zero, now);
+  atomic_fetch_add(&l->ok, 1);
+}
+
+/* One request: checkout, PING, checkin; records what happened. */
+static void one_request(load *l) {
+  cpool_conn_t *c = NULL;
+  int64_t t0 = fh_now_ms();
+  int rc = cpool_checkout(l->pool, &c, TIMEOUT, NULL);
+  int64_t t1 = fh_now_ms();
+
+  atomic_max(&l->max_checkout_ms, t1 - t0);
+  if (t1 - t0 > TIMEOUT + FH_MARGIN_MS)
+    atomic_fetch_add(&l->slow_checkouts, 1);
+  if (rc != 0) {
+    atomic_fetch_add(&l->codes[(-rc) % NCODES], 1);
+    fh_sleep_ms(1); /* the backend is down: do not spin on the lock */
+    return;
+  }
+  int r = fh_ping(cpool_conn_fd(c), TIMEOUT);
+  int64_t t2 = fh_now_ms();
+  atomic_max(&l->max_request_ms, t2 - t1);
+  if (t2 - t1 > TIMEOUT + FH_MARGIN_MS)
+    atomic_fetch_add(&l->slow_requests, 1);
+  cpool_checkin(l->pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
+  if (r == 0) {
+    note_success(l, t2);
+    return;
+  }
+  /* In flight at the kill: it failed after the kill began and started
+   * before the dead server's sockets were surely closed. */
+  long long reap = atomic_load(&l->reap_ms);
+  if (t2 >= atomic_load(&l->kill_ms) && (reap == INT64_MAX || t0 <= reap + GRACE))
+    atomic_fetch_add(&l->io_inflight, 1);
+  else {
+    atomic_fetch_add(&l->io_late, 1);
+    atomic_store(&l->late_example_ms, t0);
+  }
+}
+
+static void *load_thread(void *arg) {
+  load *l = arg;
+  for (int64_t n = 0; !atomic_load(&l->stop) && n < 10000000; n++)
+    one_request(l);
+  return NULL;
+}
+
+/* Kill the server, wait until every slot has failed a connect, restart,
+ * and measure how long the pool takes to serve again. */
+static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
+  cpool_stats_t st, before;
+
+  long long ok0 = atomic_load(&l->ok);
+  fh_sleep_ms(200); /* mid-load: the threads keep the slots busy */
+  FH_WAIT(atomic_load(&l->ok) >= ok0 + 50, 3000);
+  FH_CHECK(atomic_load(&l->ok) >= ok0 + 50, "cycle %d: no load before kill",
+           cycle);
+  cpool_stats(l->pool, &before);
+
+  atomic_store(&l->reap_ms, INT64_MAX);
+  atomic_store(&l->kill_ms, fh_now_ms());
+  fh_redis_kill(*redis, SIGKILL);
+  *redis = 0;
+  atomic_store(&l->reap_ms, fh_now_ms());
+
+  FH_WAIT_STATS(l->pool, st,
+                st.connect_failures >= before.connect_failures + SIZE &&
+                    st.backoff + st.connecting == SIZE,
+                3000);
+  FH_CHECK(st.connect_failures >= before.connect_failures + SIZE,
+           "cycle %d: only %llu connect failures after the kill", cycle,
+           (unsigned long long)(st.connect_failures -
+                                before.connect_failures));
+  fh_sleep_ms(100); /* callers meet a down backend for a while */
+
+  atomic_store(&l->first_ok_ms, 0);
+  atomic_store(&l->back_ms, INT64_MAX);
+  *redis = fh_redis_spawn(port);
+  FH_CHECK(*redis > 0, "cycle %d: redis-server did not restart", cycle);
+  int64_t back = fh_redis_wait_ready(port, 5000);
+  FH_CHECK(back > 0, "cycle %d: redis-server not ready after 5 s", cycle);
+  if (back <= 0)
+    return -1;
+  atomic_store(&l->back_ms, back);
+  FH_WAIT(atomic_load(&l->first_ok_ms) != 0, 3000);
+  long long first = atomic_load(&l->first_ok_ms);
+  FH_CHECK(first != 0, "cycle %d: pool not serving 3 s after the restart",
+           cycle);
+  return first != 0 ? first - back : -1;
+}
+
+static void test_kill_restart(void) {
+  int fds0 = fh_count_fds();
+  pthread_t th[THREADS];
+  cpool_config cfg;
+  cpool_error_info err;
+  cpool_stats_t st;
+  static load l; /* large; zeroed below */
+  int64_t worst = -1;
+  int started = 0;
+
+  if (fh_redis_path() == NULL) {
+    FH_CHECK(0, "redis-server is not on the PATH: install the redis-server "
+                "package (tools/run.sh test does) to run this fault test");
+    return;
+  }
+  int port = fh_free_port();
+  pid_t redis = fh_redis_spawn(port);
+  FH_CHECK(redis > 0, "cannot start redis-server on port %d", port);
+  if (redis <= 0)
+    return;
+  if (fh_redis_wait_ready(port, 5000) < 0) {
+    FH_CHECK(0, "redis-server on port %d not ready after 5 s", port);
+    fh_redis_kill(redis, SIGKILL);
+    return;
+  }
+
+  memset(&l, 0, sizeof l);
+  fh_config(&cfg, "127.0.0.1", port, SIZE);
+  cfg.backoff_min_ms = cfg.backoff_max_ms = BACKOFF;
+  cfg.connect_timeout_ms = 200;
+  cfg.idle_check_ms = 0;
+  int rc = cpool_open(&l.pool, &cfg, &err);
+  FH_CHECK(rc == 0, "cpool_open: %s", err.message);
+  if (rc != 0)
+    goto out;
+  FH_WAIT_STATS(l.pool, st, st.idle == SIZE, 3000);
+
+  for (; started < THREADS; started++)
+    if (pthread_create(&th[started], NULL, load_thread, &l) != 0)
+      break;
+  for (int cycle = 1; cycle <= CYCLES && redis > 0; cycle++) {
+    int64_t rec = kill_and_restart(&l, &redis, port, cycle);
+    if (rec < 0)
+      break;
+    fh_figure("redis_kill: cycle %d: pool serving again %lld ms after "
+              "redis-server was back (bound %d ms)",
+              cycle, (long long)rec, BACKOFF + 100);
+    FH_CHECK(rec <= BACKOFF + 100,
+             "cycle %d: recovery took %lld ms, bound backoff_min_ms + 100 = "
+             "%d ms",
+             cycle, (long long)rec, BACKOFF + 100);
+    if (rec > worst)
+      worst = rec;
+  }
+  long long ok0 = atomic_load(&l.ok);
+  FH_WAIT(atomic_load(&l.ok) >= ok0 + 50, 3000); /* serving after the last */
+  atomic_store(&l.stop, 1);
+  for (int i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
+
+  long long unexpected = 0;
+  for (int i = 0; i < NCODES; i++) {
+    int code = -i;
+    if (code != CPOOL_ECLOSED && code != CPOOL_ETIMEDOUT && l.codes[i] > 0) {
+      unexpected += l.codes[i];
+      FH_CHECK(0, "checkout returned %s %lld times", cpool_err_name(code),
+               (long long)l.codes[i]);
+    }
+  }
+  FH_CHECK(l.io_late == 0,
+           "%lld requests failed with an I/O error although they started "
+           "after the server was gone or back (one started at %lld, kill at "
+           "%lld, reap at %lld)",
+           (long long)l.io_late, (long long)l.late_example_ms,
+           (long long)l.kill_ms, (long long)l.reap_ms);
+  FH_CHECK(l.slow_checkouts == 0,
+           "%lld checkouts overran the %d ms timeout + %d ms (slowest %lld "
+           "ms)",
+           (long long)l.slow_checkouts, TIMEOUT, FH_MARGIN_MS,
+           (long long)l.max_checkout_ms);
+  FH_CHECK(l.slow_requests == 0,
+           "%lld requests overran %d ms + %d ms (slowest %lld ms)",
+           (long long)l.slow_requests, TIMEOUT, FH_MARGIN_MS,
+           (long long)l.max_request_ms);
+  cpool_stats(l.pool, &st);
+  fh_figure("redis_kill: %d kill/restart cycles, %d threads on %d slots: %lld "
+            "ok, %lld ECLOSED, %lld ETIMEDOUT, %lld I/O errors in flight, "
+            "%lld unexpected; slowest checkout %lld ms, slowest request %lld "
+            "ms (timeouts %d ms); worst recovery %lld ms; %llu reconnects",
+            CYCLES, THREADS, SIZE, (long long)l.ok,
+            (long long)l.codes[-CPOOL_ECLOSED],
+            (long long)l.codes[-CPOOL_ETIMEDOUT], (long long)l.io_inflight,
+            unexpected + (long long)l.io_late, (long long)l.max_checkout_ms,
+            (long long)l.max_request_ms, TIMEOUT, (long long)worst,
+            (unsigned long long)st.connects);
+out:
+  fh_end_pool(l.pool, "kill_restart");
+  fh_redis_kill(redis, SIGTERM);
+  fh_check_fds(fds0, "kill_restart");
+}
+
+const fault_test fault_redis_tests[] = {
+    {"kill_restart", test_kill_restart},
+    {NULL, NULL},
+};
