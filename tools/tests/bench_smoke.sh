@@ -60,7 +60,18 @@ for e in checked_out timed_out closed overload io bad_reply; do
   grep -q "\"errors\":{[^}]*\"$e\":[0-9]" <<<"$summary" || fail "no errors.$e"
 done
 
+# An error count from the summary: errors KIND.
+errors() {
+  sed -n "s/.*\"errors\":{[^}]*\"$1\":\([0-9]*\).*/\1/p" <<<"$summary"
+}
+
 case $name in
+  *nowait*)
+    # Checked-out errors are what nowait gives when threads outnumber slots.
+    for e in timed_out closed io bad_reply other; do
+      [ "$(errors $e)" -eq 0 ] || fail "errors.$e is not 0"
+    done
+    ;;
   chaos)
     [ "$(field faults_injected)" -gt 0 ] || fail "no fault injected"
     [ "$(field reconnects)" -gt 0 ] || fail "no reconnect after the faults"
