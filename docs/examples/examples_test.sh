@@ -133,7 +133,7 @@ case_redis_client() {
 }
 
 # Starts proxy_server NAME with the given flags in front of redis; sets
-# NAME_port and NAME_pid once it answers PING (its pool connects in the
+# proxy_port and proxy_pid once it answers PING (its pool connects in the
 # background, so the first requests could find no connection up yet).
 start_proxy() {
   local name=$1 pid port
@@ -143,13 +143,23 @@ start_proxy() {
   pid=$!
   pids+=("$pid")
   port=$(wait_port_file "$work/$name.port" "$pid")
-  printf -v "${name}_pid" %s "$pid"
-  printf -v "${name}_port" %s "$port"
+  proxy_pid=$pid proxy_port=$port
   for _ in $(seq 100); do
     [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && return 0
     sleep 0.1
   done
   die "$name does not answer PING"
+}
+
+# Waits until redis has N clients blocked (in BLPOP through a proxy), so
+# that the proxy's connections are known to be held.
+wait_blocked() {
+  for _ in $(seq 100); do
+    redis-cli -p "$redis_port" info clients |
+      grep -q "^blocked_clients:$1" && return 0
+    sleep 0.05
+  done
+  die "redis never had $1 blocked clients"
 }
 
 # One redis-cli client doing SET and GET of its own keys through the proxy.
@@ -163,11 +173,12 @@ proxy_client() {
 }
 
 case_proxy_server() {
-  local port busy_port out t0 t1 jobs=() failed=0
+  local port busy_port waiting_pid nowait_pid out t0 t1 jobs=() failed=0
   start_redis
   start_proxy waiting --pool 2 --timeout-ms 5000
+  port=$proxy_port waiting_pid=$proxy_pid
   start_proxy nowait --pool 1 --nowait
-  port=$waiting_port busy_port=$nowait_port
+  busy_port=$proxy_port nowait_pid=$proxy_pid
   say "waiting proxy on $port, nowait proxy on $busy_port"
 
   # Concurrent clients, more than the pool has connections: they queue.
@@ -184,7 +195,7 @@ case_proxy_server() {
   # request is answered BUSY at once, and PONG again once it is free.
   redis-cli -p "$busy_port" blpop cpool:nothing 2 >/dev/null &
   jobs=("$!")
-  sleep 0.5
+  wait_blocked 1
   t0=$(date +%s%N)
   out=$(redis-cli -p "$busy_port" ping 2>&1)
   t1=$(date +%s%N)
@@ -194,18 +205,31 @@ case_proxy_server() {
   [ "$(redis-cli -p "$busy_port" ping)" = PONG ] || die "no PONG after BUSY"
 
   # The waiting proxy queues instead: PING waits for the BLPOPs to end.
-  redis-cli -p "$port" blpop cpool:nothing 1 >/dev/null &
+  redis-cli -p "$port" blpop cpool:nothing 2 >/dev/null &
   jobs=("$!")
-  redis-cli -p "$port" blpop cpool:nothing 1 >/dev/null &
+  redis-cli -p "$port" blpop cpool:nothing 2 >/dev/null &
   jobs+=("$!")
-  sleep 0.3
-  [ "$(redis-cli -p "$port" ping)" = PONG ] || die "waiting proxy: no PONG"
+  wait_blocked 2
+  t0=$(date +%s%N)
+  out=$(redis-cli -p "$port" ping)
+  t1=$(date +%s%N)
+  say "waiting proxy, both connections held: '$out' after $(((t1 - t0) / 1000000)) ms"
+  [ "$out" = PONG ] || die "waiting proxy: no PONG"
+  # Both connections were held by 2 s BLPOPs: it can only have waited.
+  [ $(((t1 - t0) / 1000000)) -ge 100 ] || die "waiting proxy did not wait"
   for j in "${jobs[@]}"; do wait "$j"; done
 
   if [ -x "$bench" ]; then
-    run "$bench" --host 127.0.0.1 --port "$port" --protocol ping \
-      --threads 8 --pool 8 --mode wait --duration 2 --quiet ||
+    out=$(run "$bench" --host 127.0.0.1 --port "$port" --protocol ping \
+      --threads 8 --pool 8 --mode wait --duration 2 --json) ||
       die "cpool-bench against the proxy failed"
+    out=$(grep '"type":"summary"' <<<"$out") || die "no cpool-bench summary"
+    say "cpool-bench through the proxy: $(grep -o '"requests_ok":[0-9]*' \
+      <<<"$out"), $(grep -o '"rps":[0-9.]*' <<<"$out")"
+    if ! grep -q '"requests_ok":[1-9]' <<<"$out" ||
+       ! grep -q '"requests_failed":0,' <<<"$out"; then
+      die "cpool-bench through the proxy: $out"
+    fi
   else
     say "SKIP the load step: no cpool-bench at '$bench'"
   fi
