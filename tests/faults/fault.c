@@ -321,6 +321,7 @@ void fh_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
   }
   if (pool != NULL) {
     cpool_stats_t st; /* deadlocks here if the pool's lock were held */
+    atomic_fetch_add(&r->with_pool, 1);
     if (cpool_stats(pool, &st) == 0)
       atomic_fetch_add(&r->stats_calls, 1);
   }

@@ -156,7 +156,8 @@ typedef struct fh_event {
 typedef struct fh_events {
   pthread_mutex_t mu;
   cpool_t *_Atomic pool;  /* set after cpool_open returns */
-  atomic_int stats_calls; /* cpool_stats() calls made from on_event */
+  atomic_int with_pool;   /* events delivered once pool was set */
+  atomic_int stats_calls; /* of those, cpool_stats() calls that returned */
   atomic_int bad;         /* err NULL, slot mismatch, bad event type */
   int n;                  /* events kept (up to FH_MAX_EVENTS) */
   int per_type[8];

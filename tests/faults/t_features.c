@@ -434,9 +434,10 @@ static void test_on_event(void) {
     FH_CHECK(ok, "slot %d events \"%s\", expected CD(FB)+C", s, h);
   }
   /* Every event called cpool_stats from inside on_event: no deadlock. */
-  FH_CHECK(atomic_load(&ev->stats_calls) >= ev->n,
-           "cpool_stats called from %d of %d events",
-           atomic_load(&ev->stats_calls), ev->n);
+  FH_CHECK(atomic_load(&ev->with_pool) >= 2 * SIZE &&
+               atomic_load(&ev->stats_calls) == atomic_load(&ev->with_pool),
+           "cpool_stats returned in %d of %d events",
+           atomic_load(&ev->stats_calls), atomic_load(&ev->with_pool));
 out:
   fx_end(&f, "on_event");
 }

@@ -143,9 +143,9 @@ static void caller_write_read_fails(cpool_t *pool, cpool_conn_t *c,
 /* The slot that sat idle through the outage: keepalive (bounded by
  * TCP_USER_TIMEOUT) kills it, and checkout's idle check skips it. */
 static void idle_slot_found_dead(cpool_t *pool, int64_t down_ms,
-                                 const char *what) {
+                                 int slack_ms, const char *what) {
   cpool_stats_t before, st;
-  int64_t bound = (KA_IDLE + KA_INTVL) * 1000 + FH_MARGIN_MS;
+  int64_t bound = (KA_IDLE + KA_INTVL) * 1000 + slack_ms + FH_MARGIN_MS;
 
   cpool_stats(pool, &before);
   st = before;
@@ -205,7 +205,9 @@ static void peer_vanishes(int by_link, const char *what) {
   FH_CHECK(peer_gone(1, by_link) == 0, "cannot cut the path to %s", ns.b);
   int64_t down_ms = fh_now_ms();
   caller_write_read_fails(pool, c[0], KERNEL_SLACK, what);
-  idle_slot_found_dead(pool, down_ms, what);
+  /* With the link down, a keepalive probe fails locally and the kernel
+   * tries it again after 500 ms (TCP_RESOURCE_PROBE_INTERVAL). */
+  idle_slot_found_dead(pool, down_ms, by_link ? 500 : 0, what);
 
   FH_CHECK(peer_gone(0, by_link) == 0, "cannot restore the path to %s", ns.b);
   FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
