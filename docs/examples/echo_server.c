@@ -10,9 +10,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <arpa/inet.h>
+#include "util.h"
+
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,42 +27,6 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig) {
   (void)sig;
   stop = 1;
-}
-
-static int listen_loopback(int port, int *bound) {
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  socklen_t len = sizeof sa;
-  int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
-
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = htons((unsigned short)port);
-  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-      bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 128) ||
-      getsockname(fd, (struct sockaddr *)&sa, &len)) {
-    perror("echo_server: listen");
-    if (fd >= 0)
-      close(fd);
-    return -1;
-  }
-  *bound = ntohs(sa.sin_port);
-  return fd;
-}
-
-/* Written under a temporary name and renamed, so that a reader never sees
- * half a number. */
-static int write_port_file(const char *path, int port) {
-  char tmp[4096];
-  FILE *f;
-
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-    return -1;
-  f = fopen(tmp, "w");
-  if (f == NULL)
-    return -1;
-  fprintf(f, "%d\n", port);
-  if (fclose(f) != 0)
-    return -1;
-  return rename(tmp, path);
 }
 
 /* Echoes what fd has to say; returns -1 once it is done (EOF or error). */

@@ -22,13 +22,12 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "resp.h"
+#include "util.h"
 
 #include <cpool.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -251,55 +250,6 @@ static int stop(proxy *px, pthread_t acceptor) {
   }
   close(px->listen_fd);
   return cpool_close(px->pool, px->opt.timeout_ms);
-}
-
-static int listen_loopback(int port, int *bound) {
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  socklen_t len = sizeof sa;
-  int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
-
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = htons((unsigned short)port);
-  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-      bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 128) ||
-      getsockname(fd, (struct sockaddr *)&sa, &len)) {
-    perror("proxy_server: listen");
-    if (fd >= 0)
-      close(fd);
-    return -1;
-  }
-  *bound = ntohs(sa.sin_port);
-  return fd;
-}
-
-/* Written under a temporary name and renamed: readers never see half. */
-static int write_port_file(const char *path, int port) {
-  char tmp[4096];
-  FILE *f;
-
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-    return -1;
-  f = fopen(tmp, "w");
-  if (f == NULL)
-    return -1;
-  fprintf(f, "%d\n", port);
-  if (fclose(f) != 0)
-    return -1;
-  return rename(tmp, path);
-}
-
-static int int_arg(const char *name, const char *s, int min, int max) {
-  char *end;
-  long v;
-
-  errno = 0;
-  v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max) {
-    fprintf(stderr, "proxy_server: --%s must be %d..%d, not '%s'\n", name, min,
-            max, s);
-    exit(2);
-  }
-  return (int)v;
 }
 
 static void parse_options(int argc, char **argv, options *opt) {

@@ -23,6 +23,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "resp.h"
+#include "util.h"
 
 #include <cpool.h>
 
@@ -195,20 +196,6 @@ static void *worker_main(void *arg) {
       w->errors++;
   }
   return NULL;
-}
-
-static int int_arg(const char *name, const char *s, int min, int max) {
-  char *end;
-  long v;
-
-  errno = 0;
-  v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max) {
-    fprintf(stderr, "redis_client: --%s must be %d..%d, not '%s'\n", name, min,
-            max, s);
-    exit(2);
-  }
-  return (int)v;
 }
 
 static void parse_options(int argc, char **argv, options *opt) {
