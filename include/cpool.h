@@ -56,7 +56,7 @@ extern "C" {
   XX(OK, 0, "success")                                                         \
   XX(EINVAL, -1, "invalid argument")                                           \
   XX(ENOMEM, -2, "out of memory")                                              \
-  XX(ECHECKEDOUT, -3, "every connection is checked out")                       \
+  XX(ECHECKEDOUT, -3, "no connection is free right now")                       \
   XX(ETIMEDOUT, -4, "timed out waiting for a connection")                      \
   XX(ECLOSED, -5, "backend unreachable: no connection is up or connecting")   \
   XX(ESHUTDOWN, -6, "the pool is shutting down")                               \
@@ -160,7 +160,9 @@ typedef enum cpool_event_type {
  *   before the socket is closed, for whatever reason.
  * on_ping(fd, data, arg): liveness check of a slot idle for
  *   ping_interval_ms (e.g. Redis PING).  The slot is out of the free list
- *   meanwhile.  Return 0 if alive; anything else reconnects the slot.
+ *   meanwhile, and SO_RCVTIMEO / SO_SNDTIMEO are set to
+ *   connect_timeout_ms, so a stalled peer fails the ping.  Return 0 if
+ *   alive; anything else reconnects the slot.
  * on_event(slot, event, err, arg): per-slot events; err is never NULL
  *   and is valid only during the call.
  */
@@ -305,7 +307,8 @@ CPOOL_EXTERN int cpool_open(cpool_t **pool, const cpool_config *cfg,
  * on CLOCK_MONOTONIC.
  *
  * Returns 0 and sets *conn, or:
- *   CPOOL_ECHECKEDOUT  nowait and none free, or queue_max waiters already;
+ *   CPOOL_ECHECKEDOUT  nowait and no connected slot free (all checked out,
+ *                      or some reconnecting), or queue_max waiters already;
  *   CPOOL_ETIMEDOUT    the timeout passed; a slot handed over at that
  *                      instant is returned instead, never lost;
  *   CPOOL_ECLOSED      no slot is connected and none is connecting (every
@@ -366,8 +369,12 @@ CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
  * drain timed out: they were closed anyway and must no longer be used or
  * checked in.  CPOOL_EINVAL for drain_timeout_ms < -1 (nothing is done).
  * Closing NULL is a no-op that returns 0.  Call it once, from a thread that
- * holds no connection of this pool, never from a callback.  A worker busy
- * in getaddrinfo() or on_connect() can delay it by up to connect_timeout_ms.
+ * holds no connection of this pool, never from a callback.  No other
+ * thread may call into the pool once cpool_close() has returned; threads
+ * blocked in cpool_checkout() when it begins are woken and leave safely.
+ * A worker inside on_connect() or on_ping() can delay it by up to
+ * connect_timeout_ms; one inside getaddrinfo() by the resolver's own
+ * timeouts (resolv.conf), which cpool cannot cut short.
  */
 CPOOL_EXTERN int cpool_close(cpool_t *pool, int drain_timeout_ms);
 

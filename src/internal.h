@@ -45,6 +45,8 @@ struct cpool_conn {
   cpool_slot_state state; /* [mu] */
   int free_pos;           /* [mu] position in pool->free_stack, or -1 */
   enum cpool__reason reason; /* [mu] set when handed back to the worker */
+  int recycling;             /* [mu] counted in pool->recycling until the
+                                slot is offered again or backs off */
   int64_t last_used_ms;   /* coarse clock: connect, checkout (by the
                              caller holding it) or checkin with pings */
   int64_t expires_ms;     /* when max_lifetime_ms runs out, 0 = never */
@@ -103,6 +105,7 @@ void cpool__set_state(struct cpool *p, struct cpool_conn *s,
 void cpool__make_available(struct cpool *p, struct cpool_conn *s);
 void cpool__free_remove(struct cpool *p, struct cpool_conn *s);
 void cpool__backend_check(struct cpool *p);
+void cpool__recycle_done(struct cpool *p, struct cpool_conn *s);
 
 /* worker.c */
 void *cpool__worker_main(void *arg);

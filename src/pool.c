@@ -260,6 +260,15 @@ static void fail_waiters(struct cpool *p, int code) {
   }
 }
 
+/* A recycled slot is back (offered again, backing off, or closed): the
+ * next expired one may go. */
+void cpool__recycle_done(struct cpool *p, struct cpool_conn *s) {
+  if (s->recycling) {
+    s->recycling = 0;
+    p->recycling--;
+  }
+}
+
 /* After a slot went to BACKOFF: if none is up or coming up, the backend is
  * down and nobody should wait for it. */
 void cpool__backend_check(struct cpool *p) {
@@ -538,7 +547,8 @@ static int conn_of_pool(const struct cpool *p, const struct cpool_conn *s) {
 static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
   if (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)
     return 0;
-  /* Never recycle too many at once: the rest wait for a later checkin. */
+  /* Never recycle too many at once: a recycle counts until its slot is back,
+ * and the rest wait for a later checkin. */
   int cap = p->size / 4 > 1 ? p->size / 4 : 1;
   return p->recycling < cap;
 }
@@ -567,6 +577,7 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
     hand_to_worker(p, s, CPOOL__BROKEN);
   } else if (lifetime_over(p, s)) {
     p->recycling++;
+    s->recycling = 1;
     hand_to_worker(p, s, CPOOL__RECYCLE);
   } else {
     cpool__make_available(p, s);
@@ -773,9 +784,10 @@ int cpool_open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err) {
 
   if (err != NULL)
     memset(err, 0, sizeof *err);
+  if (out != NULL)
+    *out = NULL;
   if (out == NULL || cfg == NULL)
     return invalid(err, out == NULL ? "pool is NULL" : "cfg is NULL");
-  *out = NULL;
   if ((rc = config_resolve(&c, cfg, err)) != 0)
     return rc;
   if ((rc = pool_alloc(&p, &c, err)) != 0)

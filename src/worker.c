@@ -113,6 +113,7 @@ static void connect_failed(struct cpool *p, struct cpool_conn *s,
   if (p->sync_err == 0)
     p->sync_err = err->code;
   cpool__set_state(p, s, CPOOL_SLOT_BACKOFF);
+  cpool__recycle_done(p, s);
   cpool__backend_check(p);
   pthread_cond_broadcast(&p->state_cv);
   pthread_mutex_unlock(&p->mu);
@@ -157,6 +158,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
   s->expires_ms = lifetime_deadline(p);
   pthread_mutex_lock(&p->mu);
   int closing = p->closing;
+  cpool__recycle_done(p, s);
   if (!closing) {
     p->st.connects++;
     s->last_used_ms = cpool__coarse_ms();
@@ -176,7 +178,11 @@ static void ping_slot(struct cpool *p, struct cpool_conn *s) {
   cpool__free_remove(p, s);
   cpool__set_state(p, s, CPOOL_SLOT_CHECKING);
   pthread_mutex_unlock(&p->mu);
+  /* Bounded like the handshake: a stalled peer fails the ping instead of
+   * holding the worker (and cpool_close) forever. */
+  cpool__net_io_timeouts(s->fd, p->cfg.connect_timeout_ms);
   int rc = p->cfg.on_ping(s->fd, s->data, p->cfg.cb_arg);
+  cpool__net_io_timeouts(s->fd, 0);
   pthread_mutex_lock(&p->mu);
   p->st.pings++;
   if (p->closing) {
@@ -234,10 +240,8 @@ static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
   }
   if (why != CPOOL__KEEP) {
     p->st.disconnects++;
-    if (why == CPOOL__RECYCLE) {
+    if (why == CPOOL__RECYCLE)
       p->st.recycles++;
-      p->recycling--;
-    }
   }
   pthread_mutex_unlock(&p->mu);
   return why;
@@ -274,6 +278,7 @@ void *cpool__worker_main(void *arg) {
   }
   close_socket(p, s);
   pthread_mutex_lock(&p->mu);
+  cpool__recycle_done(p, s);
   cpool__set_state(p, s, CPOOL_SLOT_CLOSED);
   pthread_cond_broadcast(&p->state_cv);
   pthread_mutex_unlock(&p->mu);

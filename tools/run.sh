@@ -38,6 +38,7 @@ build() {
     *) echo "run.sh: CPOOL_SANITIZE must be asan or tsan" >&2; exit 2 ;;
   esac
   cmake -S "$here" -B "$dir" -DCPOOL_WERROR=ON -DCPOOL_SANITIZE="$flags" \
+    -DCPOOL_BUILD_TESTS=ON -DCPOOL_BUILD_TOOLS=ON -DCPOOL_BUILD_EXAMPLES=ON \
     ${CPOOL_CMAKE_ARGS:-} >/dev/null
   cmake --build "$dir" -j "$(nproc)" >&2
   BUILD_DIR="$dir"
