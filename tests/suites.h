@@ -4,6 +4,7 @@
 
 #include <CUnit/CUnit.h>
 
+extern CU_TestInfo harness_tests[];
 extern CU_TestInfo errors_tests[];
 extern CU_TestInfo config_tests[];
 extern CU_TestInfo backoff_tests[];

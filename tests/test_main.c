@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 
 static CU_SuiteInfo suites[] = {
+    {"harness", NULL, NULL, NULL, NULL, harness_tests},
     {"errors", NULL, NULL, NULL, NULL, errors_tests},
     {"config", config_init, config_cleanup, NULL, NULL, config_tests},
     {"backoff", NULL, NULL, NULL, NULL, backoff_tests},

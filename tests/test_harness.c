@@ -1,0 +1,262 @@
+/*
+ * The test harness itself, with plain sockets and no pool: when a pool test
+ * fails, this suite says whether the server under it did what it claimed
+ * (refuse, resume on the same port, drop with FIN or RST, stall, blackhole,
+ * PING replies, counters) and whether the helpers count right.
+ */
+#include "suites.h"
+#include "testserver.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+/* A blocking TCP connect to 127.0.0.1:port; the fd, or -errno. */
+static int dial(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a;
+
+  if (fd < 0)
+    return -errno;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+static int dial_unix(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un a;
+
+  if (fd < 0)
+    return -errno;
+  memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  strlcpy(a.sun_path, path, sizeof a.sun_path);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+static void test_ports(void) {
+  int lo = 0, hi = 0;
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  CU_ASSERT_FATAL(fscanf(f, "%d %d", &lo, &hi) == 2);
+  fclose(f);
+  for (int i = 0; i < 100; i++) {
+    int port = tu_free_port();
+    TU_ASSERT_BETWEEN(port, 1024, 65535);
+    if (lo > 11024)
+      CU_ASSERT(port < lo || port > hi);
+  }
+}
+
+static void test_fd_count(void) {
+  int n0 = tu_count_fds(), fd, n1;
+
+  TU_ASSERT_INT(n0, >, 2);
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  n1 = tu_count_fds();
+  TU_ASSERT_EQ(n1, n0 + 1);
+  close(fd);
+  TU_ASSERT_EQ(tu_count_fds(), n0);
+}
+
+static void test_echo_and_counts(void) {
+  int fds0 = tu_count_fds();
+  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
+  int a, b;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  a = dial(ts_port(s));
+  b = dial(ts_port(s));
+  TU_ASSERT_INT(a, >=, 0);
+  TU_ASSERT_INT(b, >=, 0);
+  CU_ASSERT(ts_wait_open(s, 2, 5000));
+  TU_ASSERT_EQ(tu_echo(a, "one", 2000), 0);
+  TU_ASSERT_EQ(tu_echo(b, "two", 2000), 0);
+  TU_ASSERT_EQ(ts_get_counts(s).accepted, 2);
+  close(a);
+  CU_ASSERT(ts_wait_open(s, 1, 5000));
+  TU_ASSERT_EQ(ts_get_counts(s).peer_closed, 1);
+  TU_ASSERT_EQ(ts_get_counts(s).bytes_in, 6);
+  close(b);
+  CU_ASSERT(ts_wait_open(s, 0, 5000));
+  ts_stop(s);
+  /* Stopping joins the thread and closes every descriptor. */
+  TU_ASSERT_EQ(tu_count_fds(), fds0);
+}
+
+static void test_ping_mode(void) {
+  ts_server *s = ts_start(TS_PING, TS_TCP4);
+  char buf[14];
+  int fd;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  fd = dial(ts_port(s));
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_EQ(tu_ping(fd, 2000), 0);
+  /* Two requests in one write: two replies. */
+  TU_ASSERT_EQ(tu_send_all(fd, "PING\r\nPING\r\n", 12, 2000), 0);
+  TU_ASSERT_EQ(tu_recv_exact(fd, buf, 14, 2000), 0);
+  CU_ASSERT(memcmp(buf, "+PONG\r\n+PONG\r\n", 14) == 0);
+  close(fd);
+  ts_stop(s);
+}
+
+static void test_refuse_resume(void) {
+  ts_server *s = ts_start(TS_ECHO, TS_TCP4 | TS_UNIX);
+  int port, fd, kept;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  port = ts_port(s);
+  kept = dial(port);
+  TU_ASSERT_INT(kept, >=, 0);
+  CU_ASSERT(ts_wait_open(s, 1, 5000));
+  CU_ASSERT_FATAL(ts_refuse(s) == 0);
+  TU_ASSERT_EQ(dial(port), -ECONNREFUSED);
+  TU_ASSERT_EQ(dial_unix(ts_unix_path(s)), -ENOENT);
+  /* Accepted connections outlive the listener. */
+  TU_ASSERT_EQ(tu_echo(kept, "still here", 2000), 0);
+  CU_ASSERT_FATAL(ts_resume(s) == 0);
+  TU_ASSERT_EQ(ts_port(s), port);
+  fd = dial(port);
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_EQ(tu_echo(fd, "back", 2000), 0);
+  close(fd);
+  fd = dial_unix(ts_unix_path(s));
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_EQ(tu_echo(fd, "unix back", 2000), 0);
+  close(fd);
+  close(kept);
+  ts_stop(s);
+}
+
+static void drop(int rst) {
+  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
+  char c;
+  ssize_t r;
+  int fd;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  fd = dial(ts_port(s));
+  TU_ASSERT_INT(fd, >=, 0);
+  CU_ASSERT(ts_wait_open(s, 1, 5000));
+  TU_ASSERT_EQ(ts_drop(s, rst), 1);
+  TU_ASSERT_EQ(ts_get_counts(s).open, 0);
+  TU_ASSERT_EQ(ts_get_counts(s).dropped, 1);
+  r = recv(fd, &c, 1, 0);
+  if (rst) {
+    TU_ASSERT_EQ(r, -1);
+    TU_ASSERT_EQ(errno, ECONNRESET);
+  } else {
+    TU_ASSERT_EQ(r, 0);
+  }
+  close(fd);
+  ts_stop(s);
+}
+
+static void test_drop_fin(void) { drop(0); }
+static void test_drop_rst(void) { drop(1); }
+
+static void test_stall(void) {
+  ts_server *s = ts_start(TS_STALL, TS_TCP4);
+  struct pollfd p;
+  int fd;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  fd = dial(ts_port(s));
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_EQ(tu_send_all(fd, "hello?", 6, 2000), 0);
+  p.fd = fd;
+  p.events = POLLIN;
+  TU_ASSERT_EQ(poll(&p, 1, 200), 0); /* no answer */
+  CU_ASSERT(ts_wait_open(s, 1, 5000));
+  /* A stalled connection is still closed when its peer goes. */
+  close(fd);
+  CU_ASSERT(ts_wait_open(s, 0, 5000));
+  ts_stop(s);
+}
+
+static void test_blackhole(void) {
+  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
+  struct sockaddr_in a;
+  struct pollfd p;
+  int fd, port;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  port = ts_port(s);
+  CU_ASSERT_FATAL(ts_blackhole(s) == 0);
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  TU_ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), -1);
+  TU_ASSERT_EQ(errno, EINPROGRESS);
+  p.fd = fd;
+  p.events = POLLOUT;
+  TU_ASSERT_EQ(poll(&p, 1, 300), 0); /* the SYN went unanswered */
+  close(fd);
+  CU_ASSERT_FATAL(ts_resume(s) == 0);
+  fd = dial(port);
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_EQ(tu_echo(fd, "no more hole", 2000), 0);
+  close(fd);
+  ts_stop(s);
+}
+
+static void test_redis_helper(void) {
+  tu_redis r;
+  int port;
+
+  if (!tu_redis_available()) {
+    CU_FAIL("redis-server not installed (the redis suite needs it)");
+    return;
+  }
+  CU_ASSERT_FATAL(tu_redis_start(&r, 0, 5000) == 0);
+  port = r.port;
+  TU_ASSERT_EQ(tu_redis_wait_ready(port, 1000), 0);
+  tu_redis_kill(&r, SIGKILL);
+  TU_ASSERT_EQ(r.pid, 0);
+  TU_ASSERT_EQ(dial(port), -ECONNREFUSED);
+  /* Same port again at once. */
+  CU_ASSERT_FATAL(tu_redis_start(&r, port, 5000) == 0);
+  TU_ASSERT_EQ(r.port, port);
+  tu_redis_stop(&r);
+  TU_ASSERT_EQ(r.pid, 0);
+}
+
+CU_TestInfo harness_tests[] = {
+    {"ports", test_ports},
+    {"fd_count", test_fd_count},
+    {"echo_and_counts", test_echo_and_counts},
+    {"ping_mode", test_ping_mode},
+    {"refuse_resume", test_refuse_resume},
+    {"drop_fin", test_drop_fin},
+    {"drop_rst", test_drop_rst},
+    {"stall", test_stall},
+    {"blackhole", test_blackhole},
+    {"redis_helper", test_redis_helper},
+    CU_TEST_INFO_NULL,
+};
