@@ -220,7 +220,7 @@ static void *race_waiter(void *arg) {
 }
 
 static void test_timeout_race_hammer(void) {
-  const int max_rounds = TU_SANITIZED ? 1500 : 4000;
+  const int max_rounds = 4000;
   const int64_t budget_ms = TU_SANITIZED ? 8000 : 5000;
   cpool_t *p = open_pool(1, CPOOL_START_SYNC, 0);
   int rounds = 0, lost = 0, bad_checkin = 0;
@@ -334,7 +334,7 @@ static void test_many_threads(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   memset(&m, 0, sizeof m);
   m.pool = p;
-  m.cycles = TU_SANITIZED ? 150 : 500;
+  m.cycles = 500;
   for (int i = 0; i < MT_THREADS; i++)
     CU_ASSERT_FATAL(pthread_create(&th[i], NULL, mt_worker, &m) == 0);
   for (int i = 0; i < MT_THREADS; i++)
@@ -463,6 +463,44 @@ static void test_conn_fd(void) {
   CU_ASSERT(tv.tv_sec == 0 && tv.tv_usec == 0);
   TU_ASSERT_EQ(tu_echo(fd, "hello, pool", 2000), 0);
   TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_BROKEN), 0);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* Keepalive and TCP_USER_TIMEOUT from the config reach the socket; off by
+ * default. */
+static void test_tcp_options(void) {
+  cpool_config cfg;
+  cpool_conn_t *c = NULL;
+  cpool_t *p = NULL;
+  int fd;
+
+  tu_config(&cfg, ts_port(srv), 1);
+  cfg.start = CPOOL_START_SYNC;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 1000, NULL), 0);
+  fd = cpool_conn_fd(c);
+  TU_ASSERT_EQ(sock_int(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+  TU_ASSERT_EQ(sock_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+
+  cfg.keepalive = 1;
+  cfg.keepalive_idle_s = 7;
+  cfg.keepalive_interval_s = 3;
+  cfg.keepalive_count = 4;
+  cfg.tcp_user_timeout_ms = 1234;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 1000, NULL), 0);
+  fd = cpool_conn_fd(c);
+  TU_ASSERT_INT(sock_int(fd, SOL_SOCKET, SO_KEEPALIVE), >, 0);
+  TU_ASSERT_EQ(sock_int(fd, IPPROTO_TCP, TCP_KEEPIDLE), 7);
+  TU_ASSERT_EQ(sock_int(fd, IPPROTO_TCP, TCP_KEEPINTVL), 3);
+  TU_ASSERT_EQ(sock_int(fd, IPPROTO_TCP, TCP_KEEPCNT), 4);
+  TU_ASSERT_EQ(sock_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 1234);
+  TU_ASSERT_INT(sock_int(fd, IPPROTO_TCP, TCP_NODELAY), >, 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -655,6 +693,8 @@ static void test_unix_socket(void) {
   tu_config(&cfg, 0, 2);
   cfg.host = NULL;
   cfg.unix_path = ts_unix_path(srv);
+  cfg.keepalive = 1; /* TCP options do not apply here: ignored */
+  cfg.tcp_user_timeout_ms = 1000;
   endpoint_round_trip(&cfg, AF_UNIX);
 }
 
@@ -688,8 +728,7 @@ static void test_all_addresses_tried(void) {
 
 /* ---- 1024 slots ------------------------------------------------------- */
 
-static void test_1024_slots(void) {
-  const int n = 1024;
+static void big_pool(int n) {
   long rss0, rss1;
   ts_counts before;
   cpool_config cfg;
@@ -724,15 +763,28 @@ static void test_1024_slots(void) {
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
   t_close = tu_now_ms() - t0;
   CU_ASSERT(ts_wait_open(srv, before.open, 10000));
-  printf("\nFIGURE: 1024-slot pool: VmRSS %ld KiB with the pool open "
+  printf("\nFIGURE: %d-slot pool: VmRSS %ld KiB with the pool open "
          "(%ld KiB before: +%ld KiB, %.1f KiB per slot)%s; sync open %lld ms, "
          "close %lld ms\n",
-         rss1, rss0, rss1 - rss0, (double)(rss1 - rss0) / n,
+         n, rss1, rss0, rss1 - rss0, (double)(rss1 - rss0) / n,
          TU_SANITIZED ? " [sanitizer build]" : "", (long long)t_open,
          (long long)t_close);
   /* "Not more than a few MiB": the bound is loose, the figure is printed. */
   if (!TU_SANITIZED)
-    TU_ASSERT_INT(rss1 - rss0, <, 32 * 1024);
+    TU_ASSERT_INT(rss1 - rss0, <, n / 32 * 1024);
+}
+
+static void test_1024_slots(void) { big_pool(1024); }
+
+/* The issue asks for "up to at least 4096".  ThreadSanitizer needs about
+ * 1 MiB and several ms per thread: there the 1024-slot test stands in. */
+static void test_4096_slots(void) {
+#if defined(__SANITIZE_THREAD__)
+  printf("\nSKIP: 4096_slots under ThreadSanitizer (1024_slots covers it)\n");
+  CU_PASS("skipped under TSan");
+#else
+  big_pool(4096);
+#endif
 }
 
 CU_TestInfo checkout_tests[] = {
@@ -747,11 +799,13 @@ CU_TestInfo checkout_tests[] = {
     {"async_start", test_async_start},
     {"async_start_slow_server", test_async_start_slow_server},
     {"conn_fd", test_conn_fd},
+    {"tcp_options", test_tcp_options},
     {"conn_data", test_conn_data},
     {"on_connect_failure", test_on_connect_failure},
     {"ipv6", test_ipv6},
     {"unix_socket", test_unix_socket},
     {"all_addresses_tried", test_all_addresses_tried},
     {"1024_slots", test_1024_slots},
+    {"4096_slots", test_4096_slots},
     CU_TEST_INFO_NULL,
 };

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,18 @@ int tu_waiter_start(tu_waiter *w, cpool_t *pool, int timeout_ms, int checkin,
   return pthread_create(&w->thread, NULL, waiter_main, w);
 }
 
-void tu_waiter_join(tu_waiter *w) { pthread_join(w->thread, NULL); }
+void tu_waiter_join(tu_waiter *w) {
+  struct timespec dl;
+
+  clock_gettime(CLOCK_REALTIME, &dl); /* pthread_timedjoin_np's clock */
+  dl.tv_sec += 30;
+  if (pthread_timedjoin_np(w->thread, NULL, &dl) != 0) {
+    fprintf(stderr, "checkout(timeout %d ms) has not returned after 30 s: "
+                    "a caller is stuck in the pool\n",
+            w->timeout_ms);
+    abort();
+  }
+}
 
 /* ---- blocking clients ---------------------------------------------------- */
 
@@ -330,8 +342,18 @@ void tu_events_free(tu_events *r) {
 void tu_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
                   void *arg) {
   tu_events *r = arg;
+  cpool_t *pool = atomic_load(&r->pool);
+  int stats_rc = 0;
+  cpool_stats_t st;
 
+  /* Would deadlock (and time the test out) if called under the lock. */
+  if (pool)
+    stats_rc = cpool_stats(pool, &st);
   pthread_mutex_lock(&r->mu);
+  if (pool) {
+    r->stats_calls++;
+    r->stats_failed += stats_rc != 0;
+  }
   if (!err)
     r->null_err++;
   else if (err->slot != slot)

@@ -116,6 +116,8 @@ typedef struct tu_waiter {
 /* 0 if the thread started.  seq may be NULL. */
 int tu_waiter_start(tu_waiter *w, cpool_t *pool, int timeout_ms, int checkin,
                     _Atomic int *seq);
+/* Join; a checkout that has not returned within 30 s is a hang: report it
+ * and abort, since the pool cannot be closed under a blocked caller. */
 void tu_waiter_join(tu_waiter *w);
 
 /* ---- blocking clients on a checked-out fd ------------------------------ */
@@ -148,6 +150,10 @@ typedef struct tu_events {
   int bad_slot;   /* events whose slot argument disagreed with err->slot */
   int null_err;   /* events with err NULL (the header says never) */
   int per_type[8];
+  /* Set once the pool is open: the callback then calls cpool_stats() on
+   * it, which the header allows (callbacks run without the pool lock). */
+  cpool_t *_Atomic pool;
+  int stats_calls, stats_failed;
   tu_event ev[TU_MAX_EVENTS];
 } tu_events;
 
