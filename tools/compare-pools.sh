@@ -134,9 +134,7 @@ for t in $threads_list; do
       ratio=$(calc "%.3f" "a / b" a="$min" b="$max")
       rps[$tool,$t]+="$ops "
       fair[$tool,$t]+="$ratio "
-      # cpool-bench has an errors object, the comparison programs a count.
-      e=$(json_sub_sum errors "$line")
-      [ "$tool" = cpool ] || e=$(json_num errors "$line")
+      e=$(json_num requests_failed "$line")
       errs[$tool,$t]+="${e:-0} "
       printf '%s: [%d/%d] %-9s threads %-4s run %d: %.0f ops/s, min/max %s\n' \
         "$prog" "$n" "$total" "$tool" "$t" "$r" "$ops" "$ratio" >&2

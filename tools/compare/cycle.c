@@ -240,12 +240,14 @@ static void report(const cycle_pool *impl, const options *opt,
   double fair = res->ops_max > 0 ? (double)res->ops_min / res->ops_max : 0;
 
   if (opt->json) {
-    printf("{\"type\":\"summary\",\"pool\":\"%s\",\"threads\":%d,"
-           "\"pool_size\":%d,\"elapsed_s\":%.3f,\"requests_ok\":%" PRIu64
-           ",\"rps\":%.1f,\"thread_ops_min\":%" PRIu64
-           ",\"thread_ops_max\":%" PRIu64 ",\"errors\":%d}\n",
-           impl->name, opt->threads, opt->pool, res->elapsed_s, res->ops, rps,
-           res->ops_min, res->ops_max, res->failures);
+    /* The field names and order of cpool-bench's summary, plus "impl". */
+    printf("{\"type\":\"summary\",\"impl\":\"%s\",\"elapsed_s\":%.3f,"
+           "\"threads\":%d,\"pool\":%d,\"no_io\":true,"
+           "\"requests_ok\":%" PRIu64 ",\"requests_failed\":%d,"
+           "\"rps\":%.1f,\"thread_ops_min\":%" PRIu64
+           ",\"thread_ops_max\":%" PRIu64 "}\n",
+           impl->name, res->elapsed_s, opt->threads, opt->pool, res->ops,
+           res->failures, rps, res->ops_min, res->ops_max);
   } else {
     printf("%s --no-io: %d threads, pool %d, %.2f s\n", impl->name,
            opt->threads, opt->pool, res->elapsed_s);
