@@ -166,7 +166,7 @@ cpool_run() {
   b=$(json_sub_num latency_us p99 "$line")
   e=$(json_sub_sum errors "$line")
   record "$key" "$r" "$a" "$b" "$e"
-  say "$(printf '%-44s %9.0f req/s  p50 %6s us  p99 %6s us  errors %s' \
+  say "$(printf '%-44s %9.0f req/s  p50 %6.0f us  p99 %6.0f us  errors %s' \
     "$label" "$r" "$a" "$b" "$e")"
 }
 
