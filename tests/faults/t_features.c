@@ -111,7 +111,11 @@ static int fx_open(fixture *f) {
   atomic_store(&f->cx->ev->pool, f->pool);
   FH_WAIT_STATS(f->pool, st, st.idle == st.size, 3000);
   FH_CHECK(st.idle == st.size, "idle %d of %d after open", st.idle, st.size);
-  return st.idle == st.size ? 0 : -1;
+  /* Connected is not yet accepted: wait for the peer to hold them all. */
+  int accepted = fp_wait_open(f->peer, st.size, 3000);
+  FH_CHECK(accepted, "the peer accepted %d of %d", fp_get_counts(f->peer).open,
+           st.size);
+  return st.idle == st.size && accepted ? 0 : -1;
 }
 
 static void fx_end(fixture *f, const char *what) {
@@ -313,14 +317,18 @@ static void test_lifetime_never_all_at_once(void) {
   /* Open the gate: the recycled slots come back; the rest recycle on
    * their next checkin; in the end every connection was replaced. */
   atomic_store(&f.cx->gate_closed, 0);
-  for (int round = 0; round < 50; round++) {
+  for (int round = 0; round < 100; round++) {
     cpool_stats(f.pool, &st);
     if (st.recycles >= before.recycles + SIZE)
       break;
-    cpool_conn_t *x = NULL;
-    if (cpool_checkout(f.pool, &x, 500, NULL) == 0)
-      cpool_checkin(f.pool, x, CPOOL_CONN_OK);
-    fh_sleep_ms(5);
+    /* Take every free slot and give them all back: the free list is
+     * LIFO, and one checkout at a time would cycle a fresh slot only. */
+    int n = 0;
+    while (n < SIZE && cpool_checkout(f.pool, &c[n], CPOOL_NOWAIT, NULL) == 0)
+      n++;
+    for (int i = 0; i < n; i++)
+      cpool_checkin(f.pool, c[i], CPOOL_CONN_OK);
+    fh_sleep_ms(10);
   }
   FH_WAIT_STATS(f.pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.recycles >= before.recycles + SIZE,

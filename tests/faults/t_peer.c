@@ -42,7 +42,11 @@ static int setup(fixture *f, int idle_check_ms) {
     return -1;
   FH_WAIT_STATS(f->pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "idle %d of %d after open", st.idle, SIZE);
-  return st.idle == SIZE ? 0 : -1;
+  /* Connected is not yet accepted: wait for the peer to hold them all. */
+  int accepted = fp_wait_open(f->peer, SIZE, 3000);
+  FH_CHECK(accepted, "the peer accepted %d of %d", fp_get_counts(f->peer).open,
+           SIZE);
+  return st.idle == SIZE && accepted ? 0 : -1;
 }
 
 static void teardown(fixture *f, const char *what) {
