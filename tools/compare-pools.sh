@@ -23,7 +23,7 @@ set -euo pipefail
 
 prog=compare-pools.sh
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=compare/common.sh
+# shellcheck source-path=SCRIPTDIR source=compare/common.sh
 . "$here/tools/compare/common.sh"
 duration=3
 repeat=3

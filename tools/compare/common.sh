@@ -95,9 +95,12 @@ build_target() {
   [ -x "$binary" ]
 }
 
-# One line about the machine, for the tables' headings.
+# One line about the machine, for the tables' headings, with the load
+# average at the end of the runs: on a shared machine it says how much
+# else was running.
 machine_line() {
-  local cpu
+  local cpu load
   cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)"
-  echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC')"
+  load="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
+  echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC')${load:+; load average $load}"
 }
