@@ -268,6 +268,7 @@ static void *worker_main(void *arg)
 {
   struct worker *w = arg;
   runner_t *r = w->r;
+  pthread_setname_np(pthread_self(), "bench-client");
   pthread_mutex_lock(&r->mu);
   while (!r->go)
     pthread_cond_wait(&r->go_cv, &r->mu);

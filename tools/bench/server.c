@@ -229,6 +229,7 @@ static void *worker_main(void *arg)
 {
   struct worker *w = arg;
   struct epoll_event evs[128];
+  pthread_setname_np(pthread_self(), "bench-server");
   bool quit = false;
   while (!quit) {
     int n = epoll_wait(w->epfd, evs, 128, -1);
@@ -434,6 +435,7 @@ static void *acceptor_main(void *arg)
 {
   server_t *s = arg;
   unsigned next_worker = 0;
+  pthread_setname_np(pthread_self(), "bench-accept");
   uint64_t period = (uint64_t)s->o.chaos_ms * NS_PER_MS;
   uint64_t refuse = (uint64_t)s->o.refuse_ms * NS_PER_MS;
   uint64_t next_fault = period ? now_ns() + period : 0, resume_at = 0;
