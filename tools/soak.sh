@@ -14,15 +14,17 @@
 #   hang       the bench is still running SECONDS + 30 s after it started
 #              (it is killed);
 #   crash      a non-zero exit, a signal, or a sanitizer report on stderr;
-#   fd leak    the bench process's open descriptor count, sampled every
-#              200 ms from /proc/PID/fd, settles higher at the end of the
-#              run than at its start (compared as the most frequent count
-#              of the first and of the last third, so that the short dips
-#              and peaks of each fault do not count);
+#   fd leak    fds_end > fds_start when the bench reports them in its
+#              summary; otherwise the bench process's descriptor count,
+#              sampled every 200 ms from /proc/PID/fd, settles higher at the
+#              end of the run than at its start (the most frequent count of
+#              the first and of the last third, so that the short dips and
+#              peaks of each fault do not count);
 #   lost slot  fewer connections up than the pool has, both in the final
 #              summary and in every one of the last 3 one-second intervals
 #              (each fault takes the slots down for a moment; a lost slot
-#              never comes back);
+#              never comes back); or, when the bench reports slots_idle
+#              after settling, fewer idle slots than the pool has;
 #   errors that chaos does not explain (bad_reply, checked_out, overload,
 #              other), no request served, or no fault injected.
 # Prints what it survived: faults injected, reconnects, requests ok, errors
@@ -142,6 +144,11 @@ else
     sed -n 's/.*"slots_connected":\(-\{0,1\}[0-9]*\).*/\1/p' | sort -n | tail -1)
   if [ "${slots:--1}" -lt "$pool" ] && [ "${best:--1}" -lt "$pool" ]; then
     fail "lost slot: $slots of $pool connections up at the end, at most ${best:-?} in the last 3 s"
+  fi
+  # If the bench reports its slots idle after settling, all must be.
+  slots_idle=$(field slots_idle)
+  if [ -n "$slots_idle" ] && [ "$slots_idle" -ne "$pool" ]; then
+    fail "lost slot: $slots_idle of $pool slots idle after the run settled"
   fi
 fi
 
