@@ -591,6 +591,15 @@ static void test_conn_data(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(d);
   TU_ASSERT_EQ(d->magic, DATA_MAGIC);
   TU_ASSERT_EQ(d->fd, cpool_conn_fd(c));
+  /* The handshake's I/O timeouts are gone once the caller has the fd. */
+  {
+    struct timeval tv;
+    socklen_t tvlen = sizeof tv;
+    TU_ASSERT_EQ(getsockopt(cpool_conn_fd(c), SOL_SOCKET, SO_RCVTIMEO, &tv,
+                            &tvlen),
+                 0);
+    CU_ASSERT(tv.tv_sec == 0 && tv.tv_usec == 0);
+  }
   /* The handshake's bytes were consumed by it: the stream is clean. */
   TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "after handshake", 2000), 0);
   /* Broken: on_disconnect releases this data, on_connect makes new. */
