@@ -10,9 +10,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <netdb.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -178,8 +178,12 @@ static void fifo_order(int handoff_after_us) {
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
-static void test_fifo_strict(void) { fifo_order(-1); }
-static void test_fifo_default_handoff(void) { fifo_order(0); }
+static void test_fifo_strict(void) {
+  fifo_order(-1);
+}
+static void test_fifo_default_handoff(void) {
+  fifo_order(0);
+}
 
 /* ---- the timeout-versus-checkin race ------------------------------------ */
 
@@ -514,8 +518,8 @@ typedef struct user_data {
 } user_data;
 
 typedef struct cb_state {
-  int fail;            /* on_connect fails (errno EPROTO) */
-  int timeout_ms;      /* the pool's connect_timeout_ms */
+  int fail;       /* on_connect fails (errno EPROTO) */
+  int timeout_ms; /* the pool's connect_timeout_ms */
   atomic_int connects, disconnects, bad_fd, bad_data, io_failed, bad_timeout;
 } cb_state;
 
@@ -595,9 +599,8 @@ static void test_conn_data(void) {
   {
     struct timeval tv;
     socklen_t tvlen = sizeof tv;
-    TU_ASSERT_EQ(getsockopt(cpool_conn_fd(c), SOL_SOCKET, SO_RCVTIMEO, &tv,
-                            &tvlen),
-                 0);
+    TU_ASSERT_EQ(
+        getsockopt(cpool_conn_fd(c), SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen), 0);
     CU_ASSERT(tv.tv_sec == 0 && tv.tv_usec == 0);
   }
   /* The handshake's bytes were consumed by it: the stream is clean. */
@@ -658,7 +661,8 @@ static void test_on_connect_failure(void) {
   TU_ASSERT_EQ(s.bad_data, 0);
 }
 
-/* ---- endpoints ------------------------------------------------------------ */
+/* ---- endpoints ------------------------------------------------------------
+ */
 
 static void endpoint_round_trip(cpool_config *cfg, int family) {
   struct sockaddr_storage ss;
@@ -783,7 +787,9 @@ static void big_pool(int n) {
     TU_ASSERT_INT(rss1 - rss0, <, n / 32 * 1024);
 }
 
-static void test_1024_slots(void) { big_pool(1024); }
+static void test_1024_slots(void) {
+  big_pool(1024);
+}
 
 /* The issue asks for "up to at least 4096".  ThreadSanitizer needs about
  * 1 MiB and several ms per thread: there the 1024-slot test stands in. */

@@ -89,8 +89,7 @@ static int wait_closing(cpool_t *p) {
   cpool_conn_t *c = NULL;
   int rc = 0;
 
-  TU_WAIT((rc = cpool_checkout(p, &c, CPOOL_NOWAIT, NULL)) ==
-              CPOOL_ESHUTDOWN,
+  TU_WAIT((rc = cpool_checkout(p, &c, CPOOL_NOWAIT, NULL)) == CPOOL_ESHUTDOWN,
           5000);
   return rc == CPOOL_ESHUTDOWN;
 }

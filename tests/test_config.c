@@ -118,8 +118,8 @@ static void expect_einval(const cpool_config *cfg, const char *what,
   TU_ASSERT_CODE(err.code, CPOOL_EINVAL);
   CU_ASSERT(err.message[0] != '\0');
   if (must_name && !strstr(err.message, must_name)) {
-    fprintf(stderr, "bad config '%s': message '%s' does not name '%s'\n",
-            what, err.message, must_name);
+    fprintf(stderr, "bad config '%s': message '%s' does not name '%s'\n", what,
+            err.message, must_name);
     CU_FAIL("error message does not name the field");
   }
   /* err may be NULL. */
@@ -188,9 +188,7 @@ static void test_null_open_args(void) {
 
 /* size 0 is the default, 8; the smallest and a large size are fine. */
 static void test_sizes_accepted(void) {
-  static const struct {
-    int size, want;
-  } sizes[] = {{0, 8}, {1, 1}, {64, 64}};
+  static const struct { int size, want; } sizes[] = {{0, 8}, {1, 1}, {64, 64}};
 
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     cpool_config cfg;

@@ -22,10 +22,10 @@ static void test_values_stable(void) {
   static const struct {
     int code, value;
   } fixed[] = {
-      {CPOOL_OK, 0},          {CPOOL_EINVAL, -1},     {CPOOL_ENOMEM, -2},
-      {CPOOL_ECHECKEDOUT, -3}, {CPOOL_ETIMEDOUT, -4}, {CPOOL_ECLOSED, -5},
-      {CPOOL_ESHUTDOWN, -6},  {CPOOL_ESYS, -7},       {CPOOL_ERESOLVE, -8},
-      {CPOOL_ECONNECT, -9},   {CPOOL_EHANDSHAKE, -10}, {CPOOL_EOVERLOAD, -11},
+      {CPOOL_OK, 0},           {CPOOL_EINVAL, -1},      {CPOOL_ENOMEM, -2},
+      {CPOOL_ECHECKEDOUT, -3}, {CPOOL_ETIMEDOUT, -4},   {CPOOL_ECLOSED, -5},
+      {CPOOL_ESHUTDOWN, -6},   {CPOOL_ESYS, -7},        {CPOOL_ERESOLVE, -8},
+      {CPOOL_ECONNECT, -9},    {CPOOL_EHANDSHAKE, -10}, {CPOOL_EOVERLOAD, -11},
       {CPOOL_EBUSY, -12},
   };
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
@@ -109,8 +109,7 @@ static void test_state_names(void) {
 
 static void test_event_names(void) {
   check_names(cpool_event_name, CPOOL_EVENT_CONNECTED, CPOOL_EVENT_RECYCLED);
-  CU_ASSERT_STRING_EQUAL(cpool_event_name(CPOOL_EVENT_CONNECTED),
-                         "connected");
+  CU_ASSERT_STRING_EQUAL(cpool_event_name(CPOOL_EVENT_CONNECTED), "connected");
 }
 
 CU_TestInfo errors_tests[] = {

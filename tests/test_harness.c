@@ -176,8 +176,12 @@ static void drop(int rst) {
   ts_stop(s);
 }
 
-static void test_drop_fin(void) { drop(0); }
-static void test_drop_rst(void) { drop(1); }
+static void test_drop_fin(void) {
+  drop(0);
+}
+static void test_drop_rst(void) {
+  drop(1);
+}
 
 static void test_stall(void) {
   ts_server *s = ts_start(TS_STALL, TS_TCP4);

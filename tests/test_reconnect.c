@@ -397,8 +397,12 @@ static void server_drop(int rst) {
   ts_stop(srv);
 }
 
-static void test_server_drop_fin(void) { server_drop(0); }
-static void test_server_drop_rst(void) { server_drop(1); }
+static void test_server_drop_fin(void) {
+  server_drop(0);
+}
+static void test_server_drop_rst(void) {
+  server_drop(1);
+}
 
 /* on_event: connected, disconnected, connect failed, backoff, each with
  * the slot and the details the header promises. */

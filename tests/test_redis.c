@@ -127,8 +127,8 @@ enum { CALLERS = 4, SLOTS = 3, CALL_TIMEOUT_MS = 500 };
 typedef struct load {
   cpool_t *pool;
   atomic_int stop;
-  atomic_int phase;          /* 0 up, 1 killed, 2 restarted */
-  atomic_llong first_ok_ms;  /* first PING answered in phase 2 */
+  atomic_int phase;         /* 0 up, 1 killed, 2 restarted */
+  atomic_llong first_ok_ms; /* first PING answered in phase 2 */
   atomic_llong last_ok_ms;
   atomic_int ok, ok_after, eclosed, etimedout, io_errors, unexpected;
   atomic_int last_unexpected;

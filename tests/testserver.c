@@ -55,8 +55,8 @@ struct ts_server {
   int *conns;
   int nconns, cap;
   ts_mode mode;
-  int bh_fd;                 /* blackhole listener, -1 if none */
-  int fillers[MAX_FILLERS];  /* our own connects that fill its queue */
+  int bh_fd;                /* blackhole listener, -1 if none */
+  int fillers[MAX_FILLERS]; /* our own connects that fill its queue */
   int nfillers;
 
   /* Shared, under mu. */
@@ -599,8 +599,12 @@ void ts_stop(ts_server *s) {
   free_server(s);
 }
 
-int ts_port(const ts_server *s) { return s->lis[L_TCP4].port; }
-int ts_port6(const ts_server *s) { return s->lis[L_TCP6].port; }
+int ts_port(const ts_server *s) {
+  return s->lis[L_TCP4].port;
+}
+int ts_port6(const ts_server *s) {
+  return s->lis[L_TCP6].port;
+}
 
 const char *ts_unix_path(const ts_server *s) {
   return s->lis[L_UNIX].wanted ? s->unix_path : NULL;
@@ -609,10 +613,18 @@ const char *ts_unix_path(const ts_server *s) {
 int ts_set_mode(ts_server *s, ts_mode mode) {
   return post(s, CMD_MODE, (int)mode);
 }
-int ts_refuse(ts_server *s) { return post(s, CMD_REFUSE, 0); }
-int ts_resume(ts_server *s) { return post(s, CMD_RESUME, 0); }
-int ts_drop(ts_server *s, int rst) { return post(s, CMD_DROP, rst); }
-int ts_blackhole(ts_server *s) { return post(s, CMD_BLACKHOLE, 0); }
+int ts_refuse(ts_server *s) {
+  return post(s, CMD_REFUSE, 0);
+}
+int ts_resume(ts_server *s) {
+  return post(s, CMD_RESUME, 0);
+}
+int ts_drop(ts_server *s, int rst) {
+  return post(s, CMD_DROP, rst);
+}
+int ts_blackhole(ts_server *s) {
+  return post(s, CMD_BLACKHOLE, 0);
+}
 
 ts_counts ts_get_counts(ts_server *s) {
   ts_counts c;
@@ -647,8 +659,12 @@ static int wait_counts(ts_server *s, counts_pred pred, int64_t n,
   return ok;
 }
 
-static int open_eq(const ts_counts *c, int64_t n) { return c->open == n; }
-static int open_ge(const ts_counts *c, int64_t n) { return c->open >= n; }
+static int open_eq(const ts_counts *c, int64_t n) {
+  return c->open == n;
+}
+static int open_ge(const ts_counts *c, int64_t n) {
+  return c->open >= n;
+}
 static int accepted_ge(const ts_counts *c, int64_t n) {
   return c->accepted >= (uint64_t)n;
 }

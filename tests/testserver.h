@@ -20,9 +20,9 @@
 #include <stdint.h>
 
 typedef enum ts_mode {
-  TS_ECHO = 0,  /* write back every byte read */
-  TS_PING = 1,  /* answer each line with "+PONG\r\n", like Redis PING */
-  TS_STALL = 2  /* accept, never read, never answer */
+  TS_ECHO = 0, /* write back every byte read */
+  TS_PING = 1, /* answer each line with "+PONG\r\n", like Redis PING */
+  TS_STALL = 2 /* accept, never read, never answer */
 } ts_mode;
 
 /* Which listeners to open (or'ed); TS_TCP4 is always opened. */
@@ -31,11 +31,11 @@ enum { TS_TCP4 = 1, TS_TCP6 = 2, TS_UNIX = 4 };
 typedef struct ts_server ts_server;
 
 typedef struct ts_counts {
-  uint64_t accepted; /* connections accepted since start */
-  int open;          /* accepted and not yet closed by the server */
+  uint64_t accepted;    /* connections accepted since start */
+  int open;             /* accepted and not yet closed by the server */
   uint64_t peer_closed; /* closed after EOF or an error from the peer */
-  uint64_t dropped;  /* closed by ts_drop() */
-  uint64_t bytes_in; /* bytes read from clients */
+  uint64_t dropped;     /* closed by ts_drop() */
+  uint64_t bytes_in;    /* bytes read from clients */
 } ts_counts;
 
 /* Start a server; NULL (with the reason on stderr) on failure.  A TS_TCP6
@@ -46,8 +46,8 @@ ts_server *ts_start(ts_mode mode, int listeners);
  * NULL is a no-op. */
 void ts_stop(ts_server *s);
 
-int ts_port(const ts_server *s);  /* 127.0.0.1 port */
-int ts_port6(const ts_server *s); /* ::1 port, 0 if none */
+int ts_port(const ts_server *s);              /* 127.0.0.1 port */
+int ts_port6(const ts_server *s);             /* ::1 port, 0 if none */
 const char *ts_unix_path(const ts_server *s); /* NULL if none */
 
 /* Each returns 0 when done, -1 (reason on stderr) on failure. */

@@ -8,8 +8,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,7 +30,9 @@ int64_t tu_now_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t tu_now_ms(void) { return tu_now_us() / 1000; }
+int64_t tu_now_ms(void) {
+  return tu_now_us() / 1000;
+}
 
 void tu_sleep_us(int us) {
   struct timespec ts = {.tv_sec = us / 1000000,
@@ -39,7 +41,9 @@ void tu_sleep_us(int us) {
     ;
 }
 
-void tu_sleep_ms(int ms) { tu_sleep_us(ms * 1000); }
+void tu_sleep_ms(int ms) {
+  tu_sleep_us(ms * 1000);
+}
 
 int tu_count_fds(void) {
   DIR *d = opendir("/proc/self/fd");
@@ -214,8 +218,9 @@ void tu_waiter_join(tu_waiter *w) {
   clock_gettime(CLOCK_REALTIME, &dl); /* pthread_timedjoin_np's clock */
   dl.tv_sec += 30;
   if (pthread_timedjoin_np(w->thread, NULL, &dl) != 0) {
-    fprintf(stderr, "checkout(timeout %d ms) has not returned after 30 s: "
-                    "a caller is stuck in the pool\n",
+    fprintf(stderr,
+            "checkout(timeout %d ms) has not returned after 30 s: "
+            "a caller is stuck in the pool\n",
             w->timeout_ms);
     abort();
   }
@@ -382,8 +387,7 @@ int tu_events_count(tu_events *r, cpool_event_type type) {
   return n;
 }
 
-int tu_events_wait(tu_events *r, cpool_event_type type, int n,
-                   int timeout_ms) {
+int tu_events_wait(tu_events *r, cpool_event_type type, int n, int timeout_ms) {
   struct timespec dl;
   int ok;
 
@@ -476,9 +480,10 @@ int tu_redis_wait_ready(int port, int timeout_ms) {
  * fork: the test process has many threads (the pool's workers). */
 static int spawn_redis(tu_redis *r) {
   char port[16];
-  char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                  "--save", "", "--appendonly", "no", "--daemonize", "no",
-                  "--protected-mode", "no", NULL};
+  char *argv[] = {"redis-server", "--port",      port, "--bind",
+                  "127.0.0.1",    "--save",      "",   "--appendonly",
+                  "no",           "--daemonize", "no", "--protected-mode",
+                  "no",           NULL};
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   sigset_t none;

@@ -30,9 +30,9 @@ int64_t tu_now_ms(void); /* CLOCK_MONOTONIC */
 int64_t tu_now_us(void);
 void tu_sleep_ms(int ms);
 void tu_sleep_us(int us);
-int tu_count_fds(void);  /* entries of /proc/self/fd, -1 on error */
-long tu_rss_kib(void);   /* VmRSS from /proc/self/status, -1 on error */
-int tu_have_ipv6(void);  /* ::1 can be bound here */
+int tu_count_fds(void); /* entries of /proc/self/fd, -1 on error */
+long tu_rss_kib(void);  /* VmRSS from /proc/self/status, -1 on error */
+int tu_have_ipv6(void); /* ::1 can be bound here */
 
 /* A port number outside the kernel's ephemeral range, not checked. */
 int tu_random_port(void);
@@ -63,8 +63,7 @@ void tu_fail_(int ok, const char *what, const char *file, int line,
 
 #define TU_ASSERT_BETWEEN(v, lo, hi)                                           \
   do {                                                                         \
-    long long v_ = (long long)(v), l_ = (long long)(lo),                       \
-              h_ = (long long)(hi);                                            \
+    long long v_ = (long long)(v), l_ = (long long)(lo), h_ = (long long)(hi); \
     tu_fail_(v_ >= l_ && v_ <= h_, #v " in [" #lo ", " #hi "]", __FILE__,      \
              __LINE__, "%lld not in [%lld, %lld]", v_, l_, h_);                \
   } while (0)
@@ -100,17 +99,17 @@ void tu_config(cpool_config *cfg, int port, int size);
 typedef struct tu_waiter {
   cpool_t *pool;
   int timeout_ms;
-  int checkin;           /* check the connection back in (OK) at once */
-  _Atomic int *seq;      /* if set: order = (*seq)++ right after checkout */
+  int checkin;      /* check the connection back in (OK) at once */
+  _Atomic int *seq; /* if set: order = (*seq)++ right after checkout */
   pthread_t thread;
   /* Results, valid after tu_waiter_join(). */
   int rc;
-  cpool_conn_t *conn;    /* NULL if checked in (or none) */
+  cpool_conn_t *conn; /* NULL if checked in (or none) */
   int slot;
   int order;
   int checkin_rc;
   cpool_error_info why;
-  int64_t t0_ms, t1_ms;  /* call began, call returned */
+  int64_t t0_ms, t1_ms; /* call began, call returned */
 } tu_waiter;
 
 /* 0 if the thread started.  seq may be NULL. */
@@ -145,10 +144,10 @@ typedef struct tu_event {
 typedef struct tu_events {
   pthread_mutex_t mu;
   pthread_cond_t cond;
-  int n;          /* recorded (at most TU_MAX_EVENTS kept) */
-  int total;      /* delivered, kept or not */
-  int bad_slot;   /* events whose slot argument disagreed with err->slot */
-  int null_err;   /* events with err NULL (the header says never) */
+  int n;        /* recorded (at most TU_MAX_EVENTS kept) */
+  int total;    /* delivered, kept or not */
+  int bad_slot; /* events whose slot argument disagreed with err->slot */
+  int null_err; /* events with err NULL (the header says never) */
   int per_type[8];
   /* Set once the pool is open: the callback then calls cpool_stats() on
    * it, which the header allows (callbacks run without the pool lock). */
