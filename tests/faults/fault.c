@@ -46,7 +46,9 @@ void fh_skip(const char *fmt, ...) {
   fflush(stdout);
 }
 
-int fh_skipped(void) { return skips; }
+int fh_skipped(void) {
+  return skips;
+}
 
 void fh_figure(const char *fmt, ...) {
   char text[512];
@@ -80,7 +82,9 @@ void fh_check_(int ok, const char *file, int line, const char *cond,
 
 /* ---- clocks, descriptors, ports ------------------------------------------ */
 
-int64_t fh_now_ms(void) { return fh_now_us() / 1000; }
+int64_t fh_now_ms(void) {
+  return fh_now_us() / 1000;
+}
 
 int64_t fh_now_us(void) {
   struct timespec ts;
@@ -125,7 +129,8 @@ int fh_free_port(void) {
   return -1;
 }
 
-/* ---- I/O with a deadline ---------------------------------------------------- */
+/* ---- I/O with a deadline ----------------------------------------------------
+ */
 
 const char *fh_io_name(int r) {
   static __thread char buf[48];
@@ -223,7 +228,8 @@ int fh_ping(int fd, int timeout_ms) {
   return rc;
 }
 
-/* ---- the pool ------------------------------------------------------------------ */
+/* ---- the pool
+ * ------------------------------------------------------------------ */
 
 void fh_config(cpool_config *cfg, const char *host, int port, int size) {
   cpool_config_init(cfg);
@@ -263,8 +269,7 @@ static void close_timed(cpool_t *pool, const char *what) {
   int rc = cpool_close(pool, 1000);
   int64_t took = fh_now_ms() - t0;
   FH_CHECK(rc == 0, "%s: cpool_close returned %s", what, cpool_err_name(rc));
-  FH_CHECK(took < 1000, "%s: cpool_close took %lld ms", what,
-           (long long)took);
+  FH_CHECK(took < 1000, "%s: cpool_close took %lld ms", what, (long long)took);
 }
 
 void fh_end_pool(cpool_t *pool, const char *what) {
@@ -293,7 +298,8 @@ void fh_check_fds(int fds0, const char *what) {
            fds0);
 }
 
-/* ---- the on_event recorder --------------------------------------------------- */
+/* ---- the on_event recorder
+ * --------------------------------------------------- */
 
 fh_events *fh_events_new(void) {
   fh_events *r = calloc(1, sizeof *r);
@@ -353,7 +359,8 @@ int fh_events_get(fh_events *r, cpool_event_type type, int i, fh_event *out) {
   return rc;
 }
 
-/* ---- processes ------------------------------------------------------------------ */
+/* ---- processes
+ * ------------------------------------------------------------------ */
 
 /* Split cmd (modified) on spaces into argv; returns argc. */
 static int split_args(char *cmd, char **argv, int max) {
@@ -365,7 +372,9 @@ static int split_args(char *cmd, char **argv, int max) {
   return argc;
 }
 
-static int verbose(void) { return getenv("FAULT_VERBOSE") != NULL; }
+static int verbose(void) {
+  return getenv("FAULT_VERBOSE") != NULL;
+}
 
 /* Spawn argv with stdin and stdout on /dev/null, stderr to err_fd (or
  * /dev/null when -1); returns the pid or -1. */
@@ -440,7 +449,8 @@ int fh_run_err(char *err, size_t errlen, const char *fmt, ...) {
   return rc;
 }
 
-/* ---- redis-server ---------------------------------------------------------------- */
+/* ---- redis-server
+ * ---------------------------------------------------------------- */
 
 const char *fh_redis_path(void) {
   static char found[512];
@@ -464,9 +474,10 @@ pid_t fh_redis_spawn(int port) {
   if (path == NULL)
     return -1;
   snprintf(portbuf, sizeof portbuf, "%d", port);
-  char *argv[] = {(char *)path, "--port", portbuf, "--bind", "127.0.0.1",
-                  "--save", "", "--appendonly", "no", "--daemonize", "no",
-                  "--loglevel", "warning", NULL};
+  char *argv[] = {(char *)path, "--port",      portbuf, "--bind",
+                  "127.0.0.1",  "--save",      "",      "--appendonly",
+                  "no",         "--daemonize", "no",    "--loglevel",
+                  "warning",    NULL};
   return spawn(argv, -1);
 }
 
@@ -504,7 +515,8 @@ void fh_redis_kill(pid_t pid, int sig) {
   reap(pid);
 }
 
-/* ---- network namespaces ------------------------------------------------------------ */
+/* ---- network namespaces
+ * ------------------------------------------------------------ */
 
 #define NETNS_DIR "/var/run/netns"
 
@@ -573,10 +585,10 @@ int fh_netns_setup(fh_netns *ns, char *why, size_t whylen) {
       netns_step(why, whylen,
                  "ip -n %s link add %s type veth peer name %s netns %s", ns->a,
                  ns->dev_a, ns->dev_b, ns->b) ||
-      netns_step(why, whylen, "ip -n %s addr add %s/30 dev %s", ns->a,
-                 ns->ip_a, ns->dev_a) ||
-      netns_step(why, whylen, "ip -n %s addr add %s/30 dev %s", ns->b,
-                 ns->ip_b, ns->dev_b) ||
+      netns_step(why, whylen, "ip -n %s addr add %s/30 dev %s", ns->a, ns->ip_a,
+                 ns->dev_a) ||
+      netns_step(why, whylen, "ip -n %s addr add %s/30 dev %s", ns->b, ns->ip_b,
+                 ns->dev_b) ||
       netns_step(why, whylen, "ip -n %s link set lo up", ns->a) ||
       netns_step(why, whylen, "ip -n %s link set lo up", ns->b) ||
       netns_step(why, whylen, "ip -n %s link set %s up", ns->a, ns->dev_a) ||
@@ -630,8 +642,7 @@ int fh_netns_blackhole(fh_netns *ns, int on) {
                   ns->a, ns->ip_b, ns->dev_a) == 0
                ? 0
                : -1;
-  return fh_run("ip -n %s neigh del %s dev %s", ns->a, ns->ip_b, ns->dev_a) ==
-                 0
+  return fh_run("ip -n %s neigh del %s dev %s", ns->a, ns->ip_b, ns->dev_a) == 0
              ? 0
              : -1;
 }

@@ -109,7 +109,8 @@ int fh_recv_exact(int fd, void *buf, size_t n, int timeout_ms);
 /* "PING\r\n" out, "+PONG\r\n" back, both within timeout_ms. */
 int fh_ping(int fd, int timeout_ms);
 
-/* ---- the pool ------------------------------------------------------------- */
+/* ---- the pool -------------------------------------------------------------
+ */
 
 /* Fast knobs for a pool on 127.0.0.1:port: connect timeout 500 ms, backoff
  * RAND 50..50 ms, idle_check_ms 0 (always peek). */
@@ -173,7 +174,8 @@ int fh_events_count(fh_events *r, cpool_event_type type);
 /* Copy of the i-th event of type; 0 if there is one. */
 int fh_events_get(fh_events *r, cpool_event_type type, int i, fh_event *out);
 
-/* ---- processes -------------------------------------------------------------- */
+/* ---- processes --------------------------------------------------------------
+ */
 
 /* Run a command (argv split on spaces; no quoting), output to /dev/null
  * unless FAULT_VERBOSE is set.  Returns its exit status, or -1. */
@@ -190,13 +192,14 @@ pid_t fh_redis_spawn(int port); /* -1 on failure */
 int64_t fh_redis_wait_ready(int port, int timeout_ms);
 void fh_redis_kill(pid_t pid, int sig); /* signal and reap */
 
-/* ---- network namespaces ----------------------------------------------------- */
+/* ---- network namespaces -----------------------------------------------------
+ */
 
 /* Two namespaces made by the test, "cpf<pid>a" (where the pool runs) and
  * "cpf<pid>b" (the peer), joined by a veth pair on a private /30. */
 typedef struct fh_netns {
   int up;
-  char a[32], b[32];      /* namespace names */
+  char a[32], b[32]; /* namespace names */
   char dev_a[16], dev_b[16];
   char ip_a[16], ip_b[16];
 } fh_netns;

@@ -177,8 +177,7 @@ static int serve(fp_peer *p, int i) {
 static void wait_acked(int fd) {
   int64_t deadline = fh_now_ms() + 1000;
   int outq = 1;
-  while (ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0 &&
-         fh_now_ms() < deadline)
+  while (ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0 && fh_now_ms() < deadline)
     fh_sleep_ms(1);
 }
 
@@ -275,8 +274,7 @@ static void *loop(void *arg) {
       accept_all(p);
     /* Walk from the end: serve() may move the last connection into i. */
     for (int k = n - 1; k >= 2; k--)
-      if (pfd[k].revents && k - 2 < p->nconns &&
-          p->conns[k - 2] == pfd[k].fd)
+      if (pfd[k].revents && k - 2 < p->nconns && p->conns[k - 2] == pfd[k].fd)
         serve(p, k - 2);
   }
 
@@ -363,12 +361,24 @@ void fp_stop(fp_peer *p) {
   free(p);
 }
 
-int fp_port(const fp_peer *p) { return p->port; }
-int fp_set_mode(fp_peer *p, fp_mode mode) { return post(p, CMD_MODE, (int)mode, NULL); }
-int fp_refuse(fp_peer *p) { return post(p, CMD_REFUSE, 0, NULL); }
-int fp_resume(fp_peer *p) { return post(p, CMD_RESUME, 0, NULL); }
-int fp_drop_all(fp_peer *p, int rst) { return post(p, CMD_DROP, rst, NULL); }
-int fp_send_all(fp_peer *p, const char *text) { return post(p, CMD_SEND, 0, text); }
+int fp_port(const fp_peer *p) {
+  return p->port;
+}
+int fp_set_mode(fp_peer *p, fp_mode mode) {
+  return post(p, CMD_MODE, (int)mode, NULL);
+}
+int fp_refuse(fp_peer *p) {
+  return post(p, CMD_REFUSE, 0, NULL);
+}
+int fp_resume(fp_peer *p) {
+  return post(p, CMD_RESUME, 0, NULL);
+}
+int fp_drop_all(fp_peer *p, int rst) {
+  return post(p, CMD_DROP, rst, NULL);
+}
+int fp_send_all(fp_peer *p, const char *text) {
+  return post(p, CMD_SEND, 0, text);
+}
 
 fp_counts fp_get_counts(fp_peer *p) {
   pthread_mutex_lock(&p->mu);

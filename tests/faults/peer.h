@@ -23,9 +23,9 @@ typedef enum fp_mode {
 typedef struct fp_peer fp_peer;
 
 typedef struct fp_counts {
-  uint64_t accepted; /* since start */
-  int open;          /* connections open now */
-  uint64_t lines;    /* requests read */
+  uint64_t accepted;    /* since start */
+  int open;             /* connections open now */
+  uint64_t lines;       /* requests read */
   uint64_t peer_closed; /* connections the client closed */
 } fp_counts;
 

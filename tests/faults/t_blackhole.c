@@ -61,8 +61,8 @@ static void check_timeout_error(const cpool_error_info *e, const char *addr,
            "%s: code %s step %d", what, cpool_err_name(e->code), e->step);
   FH_CHECK(e->sys_errno == ETIMEDOUT, "%s: sys_errno %d (%s)", what,
            e->sys_errno, strerror(e->sys_errno));
-  FH_CHECK(strcmp(e->addr, addr) == 0, "%s: addr \"%s\", expected \"%s\"",
-           what, e->addr, addr);
+  FH_CHECK(strcmp(e->addr, addr) == 0, "%s: addr \"%s\", expected \"%s\"", what,
+           e->addr, addr);
   FH_CHECK(strstr(e->message, addr) != NULL &&
                strstr(e->message, "timed out") != NULL,
            "%s: message \"%s\"", what, e->message);
@@ -137,7 +137,8 @@ static cpool_t *async_open_times_out(const char *host, int port,
   fh_event e;
   FH_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) >= 2 * SIZE, 3000);
   if (getenv("FAULT_VERBOSE"))
-    for (int i = 0; fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, i, &e) == 0; i++)
+    for (int i = 0; fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, i, &e) == 0;
+         i++)
       printf("  event %d: slot %d at %lld ms: %s\n", i, e.slot,
              (long long)(e.t_us - t0) / 1000, e.err.message);
   for (int i = 0; i < SIZE; i++) {
@@ -164,8 +165,8 @@ static cpool_t *async_open_times_out(const char *host, int port,
 }
 
 /* cpool_close while every worker is mid-connect (5 s timeout): prompt. */
-static void close_mid_connect(const char *host, int port,
-                              int (*in_ns)(void *), void *ns_arg) {
+static void close_mid_connect(const char *host, int port, int (*in_ns)(void *),
+                              void *ns_arg) {
   cpool_config cfg;
   cpool_t *pool = NULL;
   cpool_stats_t st;
@@ -191,7 +192,8 @@ static void close_mid_connect(const char *host, int port,
            (long long)took);
 }
 
-/* ---- in a network namespace ------------------------------------------------ */
+/* ---- in a network namespace ------------------------------------------------
+ */
 
 static fh_netns ns;
 static int ns_saved = -1;
@@ -263,7 +265,8 @@ out:
   fh_check_fds(fds0, "syn_dropped_netns");
 }
 
-/* ---- a full accept queue on loopback ---------------------------------------- */
+/* ---- a full accept queue on loopback ----------------------------------------
+ */
 
 #define MAX_FILL 16
 
@@ -338,8 +341,9 @@ static void test_backlog_full(void) {
 
   memset(&b, 0, sizeof b);
   int filled = backlog_fill(&b) == 0;
-  FH_CHECK(filled, "could not fill a listen(fd, 0) queue on port %d with %d "
-                   "connects: %s",
+  FH_CHECK(filled,
+           "could not fill a listen(fd, 0) queue on port %d with %d "
+           "connects: %s",
            b.port, b.nfill, strerror(errno));
   if (!filled)
     goto out;
@@ -354,8 +358,8 @@ static void test_backlog_full(void) {
   if (pool != NULL) {
     cpool_stats_t st;
     FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
-    FH_CHECK(st.idle == SIZE, "after accepting again: idle %d of %d",
-             st.idle, SIZE);
+    FH_CHECK(st.idle == SIZE, "after accepting again: idle %d of %d", st.idle,
+             SIZE);
   }
 out:
   fh_end_pool(pool, "backlog_full");

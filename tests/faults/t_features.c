@@ -46,8 +46,8 @@ static int on_ping(int fd, void *data, void *arg) {
   if (fd == atomic_load(&c->held_fd))
     atomic_fetch_add(&c->pinged_held, 1);
   int fail = atomic_load(&c->ping_fail_next);
-  if (fail > 0 && atomic_compare_exchange_strong(&c->ping_fail_next, &fail,
-                                                 fail - 1))
+  if (fail > 0 &&
+      atomic_compare_exchange_strong(&c->ping_fail_next, &fail, fail - 1))
     return -1;
   return fh_ping(fd, 500) == 0 ? 0 : -1;
 }
@@ -124,15 +124,16 @@ static void fx_end(fixture *f, const char *what) {
   fh_end_pool(f->pool, what);
   fp_stop(f->peer);
   if (f->cx != NULL) {
-    FH_CHECK(atomic_load(&f->cx->ev->bad) == 0, "%s: %d malformed events",
-             what, atomic_load(&f->cx->ev->bad));
+    FH_CHECK(atomic_load(&f->cx->ev->bad) == 0, "%s: %d malformed events", what,
+             atomic_load(&f->cx->ev->bad));
     fh_events_free(f->cx->ev);
     free(f->cx);
   }
   fh_check_fds(f->fds0, what);
 }
 
-/* ---- on_ping ---------------------------------------------------------------- */
+/* ---- on_ping ----------------------------------------------------------------
+ */
 
 static void test_on_ping(void) {
   fixture f;
@@ -187,8 +188,7 @@ static void test_on_ping(void) {
                st.disconnects == before.disconnects + 1,
            "after a failed ping: connects %llu -> %llu, disconnects %llu -> "
            "%llu",
-           (unsigned long long)before.connects,
-           (unsigned long long)st.connects,
+           (unsigned long long)before.connects, (unsigned long long)st.connects,
            (unsigned long long)before.disconnects,
            (unsigned long long)st.disconnects);
   fh_event e;
@@ -201,7 +201,8 @@ out:
   fx_end(&f, "on_ping");
 }
 
-/* ---- max_lifetime_ms ------------------------------------------------------------ */
+/* ---- max_lifetime_ms
+ * ------------------------------------------------------------ */
 
 static int64_t recycled_events(fixture *f) {
   return fh_events_count(f->cx->ev, CPOOL_EVENT_RECYCLED);
@@ -341,13 +342,13 @@ static void test_lifetime_never_all_at_once(void) {
   FH_CHECK(atomic_load(&f.cx->connects_cb) ==
                atomic_load(&f.cx->disconnects_cb) + SIZE,
            "on_connect %d, on_disconnect %d: one disconnect per recycle",
-           atomic_load(&f.cx->connects_cb),
-           atomic_load(&f.cx->disconnects_cb));
+           atomic_load(&f.cx->connects_cb), atomic_load(&f.cx->disconnects_cb));
 out:
   fx_end(&f, "lifetime_never_all_at_once");
 }
 
-/* ---- on_event --------------------------------------------------------------- */
+/* ---- on_event ---------------------------------------------------------------
+ */
 
 /* Events of one slot, in order, as a string of letters: C connected, F
  * connect failed, D disconnected, B backoff, R recycled. */
@@ -394,8 +395,7 @@ static void test_on_event(void) {
            "DISCONNECTED %d", fh_events_count(ev, CPOOL_EVENT_DISCONNECTED));
   FH_CHECK(fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, 0, &e) == 0,
            "no CONNECT_FAILED");
-  FH_CHECK(strcmp(e.err.addr, f.addr) == 0 &&
-               e.err.sys_errno == ECONNREFUSED &&
+  FH_CHECK(strcmp(e.err.addr, f.addr) == 0 && e.err.sys_errno == ECONNREFUSED &&
                e.err.step == CPOOL_STEP_CONNECT &&
                e.err.code == CPOOL_ECONNECT &&
                strstr(e.err.message, f.addr) != NULL &&
@@ -450,7 +450,8 @@ out:
   fx_end(&f, "on_event");
 }
 
-/* ---- queue_max and CoDel ---------------------------------------------------------- */
+/* ---- queue_max and CoDel
+ * ---------------------------------------------------------- */
 
 typedef struct waiter {
   cpool_t *pool;
@@ -524,8 +525,9 @@ static void test_queue_max(void) {
   cpool_checkin(f.pool, held, CPOOL_CONN_OK);
   for (int i = 0; i < started; i++) {
     pthread_join(th[i], NULL);
-    FH_CHECK(w[i].ok == 1, "queued caller %d: ok %d overload %d timeout %d "
-                           "other %d",
+    FH_CHECK(w[i].ok == 1,
+             "queued caller %d: ok %d overload %d timeout %d "
+             "other %d",
              i, w[i].ok, w[i].overload, w[i].timedout, w[i].other);
   }
   started = 0;
@@ -565,13 +567,15 @@ static void test_codel_stuck(void) {
     overloads += w[i].overload;
     if (w[i].max_ms > slowest)
       slowest = w[i].max_ms;
-    FH_CHECK(w[i].overload == 1, "waiter %d: ok %d overload %d timeout %d "
-                                 "other %d",
+    FH_CHECK(w[i].overload == 1,
+             "waiter %d: ok %d overload %d timeout %d "
+             "other %d",
              i, w[i].ok, w[i].overload, w[i].timedout, w[i].other);
   }
   started = 0;
-  FH_CHECK(slowest < 500, "the slowest shed waiter waited %lld ms of its "
-                          "5000 ms",
+  FH_CHECK(slowest < 500,
+           "the slowest shed waiter waited %lld ms of its "
+           "5000 ms",
            (long long)slowest);
   fh_figure("codel: %lld of %d waiters on a stuck pool shed with EOVERLOAD, "
             "the slowest after %lld ms (timeout 5000 ms, target 10 ms, "
@@ -637,7 +641,8 @@ out:
   fx_end(&f, "codel_overload");
 }
 
-/* ---- idle_check_ms ------------------------------------------------------------------ */
+/* ---- idle_check_ms
+ * ------------------------------------------------------------------ */
 
 /* The peer closes the idle connection; what does the next checkout get? */
 static void idle_check_case(int idle_check_ms, int expect_peek,

@@ -142,8 +142,8 @@ static void caller_write_read_fails(cpool_t *pool, cpool_conn_t *c,
 
 /* The slot that sat idle through the outage: keepalive (bounded by
  * TCP_USER_TIMEOUT) kills it, and checkout's idle check skips it. */
-static void idle_slot_found_dead(cpool_t *pool, int64_t down_ms,
-                                 int slack_ms, const char *what) {
+static void idle_slot_found_dead(cpool_t *pool, int64_t down_ms, int slack_ms,
+                                 const char *what) {
   cpool_stats_t before, st;
   /* Keepalive timers are coarse (the kernel batches them), and the probe
    * is due from the last activity, a few ms before the link went down. */
@@ -213,8 +213,8 @@ static void peer_vanishes(int by_link, const char *what) {
 
   FH_CHECK(peer_gone(0, by_link) == 0, "cannot restore the path to %s", ns.b);
   FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
-  FH_CHECK(st.idle == SIZE, "after the link came back: idle %d of %d",
-           st.idle, SIZE);
+  FH_CHECK(st.idle == SIZE, "after the link came back: idle %d of %d", st.idle,
+           SIZE);
   for (int i = 0; i < SIZE; i++) {
     c[i] = NULL;
     int rc = cpool_checkout(pool, &c[i], 1000, NULL);
@@ -234,8 +234,12 @@ out:
   fh_check_fds(fds0, what);
 }
 
-static void test_path_lost(void) { peer_vanishes(0, "path_lost"); }
-static void test_link_down(void) { peer_vanishes(1, "link_down"); }
+static void test_path_lost(void) {
+  peer_vanishes(0, "path_lost");
+}
+static void test_link_down(void) {
+  peer_vanishes(1, "link_down");
+}
 
 const fault_test fault_halfopen_tests[] = {
     {"path_lost", test_path_lost},

@@ -167,8 +167,7 @@ static void test_stall_forever(void) {
   int e = errno;
   took = fh_now_ms() - t0;
   FH_CHECK(n < 0 && (e == EAGAIN || e == EWOULDBLOCK),
-           "stalled peer (SO_RCVTIMEO): recv returned %zd, %s", n,
-           strerror(e));
+           "stalled peer (SO_RCVTIMEO): recv returned %zd, %s", n, strerror(e));
   FH_CHECK(took >= TIMEOUT - 5 && took <= TIMEOUT + FH_MARGIN_MS,
            "SO_RCVTIMEO of %d ms ended after %lld ms", TIMEOUT,
            (long long)took);
@@ -199,8 +198,8 @@ static void garbage_case(int idle_check_ms, const char *what) {
     goto out;
   cpool_stats(f.pool, &before);
   int got = fp_send_all(f.peer, "-ERR unsolicited\r\n");
-  FH_CHECK(got == SIZE, "%s: garbage reached %d of %d connections", what,
-           got, SIZE);
+  FH_CHECK(got == SIZE, "%s: garbage reached %d of %d connections", what, got,
+           SIZE);
   if (idle_check_ms > 0) /* the check runs only past idle_check_ms */
     fh_sleep_ms(idle_check_ms + 30);
 
@@ -210,9 +209,8 @@ static void garbage_case(int idle_check_ms, const char *what) {
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  FH_CHECK(took < FH_MARGIN_MS,
-           "%s: checkout past two dead slots took %lld ms", what,
-           (long long)took);
+  FH_CHECK(took < FH_MARGIN_MS, "%s: checkout past two dead slots took %lld ms",
+           what, (long long)took);
   int r = fh_ping(cpool_conn_fd(c), 1000);
   FH_CHECK(r == 0, "%s: the caller got a desynced slot: %s", what,
            fh_io_name(r));
@@ -223,12 +221,11 @@ static void garbage_case(int idle_check_ms, const char *what) {
            (unsigned long long)before.idle_check_failures,
            (unsigned long long)st.idle_check_failures, SIZE);
   FH_WAIT_STATS(f.pool, st,
-                st.connects >= before.connects + SIZE && st.idle == SIZE,
-                3000);
+                st.connects >= before.connects + SIZE && st.idle == SIZE, 3000);
   FH_CHECK(st.connects >= before.connects + SIZE && st.idle == SIZE,
            "%s: not healed: connects %llu -> %llu, idle %d", what,
-           (unsigned long long)before.connects,
-           (unsigned long long)st.connects, st.idle);
+           (unsigned long long)before.connects, (unsigned long long)st.connects,
+           st.idle);
   FH_CHECK(st.broken_checkins == before.broken_checkins,
            "%s: broken_checkins %llu: the caller never saw a dead slot", what,
            (unsigned long long)st.broken_checkins);
@@ -261,8 +258,7 @@ static void dropped_case(int rst, const char *what) {
   if (rc != 0)
     goto out;
   int r = fh_ping(cpool_conn_fd(c), 1000);
-  FH_CHECK(r == 0, "%s: the caller got a dead slot: %s", what,
-           fh_io_name(r));
+  FH_CHECK(r == 0, "%s: the caller got a dead slot: %s", what, fh_io_name(r));
   cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   cpool_stats(f.pool, &st);
   FH_CHECK(st.idle_check_failures == before.idle_check_failures + SIZE,
@@ -274,8 +270,12 @@ out:
   teardown(&f, what);
 }
 
-static void test_fin_while_idle(void) { dropped_case(0, "fin_while_idle"); }
-static void test_rst_while_idle(void) { dropped_case(1, "rst_while_idle"); }
+static void test_fin_while_idle(void) {
+  dropped_case(0, "fin_while_idle");
+}
+static void test_rst_while_idle(void) {
+  dropped_case(1, "rst_while_idle");
+}
 
 const fault_test fault_peer_tests[] = {
     {"reset_mid_response", test_reset_mid_response},

@@ -26,7 +26,7 @@ enum {
   TIMEOUT = 250,     /* checkout timeout, ms */
   IO_TIMEOUT = 1000, /* request timeout: only a dead server should end one
                         (a busy machine can stall a live one for 250 ms) */
-  BACKOFF = 50,  /* backoff_min_ms == backoff_max_ms */
+  BACKOFF = 50,      /* backoff_min_ms == backoff_max_ms */
   CYCLES = 3,
   NCODES = 16,
   GRACE = 20, /* ms after the reap for the client kernel to see the close */
@@ -94,7 +94,8 @@ static void one_request(load *l) {
   /* In flight at the kill: it failed after the kill began and started
    * before the dead server's sockets were surely closed. */
   long long reap = atomic_load(&l->reap_ms);
-  if (t2 >= atomic_load(&l->kill_ms) && (reap == INT64_MAX || t0 <= reap + GRACE))
+  if (t2 >= atomic_load(&l->kill_ms) &&
+      (reap == INT64_MAX || t0 <= reap + GRACE))
     atomic_fetch_add(&l->io_inflight, 1);
   else if (atomic_fetch_add(&l->io_late, 1) == 0) {
     atomic_store(&l->late_t0_ms, t0);
@@ -137,8 +138,7 @@ static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
                 3000);
   FH_CHECK(st.connect_failures >= before.connect_failures + SIZE,
            "cycle %d: only %llu connect failures after the kill", cycle,
-           (unsigned long long)(st.connect_failures -
-                                before.connect_failures));
+           (unsigned long long)(st.connect_failures - before.connect_failures));
   fh_sleep_ms(100); /* callers meet a down backend for a while */
 
   atomic_store(&l->first_ok_ms, 0);
@@ -255,8 +255,7 @@ static void test_kill_restart(void) {
             (long long)l.codes[-CPOOL_ECLOSED],
             (long long)l.codes[-CPOOL_ETIMEDOUT], (long long)l.io_inflight,
             unexpected + (long long)l.io_late, (long long)l.max_checkout_ms,
-            (long long)l.max_request_ms, TIMEOUT, IO_TIMEOUT,
-            (long long)worst,
+            (long long)l.max_request_ms, TIMEOUT, IO_TIMEOUT, (long long)worst,
             (unsigned long long)st.connects);
 out:
   fh_end_pool(l.pool, "kill_restart");

@@ -118,8 +118,7 @@ static void test_listener_closed(void) {
     if (held[i] != NULL)
       cpool_checkin(pool, held[i], CPOOL_CONN_BROKEN);
   pthread_join(th, NULL);
-  FH_CHECK(w.rc == CPOOL_ECLOSED, "queued caller got %s",
-           cpool_err_name(w.rc));
+  FH_CHECK(w.rc == CPOOL_ECLOSED, "queued caller got %s", cpool_err_name(w.rc));
   FH_CHECK(w.done_ms - down_ms < FAST_MS,
            "queued caller (10 s timeout) got its answer %lld ms after the "
            "slots came back broken",
@@ -137,8 +136,8 @@ static void test_listener_closed(void) {
   cpool_stats(pool, &st);
   FH_CHECK(st.closed_errors == 31, "closed_errors %llu, expected 31",
            (unsigned long long)st.closed_errors);
-  FH_CHECK(st.last_error.sys_errno == ECONNREFUSED,
-           "stats last_error \"%s\"", st.last_error.message);
+  FH_CHECK(st.last_error.sys_errno == ECONNREFUSED, "stats last_error \"%s\"",
+           st.last_error.message);
 
   fp_resume(peer); /* heal: every slot idle again */
 out:
