@@ -8,9 +8,25 @@
 #include "cpool.h"
 
 enum opt_id {
-  OPT_THREADS, OPT_POOL, OPT_MODE, OPT_TIMEOUT, OPT_DURATION, OPT_REQUESTS,
-  OPT_HOST, OPT_PORT, OPT_UNIX, OPT_PROTOCOL, OPT_SIZE, OPT_NO_IO, OPT_CPR,
-  OPT_RATE, OPT_CHAOS, OPT_BUILTIN, OPT_QUIET, OPT_JSON, OPT_HELP
+  OPT_THREADS,
+  OPT_POOL,
+  OPT_MODE,
+  OPT_TIMEOUT,
+  OPT_DURATION,
+  OPT_REQUESTS,
+  OPT_HOST,
+  OPT_PORT,
+  OPT_UNIX,
+  OPT_PROTOCOL,
+  OPT_SIZE,
+  OPT_NO_IO,
+  OPT_CPR,
+  OPT_RATE,
+  OPT_CHAOS,
+  OPT_BUILTIN,
+  OPT_QUIET,
+  OPT_JSON,
+  OPT_HELP
 };
 
 struct opt {
@@ -43,49 +59,45 @@ static const struct opt opts[] = {
 
 static const char *const proto_names[] = {"ping", "echo", "get", "set"};
 
-const char *proto_name(proto_kind p)
-{
+const char *proto_name(proto_kind p) {
   return (unsigned)p < 4 ? proto_names[p] : "?";
 }
 
-void args_usage(FILE *out)
-{
-  fputs(
-      "usage: cpool-bench [options]\n"
-      "  --threads N            client threads (1..1024, default 8)\n"
-      "  --pool N               pool connections (1..65536, default 8)\n"
-      "  --mode nowait|wait     checkout mode (default wait)\n"
-      "  --timeout-ms N         checkout timeout in wait mode (1..600000, "
-      "default 1000)\n"
-      "  --duration T           run time: seconds, or with s/ms suffix "
-      "(default 5)\n"
-      "  --requests N           stop after N requests (attempts) in all\n"
-      "  --host H --port P      target server (default port 6379)\n"
-      "  --unix PATH            target Unix socket\n"
-      "  --protocol P           ping|echo|get|set (default ping)\n"
-      "  --size N               payload bytes for echo/get/set (1..1048576, "
-      "default 16)\n"
-      "  --no-io                checkout/checkin only: the pool's overhead\n"
-      "  --connect-per-request  no pool: connect, request, close\n"
-      "  --rate R               open loop: R requests/s across all threads\n"
-      "  --chaos T              built-in server drops every connection every "
-      "T (s or ms)\n"
-      "  --builtin-server       serve the target (--port or --unix) with the "
-      "built-in server\n"
-      "  --quiet                no progress line\n"
-      "  --json                 one JSON object per second and a summary on "
-      "stdout\n"
-      "  --help                 this text\n"
-      "With no --host, --port or --unix, the built-in server is started on a "
-      "free\nloopback port.  See docs/bench.md.\n",
-      out);
+void args_usage(FILE *out) {
+  fputs("usage: cpool-bench [options]\n"
+        "  --threads N            client threads (1..1024, default 8)\n"
+        "  --pool N               pool connections (1..65536, default 8)\n"
+        "  --mode nowait|wait     checkout mode (default wait)\n"
+        "  --timeout-ms N         checkout timeout in wait mode (1..600000, "
+        "default 1000)\n"
+        "  --duration T           run time: seconds, or with s/ms suffix "
+        "(default 5)\n"
+        "  --requests N           stop after N requests (attempts) in all\n"
+        "  --host H --port P      target server (default port 6379)\n"
+        "  --unix PATH            target Unix socket\n"
+        "  --protocol P           ping|echo|get|set (default ping)\n"
+        "  --size N               payload bytes for echo/get/set (1..1048576, "
+        "default 16)\n"
+        "  --no-io                checkout/checkin only: the pool's overhead\n"
+        "  --connect-per-request  no pool: connect, request, close\n"
+        "  --rate R               open loop: R requests/s across all threads\n"
+        "  --chaos T              built-in server drops every connection every "
+        "T (s or ms)\n"
+        "  --builtin-server       serve the target (--port or --unix) with the "
+        "built-in server\n"
+        "  --quiet                no progress line\n"
+        "  --json                 one JSON object per second and a summary on "
+        "stdout\n"
+        "  --help                 this text\n"
+        "With no --host, --port or --unix, the built-in server is started on a "
+        "free\nloopback port.  See docs/bench.md.\n",
+        out);
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
@@ -94,8 +106,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 }
 
 static int parse_num(const char *name, const char *s, long long min,
-                     long long max, long long *out, char *err, size_t errlen)
-{
+                     long long max, long long *out, char *err, size_t errlen) {
   const char *why = NULL;
   long long v = strtonum(s, min, max, &why);
   if (why != NULL)
@@ -107,8 +118,7 @@ static int parse_num(const char *name, const char *s, long long min,
 
 /* A time: "5" or "5s" (seconds) or "500ms", into milliseconds. */
 static int parse_time_ms(const char *name, const char *s, long long max_ms,
-                         int64_t *out, char *err, size_t errlen)
-{
+                         int64_t *out, char *err, size_t errlen) {
   char num[32];
   size_t len = strlen(s);
   long long scale = 1000;
@@ -132,8 +142,7 @@ static int parse_time_ms(const char *name, const char *s, long long max_ms,
   return 0;
 }
 
-static void set_defaults(bench_args *a)
-{
+static void set_defaults(bench_args *a) {
   memset(a, 0, sizeof *a);
   a->threads = 8;
   a->pool = 8;
@@ -142,16 +151,15 @@ static void set_defaults(bench_args *a)
   a->size = 16;
 }
 
-static const struct opt *find_opt(const char *name, size_t len)
-{
+static const struct opt *find_opt(const char *name, size_t len) {
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
     if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
       return &opts[i];
   return NULL;
 }
 
-static int set_protocol(bench_args *a, const char *v, char *err, size_t errlen)
-{
+static int set_protocol(bench_args *a, const char *v, char *err,
+                        size_t errlen) {
   for (int p = 0; p < 4; p++)
     if (strcmp(v, proto_names[p]) == 0) {
       a->protocol = (proto_kind)p;
@@ -161,8 +169,7 @@ static int set_protocol(bench_args *a, const char *v, char *err, size_t errlen)
 }
 
 static int apply(bench_args *a, const struct opt *o, const char *v,
-                 bool *duration_set, char *err, size_t errlen)
-{
+                 bool *duration_set, char *err, size_t errlen) {
   long long n = 0;
   switch (o->id) {
   case OPT_THREADS:
@@ -188,8 +195,8 @@ static int apply(bench_args *a, const struct opt *o, const char *v,
     return 0;
   case OPT_DURATION:
     *duration_set = true;
-    return parse_time_ms(o->name, v, ARGS_MAX_DURATION_MS, &a->duration_ms,
-                         err, errlen);
+    return parse_time_ms(o->name, v, ARGS_MAX_DURATION_MS, &a->duration_ms, err,
+                         errlen);
   case OPT_REQUESTS:
     if (parse_num(o->name, v, 1, INT64_C(1000000000000), &n, err, errlen))
       return -1;
@@ -248,8 +255,7 @@ static int apply(bench_args *a, const struct opt *o, const char *v,
 
 /* Rules that involve more than one option. */
 static int check_combinations(bench_args *a, bool duration_set, char *err,
-                              size_t errlen)
-{
+                              size_t errlen) {
   bool tcp = a->host != NULL || a->port != 0;
   if (tcp && a->unix_path != NULL)
     return fail(err, errlen, "--unix cannot be combined with --host/--port");
@@ -271,18 +277,19 @@ static int check_combinations(bench_args *a, bool duration_set, char *err,
     return fail(err, errlen,
                 "--no-io and --connect-per-request cannot be combined");
   if (a->chaos_ms != 0 && !a->builtin)
-    return fail(err, errlen, "--chaos needs the built-in server (no target, "
-                             "or --builtin-server)");
+    return fail(err, errlen,
+                "--chaos needs the built-in server (no target, "
+                "or --builtin-server)");
   if (a->connect_per_request && a->chaos_ms != 0)
-    return fail(err, errlen, "--chaos needs the pool, not "
-                             "--connect-per-request");
+    return fail(err, errlen,
+                "--chaos needs the pool, not "
+                "--connect-per-request");
   if (!duration_set)
     a->duration_ms = a->requests ? 0 : 5000;
   return 0;
 }
 
-int args_parse(bench_args *a, int argc, char **argv, char *err, size_t errlen)
-{
+int args_parse(bench_args *a, int argc, char **argv, char *err, size_t errlen) {
   bool duration_set = false;
   set_defaults(a);
   for (int i = 1; i < argc; i++) {

@@ -20,25 +20,25 @@ typedef enum proto_kind {
 #define ARGS_MAX_DURATION_MS (INT64_C(86400) * 1000)
 
 typedef struct bench_args {
-  int threads;             /* --threads, default 8 */
-  int pool;                /* --pool, default 8 */
-  bool nowait;             /* --mode nowait; default wait */
-  int timeout_ms;          /* --timeout-ms, default 1000 (wait mode) */
-  int64_t duration_ms;     /* --duration; 0 with --requests = no limit */
-  int64_t requests;        /* --requests; 0 = no limit */
-  const char *host;        /* --host; NULL with --unix or the built-in */
-  int port;                /* --port */
-  const char *unix_path;   /* --unix */
-  proto_kind protocol;     /* --protocol, default ping */
-  int size;                /* --size, default 16 */
-  bool no_io;              /* --no-io */
+  int threads;              /* --threads, default 8 */
+  int pool;                 /* --pool, default 8 */
+  bool nowait;              /* --mode nowait; default wait */
+  int timeout_ms;           /* --timeout-ms, default 1000 (wait mode) */
+  int64_t duration_ms;      /* --duration; 0 with --requests = no limit */
+  int64_t requests;         /* --requests; 0 = no limit */
+  const char *host;         /* --host; NULL with --unix or the built-in */
+  int port;                 /* --port */
+  const char *unix_path;    /* --unix */
+  proto_kind protocol;      /* --protocol, default ping */
+  int size;                 /* --size, default 16 */
+  bool no_io;               /* --no-io */
   bool connect_per_request; /* --connect-per-request */
-  int64_t rate;            /* --rate requests/s; 0 = closed loop */
-  int64_t chaos_ms;        /* --chaos period; 0 = off */
-  bool builtin;            /* run the built-in server (implied, or forced) */
-  bool quiet;              /* --quiet */
-  bool json;               /* --json */
-  bool help;               /* --help */
+  int64_t rate;             /* --rate requests/s; 0 = closed loop */
+  int64_t chaos_ms;         /* --chaos period; 0 = off */
+  bool builtin;             /* run the built-in server (implied, or forced) */
+  bool quiet;               /* --quiet */
+  bool json;                /* --json */
+  bool help;                /* --help */
 } bench_args;
 
 /*

@@ -7,27 +7,23 @@
 #define LOAD(p) atomic_load_explicit((p), memory_order_relaxed)
 #define STORE(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 
-hist_t *hist_new(void)
-{
+hist_t *hist_new(void) {
   /* calloc's zero bytes are a valid zero for these lock-free atomics. */
   return calloc(1, sizeof(hist_t));
 }
 
-void hist_free(hist_t *h)
-{
+void hist_free(hist_t *h) {
   free(h);
 }
 
-void hist_reset(hist_t *h)
-{
+void hist_reset(hist_t *h) {
   STORE(&h->max, 0);
   STORE(&h->sum, 0);
   for (unsigned i = 0; i < HIST_BUCKETS; i++)
     STORE(&h->counts[i], 0);
 }
 
-uint64_t hist_bucket_low(unsigned i)
-{
+uint64_t hist_bucket_low(unsigned i) {
   if (i < (2u << HIST_SUB_BITS))
     return i;
   unsigned shift = (i >> HIST_SUB_BITS) - 1;
@@ -35,15 +31,13 @@ uint64_t hist_bucket_low(unsigned i)
   return top << shift;
 }
 
-uint64_t hist_bucket_width(unsigned i)
-{
+uint64_t hist_bucket_width(unsigned i) {
   if (i < (2u << HIST_SUB_BITS))
     return 1;
   return UINT64_C(1) << ((i >> HIST_SUB_BITS) - 1);
 }
 
-void hist_merge(hist_t *dst, const hist_t *src)
-{
+void hist_merge(hist_t *dst, const hist_t *src) {
   for (unsigned i = 0; i < HIST_BUCKETS; i++) {
     uint64_t n = LOAD(&src->counts[i]);
     if (n)
@@ -54,8 +48,7 @@ void hist_merge(hist_t *dst, const hist_t *src)
     STORE(&dst->max, LOAD(&src->max));
 }
 
-void hist_copy(hist_t *dst, const hist_t *src)
-{
+void hist_copy(hist_t *dst, const hist_t *src) {
   for (unsigned i = 0; i < HIST_BUCKETS; i++)
     STORE(&dst->counts[i], LOAD(&src->counts[i]));
   STORE(&dst->sum, LOAD(&src->sum));
@@ -64,14 +57,12 @@ void hist_copy(hist_t *dst, const hist_t *src)
 
 /* The value reported for bucket i: its midpoint, never above the largest
  * value recorded. */
-static uint64_t bucket_value(unsigned i, uint64_t max)
-{
+static uint64_t bucket_value(unsigned i, uint64_t max) {
   uint64_t v = hist_bucket_low(i) + hist_bucket_width(i) / 2;
   return v > max ? max : v;
 }
 
-void hist_diff(hist_t *out, const hist_t *now, const hist_t *before)
-{
+void hist_diff(hist_t *out, const hist_t *now, const hist_t *before) {
   unsigned top = 0;
   int any = 0;
   for (unsigned i = 0; i < HIST_BUCKETS; i++) {
@@ -89,27 +80,23 @@ void hist_diff(hist_t *out, const hist_t *now, const hist_t *before)
   STORE(&out->max, any ? bucket_value(top, max) : 0);
 }
 
-uint64_t hist_count(const hist_t *h)
-{
+uint64_t hist_count(const hist_t *h) {
   uint64_t n = 0;
   for (unsigned i = 0; i < HIST_BUCKETS; i++)
     n += LOAD(&h->counts[i]);
   return n;
 }
 
-uint64_t hist_max(const hist_t *h)
-{
+uint64_t hist_max(const hist_t *h) {
   return LOAD(&h->max);
 }
 
-double hist_mean(const hist_t *h)
-{
+double hist_mean(const hist_t *h) {
   uint64_t n = hist_count(h);
   return n ? (double)LOAD(&h->sum) / (double)n : 0.0;
 }
 
-uint64_t hist_percentile(const hist_t *h, double q)
-{
+uint64_t hist_percentile(const hist_t *h, double q) {
   uint64_t n = hist_count(h);
   if (n == 0)
     return 0;

@@ -38,8 +38,7 @@ hist_t *hist_new(void);
 void hist_free(hist_t *h);
 void hist_reset(hist_t *h);
 
-static inline unsigned hist_index(uint64_t v)
-{
+static inline unsigned hist_index(uint64_t v) {
   if (v > HIST_MAX_VALUE)
     v = HIST_MAX_VALUE;
   if (v < (UINT64_C(2) << HIST_SUB_BITS))
@@ -49,14 +48,13 @@ static inline unsigned hist_index(uint64_t v)
 }
 
 /* hist_record: count one value.  Only the owning thread may call it. */
-static inline void hist_record(hist_t *h, uint64_t v)
-{
+static inline void hist_record(hist_t *h, uint64_t v) {
   _Atomic uint64_t *c = &h->counts[hist_index(v)];
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                         memory_order_relaxed);
-  atomic_store_explicit(
-      &h->sum, atomic_load_explicit(&h->sum, memory_order_relaxed) + v,
-      memory_order_relaxed);
+  atomic_store_explicit(&h->sum,
+                        atomic_load_explicit(&h->sum, memory_order_relaxed) + v,
+                        memory_order_relaxed);
   if (v > atomic_load_explicit(&h->max, memory_order_relaxed))
     atomic_store_explicit(&h->max, v, memory_order_relaxed);
 }

@@ -8,8 +8,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +28,7 @@
 
 static volatile sig_atomic_t interrupted;
 
-static void on_signal(int sig)
-{
+static void on_signal(int sig) {
   (void)sig;
   interrupted = 1;
 }
@@ -37,8 +36,7 @@ static void on_signal(int sig)
 /* Ctrl-C and SIGTERM end the run early, with its summary; a second one
  * kills as usual.  Only the main thread takes them: the other threads are
  * created with them blocked. */
-static void setup_signals(sigset_t *blocked)
-{
+static void setup_signals(sigset_t *blocked) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -53,8 +51,7 @@ static void setup_signals(sigset_t *blocked)
   pthread_sigmask(SIG_BLOCK, blocked, NULL);
 }
 
-static int usage_error(const char *msg)
-{
+static int usage_error(const char *msg) {
   fprintf(stderr, "cpool-bench: %s\n", msg);
   args_usage(stderr);
   return EXIT_USAGE;
@@ -71,8 +68,7 @@ struct bench {
 };
 
 /* Start the built-in server and point the arguments at it. */
-static int start_server(struct bench *b)
-{
+static int start_server(struct bench *b) {
   bool implied = b->a.host == NULL && b->a.unix_path == NULL;
   server_opts o = {.echo = b->a.protocol == PROTO_ECHO && !b->a.no_io,
                    .unix_path = b->a.unix_path,
@@ -94,8 +90,7 @@ static int start_server(struct bench *b)
 
 /* Connect: the target, then the pool on it, then the keys a get run reads.
  * Returns 0, EXIT_USAGE for a target that is not there, 1 otherwise. */
-static int connect_target(struct bench *b)
-{
+static int connect_target(struct bench *b) {
   if (target_resolve(&b->target, &b->a, b->err, sizeof b->err) != 0)
     return EXIT_USAGE;
   if (!b->a.connect_per_request) {
@@ -107,8 +102,8 @@ static int connect_target(struct bench *b)
     return 0;
   int fd = target_connect(&b->target);
   if (fd < 0) {
-    snprintf(b->err, sizeof b->err, "cannot connect to %s: %s",
-             b->target.name, strerror(errno));
+    snprintf(b->err, sizeof b->err, "cannot connect to %s: %s", b->target.name,
+             strerror(errno));
     return 1;
   }
   int rc = target_fill_keys(fd, b->a.size, b->err, sizeof b->err);
@@ -118,11 +113,10 @@ static int connect_target(struct bench *b)
 
 /* The main thread's part of the run: report once a second until the
  * threads are done, the deadline passes or Ctrl-C. */
-static uint64_t drive(struct bench *b)
-{
+static uint64_t drive(struct bench *b) {
   uint64_t t0 = runner_t0(b->runner);
-  uint64_t end = b->a.duration_ms ? t0 + (uint64_t)b->a.duration_ms * NS_PER_MS
-                                  : 0;
+  uint64_t end =
+      b->a.duration_ms ? t0 + (uint64_t)b->a.duration_ms * NS_PER_MS : 0;
   uint64_t tick = t0 + NS_PER_S;
   report_begin(b->report, t0);
   for (;;) {
@@ -148,8 +142,7 @@ static uint64_t drive(struct bench *b)
   return last;
 }
 
-static int run(struct bench *b, const sigset_t *blocked)
-{
+static int run(struct bench *b, const sigset_t *blocked) {
   if (runner_start(&b->runner, &b->a, b->pool, &b->target, b->err,
                    sizeof b->err) != 0)
     return 1;
@@ -170,8 +163,7 @@ static int run(struct bench *b, const sigset_t *blocked)
   return 0;
 }
 
-static void cleanup(struct bench *b)
-{
+static void cleanup(struct bench *b) {
   report_free(b->report);
   runner_free(b->runner);
   if (b->pool != NULL) {
@@ -182,8 +174,7 @@ static void cleanup(struct bench *b)
   server_stop(b->srv);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   static struct bench b; /* static: zeroed, and off the stack */
   if (args_parse(&b.a, argc, argv, b.err, sizeof b.err) != 0)
     return usage_error(b.err);

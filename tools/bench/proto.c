@@ -11,8 +11,7 @@
 #define RESP_MAX_DEPTH 4
 #define KEY_DIGITS 4
 
-int send_all(int fd, const char *buf, size_t len)
-{
+int send_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
     if (n < 0) {
@@ -26,8 +25,7 @@ int send_all(int fd, const char *buf, size_t len)
   return 0;
 }
 
-int set_io_timeout(int fd, int ms)
-{
+int set_io_timeout(int fd, int ms) {
   struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
     return -1;
@@ -38,8 +36,7 @@ int set_io_timeout(int fd, int ms)
 
 /* The "\r\n" ending the line that starts at pos: its offset, 0 if not there
  * yet, -1 if the line is too long or holds a bare CR or LF. */
-static long line_end(const char *buf, size_t len, size_t pos)
-{
+static long line_end(const char *buf, size_t len, size_t pos) {
   size_t limit = len < pos + RESP_MAX_LINE ? len : pos + RESP_MAX_LINE;
   for (size_t i = pos; i < limit; i++) {
     if (buf[i] == '\r') {
@@ -55,8 +52,7 @@ static long line_end(const char *buf, size_t len, size_t pos)
 
 /* A decimal integer, optionally negative, at most 18 digits, filling
  * buf[from..to) exactly. */
-static int parse_int(const char *buf, size_t from, size_t to, long long *out)
-{
+static int parse_int(const char *buf, size_t from, size_t to, long long *out) {
   bool neg = from < to && buf[from] == '-';
   size_t i = from + (neg ? 1 : 0);
   if (i >= to || to - i > 18)
@@ -74,8 +70,7 @@ static int parse_int(const char *buf, size_t from, size_t to, long long *out)
 /* Parse the value at pos: returns the offset just past it, 0 if
  * incomplete, -1 if malformed or over a limit. */
 static long parse_value(const char *buf, size_t len, size_t pos,
-                        size_t max_bulk, int depth)
-{
+                        size_t max_bulk, int depth) {
   if (pos >= len)
     return 0;
   long end = line_end(buf, len, pos + 1);
@@ -116,21 +111,18 @@ static long parse_value(const char *buf, size_t len, size_t pos,
   }
 }
 
-long resp_value_len(const char *buf, size_t len, size_t max_bulk)
-{
+long resp_value_len(const char *buf, size_t len, size_t max_bulk) {
   return parse_value(buf, len, 0, max_bulk, 0);
 }
 
 /* --- requests ----------------------------------------------------------- */
 
-static void fill_value(char *v, size_t size)
-{
+static void fill_value(char *v, size_t size) {
   for (size_t i = 0; i < size; i++)
     v[i] = (char)('a' + (i * 7) % 26);
 }
 
-static void write_key(proto_ctx *p)
-{
+static void write_key(proto_ctx *p) {
   unsigned k = p->key;
   for (int i = KEY_DIGITS - 1; i >= 0; i--) {
     p->req[p->key_off + (size_t)i] = (char)('0' + k % 10);
@@ -140,8 +132,7 @@ static void write_key(proto_ctx *p)
 
 /* Build "*N\r\n$3\r\nCMD\r\n$16\r\ncpool-bench:0000\r\n" and, for SET, the
  * value.  Returns the request length, or 0 when it does not fit. */
-static size_t build_resp(proto_ctx *p, size_t cap)
-{
+static size_t build_resp(proto_ctx *p, size_t cap) {
   bool set = p->kind == PROTO_SET;
   size_t klen = strlen(PROTO_KEY_PREFIX) + KEY_DIGITS;
   int n = snprintf(p->req, cap, "*%d\r\n$3\r\n%s\r\n$%zu\r\n%s", set ? 3 : 2,
@@ -165,8 +156,7 @@ static size_t build_resp(proto_ctx *p, size_t cap)
   return len;
 }
 
-int proto_init(proto_ctx *p, proto_kind kind, size_t size, unsigned first_key)
-{
+int proto_init(proto_ctx *p, proto_kind kind, size_t size, unsigned first_key) {
   memset(p, 0, sizeof *p);
   p->kind = kind;
   p->size = size;
@@ -200,8 +190,7 @@ int proto_init(proto_ctx *p, proto_kind kind, size_t size, unsigned first_key)
   return 0;
 }
 
-void proto_free(proto_ctx *p)
-{
+void proto_free(proto_ctx *p) {
   free(p->value);
   free(p->req);
   free(p->buf);
@@ -210,14 +199,12 @@ void proto_free(proto_ctx *p)
 
 /* --- replies ------------------------------------------------------------ */
 
-static proto_result io_error(proto_ctx *p, ssize_t n)
-{
+static proto_result io_error(proto_ctx *p, ssize_t n) {
   p->err = n == 0 ? 0 : errno;
   return PROTO_EIO;
 }
 
-static proto_result read_echo(proto_ctx *p, int fd)
-{
+static proto_result read_echo(proto_ctx *p, int fd) {
   size_t have = 0;
   while (have < p->size) {
     ssize_t n = recv(fd, p->buf + have, p->size - have, 0);
@@ -232,8 +219,7 @@ static proto_result read_echo(proto_ctx *p, int fd)
 }
 
 /* The reply is exactly what was expected? */
-static proto_result check_resp(const proto_ctx *p, size_t len)
-{
+static proto_result check_resp(const proto_ctx *p, size_t len) {
   const char *b = p->buf;
   if (p->kind == PROTO_PING)
     return len == 7 && memcmp(b, "+PONG\r\n", 7) == 0 ? PROTO_OK
@@ -251,8 +237,7 @@ static proto_result check_resp(const proto_ctx *p, size_t len)
   return memcmp(b + hdr, p->value, p->size) == 0 ? PROTO_OK : PROTO_EBADREPLY;
 }
 
-static proto_result read_resp(proto_ctx *p, int fd)
-{
+static proto_result read_resp(proto_ctx *p, int fd) {
   size_t have = 0;
   for (;;) {
     ssize_t n = recv(fd, p->buf + have, p->buf_cap - have, 0);
@@ -272,12 +257,10 @@ static proto_result read_resp(proto_ctx *p, int fd)
   }
 }
 
-proto_result proto_roundtrip(proto_ctx *p, int fd)
-{
+proto_result proto_roundtrip(proto_ctx *p, int fd) {
   if (send_all(fd, p->req, p->req_len) != 0)
     return io_error(p, -1);
-  proto_result r =
-      p->kind == PROTO_ECHO ? read_echo(p, fd) : read_resp(p, fd);
+  proto_result r = p->kind == PROTO_ECHO ? read_echo(p, fd) : read_resp(p, fd);
   if (p->key_off != 0) {
     p->key = p->key + 1 == PROTO_KEYS ? 0 : p->key + 1;
     write_key(p);
@@ -285,8 +268,7 @@ proto_result proto_roundtrip(proto_ctx *p, int fd)
   return r;
 }
 
-proto_result proto_set_key(proto_ctx *p, int fd, unsigned k)
-{
+proto_result proto_set_key(proto_ctx *p, int fd, unsigned k) {
   p->key = k % PROTO_KEYS;
   write_key(p);
   return proto_roundtrip(p, fd);

@@ -16,7 +16,7 @@
 
 #include "args.h"
 
-#define PROTO_KEYS 1000      /* keys cpool-bench:0000 .. cpool-bench:0999 */
+#define PROTO_KEYS 1000 /* keys cpool-bench:0000 .. cpool-bench:0999 */
 #define PROTO_KEY_PREFIX "cpool-bench:"
 #define RESP_MAX_LINE 1024
 
@@ -29,14 +29,14 @@ typedef enum proto_result {
 typedef struct proto_ctx {
   proto_kind kind;
   size_t size;
-  char *req;        /* the request, its key rewritten for each call */
+  char *req; /* the request, its key rewritten for each call */
   size_t req_len;
-  size_t key_off;   /* offset of the 4 key digits in req, 0 if none */
-  unsigned key;     /* next key number */
-  char *value;      /* the --size-byte payload/value */
-  char *buf;        /* the reply */
+  size_t key_off; /* offset of the 4 key digits in req, 0 if none */
+  unsigned key;   /* next key number */
+  char *value;    /* the --size-byte payload/value */
+  char *buf;      /* the reply */
   size_t buf_cap;
-  int err;          /* errno of the last PROTO_EIO, 0 for EOF */
+  int err; /* errno of the last PROTO_EIO, 0 for EOF */
 } proto_ctx;
 
 /* proto_init: build the request for kind and size; first_key spreads the

@@ -13,8 +13,8 @@
 #define LOAD(p) atomic_load_explicit((p), memory_order_relaxed)
 
 static const char *const err_names[ERR_KINDS] = {
-    "checked_out", "timed_out", "closed", "overload", "io", "bad_reply",
-    "other"};
+    "checked_out", "timed_out", "closed", "overload",
+    "io",          "bad_reply", "other"};
 
 /* The figures of one interval, or of the whole run. */
 struct figures {
@@ -49,8 +49,7 @@ struct report {
 };
 
 report_t *report_new(const bench_args *a, runner_t *r, cpool_t *pool,
-                     server_t *srv, const char *target)
-{
+                     server_t *srv, const char *target) {
   report_t *rep = calloc(1, sizeof *rep);
   if (rep == NULL)
     return NULL;
@@ -75,8 +74,7 @@ report_t *report_new(const bench_args *a, runner_t *r, cpool_t *pool,
   return rep;
 }
 
-void report_free(report_t *rep)
-{
+void report_free(report_t *rep) {
   if (rep == NULL)
     return;
   hist_free(rep->lat_now);
@@ -89,8 +87,7 @@ void report_free(report_t *rep)
   free(rep);
 }
 
-static struct pool_counts pool_counts(const report_t *rep)
-{
+static struct pool_counts pool_counts(const report_t *rep) {
   struct pool_counts pc = {.connected = -1};
   cpool_stats_t st;
   if (rep->pool != NULL && cpool_stats(rep->pool, &st) == 0) {
@@ -102,23 +99,21 @@ static struct pool_counts pool_counts(const report_t *rep)
   return pc;
 }
 
-static uint64_t faults(const report_t *rep)
-{
+static uint64_t faults(const report_t *rep) {
   return rep->srv != NULL ? server_faults(rep->srv) : 0;
 }
 
-void report_begin(report_t *rep, uint64_t t0)
-{
+void report_begin(report_t *rep, uint64_t t0) {
   rep->t0 = rep->t_prev = t0;
   rep->pool0 = rep->pool_prev = pool_counts(rep);
   rep->faults_prev = faults(rep);
 }
 
-/* --- gathering ------------------------------------------------------------- */
+/* --- gathering -------------------------------------------------------------
+ */
 
 /* Merge every thread's histograms into lat_now and wait_now. */
-static void merge_threads(report_t *rep)
-{
+static void merge_threads(report_t *rep) {
   hist_reset(rep->lat_now);
   hist_reset(rep->wait_now);
   for (int i = 0; i < runner_threads(rep->r); i++) {
@@ -130,8 +125,7 @@ static void merge_threads(report_t *rep)
 
 /* Requests and errors per thread; since the previous interval when
  * since_prev, else in all. */
-static void count_threads(report_t *rep, struct figures *f, bool since_prev)
-{
+static void count_threads(report_t *rep, struct figures *f, bool since_prev) {
   f->ops_min = UINT64_MAX;
   for (int i = 0; i < runner_threads(rep->r); i++) {
     thread_stats *st = runner_stats(rep->r, i);
@@ -154,8 +148,7 @@ static void count_threads(report_t *rep, struct figures *f, bool since_prev)
 }
 
 static void count_pool(report_t *rep, struct figures *f,
-                       const struct pool_counts *since)
-{
+                       const struct pool_counts *since) {
   struct pool_counts now = pool_counts(rep);
   f->reconnects = now.connects - since->connects;
   f->disconnects = now.disconnects - since->disconnects;
@@ -164,15 +157,14 @@ static void count_pool(report_t *rep, struct figures *f,
   rep->pool_prev = now;
 }
 
-/* --- printing -------------------------------------------------------------- */
+/* --- printing --------------------------------------------------------------
+ */
 
-static double us(uint64_t ns)
-{
+static double us(uint64_t ns) {
   return (double)ns / 1000.0;
 }
 
-static void json_string(FILE *out, const char *s)
-{
+static void json_string(FILE *out, const char *s) {
   fputc('"', out);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -186,8 +178,7 @@ static void json_string(FILE *out, const char *s)
   fputc('"', out);
 }
 
-static void json_latency(FILE *out, const char *name, const hist_t *h)
-{
+static void json_latency(FILE *out, const char *name, const hist_t *h) {
   fprintf(out,
           "\"%s\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
           "\"max\":%.3f,\"mean\":%.3f}",
@@ -196,8 +187,7 @@ static void json_latency(FILE *out, const char *name, const hist_t *h)
           us(hist_max(h)), hist_mean(h) / 1000.0);
 }
 
-static void json_figures(FILE *out, const struct figures *f)
-{
+static void json_figures(FILE *out, const struct figures *f) {
   fprintf(out, "\"requests_ok\":%llu,\"requests_failed\":%llu,\"rps\":%.1f,",
           (unsigned long long)f->ok, (unsigned long long)f->failed,
           f->secs > 0 ? (double)f->ok / f->secs : 0.0);
@@ -213,16 +203,14 @@ static void json_figures(FILE *out, const struct figures *f)
           "\"connect_failures\":%llu,\"faults_injected\":%llu,"
           "\"thread_ops_min\":%llu,\"thread_ops_max\":%llu,"
           "\"slots_connected\":%d",
-          (unsigned long long)f->reconnects,
-          (unsigned long long)f->disconnects,
+          (unsigned long long)f->reconnects, (unsigned long long)f->disconnects,
           (unsigned long long)f->connect_failures,
           (unsigned long long)f->faults, (unsigned long long)f->ops_min,
           (unsigned long long)f->ops_max, f->slots_connected);
 }
 
 /* "1,234,567" */
-static const char *grouped(char *buf, size_t len, uint64_t n)
-{
+static const char *grouped(char *buf, size_t len, uint64_t n) {
   char digits[32];
   int nd = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n);
   size_t o = 0;
@@ -235,15 +223,13 @@ static const char *grouped(char *buf, size_t len, uint64_t n)
   return buf;
 }
 
-static const char *micros(char *buf, size_t len, uint64_t ns)
-{
+static const char *micros(char *buf, size_t len, uint64_t ns) {
   double v = us(ns);
   snprintf(buf, len, v < 10 ? "%.3f" : v < 1000 ? "%.1f" : "%.0f", v);
   return buf;
 }
 
-static void progress_line(report_t *rep, const struct figures *f)
-{
+static void progress_line(report_t *rep, const struct figures *f) {
   char n[32], p99[32];
   fprintf(stderr, "\r[%4.0fs] %s req/s  p99 %s us  errors %llu", f->t_s,
           grouped(n, sizeof n, (uint64_t)((double)f->ok / f->secs + 0.5)),
@@ -258,8 +244,7 @@ static void progress_line(report_t *rep, const struct figures *f)
   rep->progress_shown = true;
 }
 
-void report_interval(report_t *rep, uint64_t now)
-{
+void report_interval(report_t *rep, uint64_t now) {
   struct figures f = {.t_s = (double)(now - rep->t0) / 1e9,
                       .secs = (double)(now - rep->t_prev) / 1e9,
                       .lat = rep->lat_int,
@@ -289,15 +274,13 @@ void report_interval(report_t *rep, uint64_t now)
     progress_line(rep, &f);
 }
 
-static const char *mode_name(const bench_args *a)
-{
+static const char *mode_name(const bench_args *a) {
   return a->connect_per_request ? "connect-per-request"
          : a->nowait            ? "nowait"
                                 : "wait";
 }
 
-static void json_summary(const report_t *rep, const struct figures *f)
-{
+static void json_summary(const report_t *rep, const struct figures *f) {
   const bench_args *a = &rep->a;
   fprintf(stdout, "{\"type\":\"summary\",\"elapsed_s\":%.3f,\"threads\":%d,",
           f->secs, a->threads);
@@ -306,8 +289,9 @@ static void json_summary(const report_t *rep, const struct figures *f)
           "\"size\":%d,\"no_io\":%s,\"connect_per_request\":%s,\"rate\":%lld,"
           "\"chaos_ms\":%lld,\"builtin_server\":%s,\"target\":",
           a->connect_per_request ? 0 : a->pool, mode_name(a),
-          a->nowait ? 0 : a->timeout_ms, a->no_io ? "none" : proto_name(a->protocol),
-          a->size, a->no_io ? "true" : "false",
+          a->nowait ? 0 : a->timeout_ms,
+          a->no_io ? "none" : proto_name(a->protocol), a->size,
+          a->no_io ? "true" : "false",
           a->connect_per_request ? "true" : "false", (long long)a->rate,
           (long long)a->chaos_ms, a->builtin ? "true" : "false");
   json_string(stdout, rep->target);
@@ -317,8 +301,7 @@ static void json_summary(const report_t *rep, const struct figures *f)
   fflush(stdout);
 }
 
-static void text_latency(const char *label, const hist_t *h)
-{
+static void text_latency(const char *label, const hist_t *h) {
   char b[5][32];
   printf("  %-18s p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", label,
          micros(b[0], 32, hist_percentile(h, 50)),
@@ -328,8 +311,7 @@ static void text_latency(const char *label, const hist_t *h)
          micros(b[4], 32, hist_max(h)));
 }
 
-static void text_header(const report_t *rep, const struct figures *f)
-{
+static void text_header(const report_t *rep, const struct figures *f) {
   const bench_args *a = &rep->a;
   printf("cpool-bench %s: %d threads, ", cpool_version_string(), a->threads);
   if (a->connect_per_request)
@@ -340,25 +322,27 @@ static void text_header(const report_t *rep, const struct figures *f)
     printf("pool %d, wait (timeout %d ms)", a->pool, a->timeout_ms);
   if (a->no_io)
     printf(", no I/O");
+  else if (a->protocol == PROTO_PING)
+    printf(", ping");
   else
-    printf(", %s%s", proto_name(a->protocol),
-           a->protocol == PROTO_PING ? "" : " ");
-  if (!a->no_io && a->protocol != PROTO_PING)
-    printf("%d bytes", a->size);
+    printf(", %s %d bytes", proto_name(a->protocol), a->size);
   if (a->rate)
     printf(", open loop at %lld/s", (long long)a->rate);
   printf(", %.2f s, %s%s\n", f->secs, rep->target,
          a->builtin ? " (built-in server)" : "");
 }
 
-static void text_summary(const report_t *rep, const struct figures *f)
-{
+static void text_summary(const report_t *rep, const struct figures *f) {
   const bench_args *a = &rep->a;
   char n[32], r[32];
   text_header(rep, f);
   printf("  %-18s %s  (%s /s)\n", "requests ok", grouped(n, sizeof n, f->ok),
-         grouped(r, sizeof r, (uint64_t)(f->secs > 0 ? (double)f->ok / f->secs + 0.5 : 0)));
-  text_latency(a->no_io ? "latency us (1/128)" : a->rate ? "latency us (due)" : "latency us", f->lat);
+         grouped(r, sizeof r,
+                 (uint64_t)(f->secs > 0 ? (double)f->ok / f->secs + 0.5 : 0)));
+  text_latency(a->no_io  ? "latency us (1/128)"
+               : a->rate ? "latency us (due)"
+                         : "latency us",
+               f->lat);
   text_latency(a->connect_per_request ? "connect us"
                : a->no_io             ? "checkout us (1/128)"
                                       : "checkout wait us",
@@ -383,8 +367,7 @@ static void text_summary(const report_t *rep, const struct figures *f)
          f->ops_max ? (double)f->ops_min / (double)f->ops_max : 0.0);
 }
 
-uint64_t report_summary(report_t *rep, uint64_t end)
-{
+uint64_t report_summary(report_t *rep, uint64_t end) {
   struct figures f = {.t_s = (double)(end - rep->t0) / 1e9,
                       .secs = (double)(end - rep->t0) / 1e9,
                       .lat = rep->lat_now,

@@ -53,14 +53,12 @@ struct runner {
   alignas(64) _Atomic int64_t tickets;
 };
 
-static inline bool stopped(const runner_t *r)
-{
+static inline bool stopped(const runner_t *r) {
   return atomic_load_explicit(&((runner_t *)r)->stop, memory_order_relaxed);
 }
 
 /* One ticket for the next request: false when --requests are all taken. */
-static inline bool take_ticket(runner_t *r, int64_t *left)
-{
+static inline bool take_ticket(runner_t *r, int64_t *left) {
   if (*left == 0) {
     int64_t have = atomic_load_explicit(&r->tickets, memory_order_relaxed);
     int64_t take;
@@ -77,8 +75,7 @@ static inline bool take_ticket(runner_t *r, int64_t *left)
   return true;
 }
 
-static err_kind kind_of(int rc)
-{
+static err_kind kind_of(int rc) {
   switch (rc) {
   case CPOOL_ECHECKEDOUT:
     return ERR_CHECKED_OUT;
@@ -93,8 +90,7 @@ static err_kind kind_of(int rc)
   }
 }
 
-static void count_error(struct worker *w, int kind, bool closed_loop)
-{
+static void count_error(struct worker *w, int kind, bool closed_loop) {
   _Atomic uint64_t *c = &w->st->err[kind];
   STORE(c, LOAD(c) + 1);
   /* The backend is down and every slot is backing off: trying again at
@@ -103,10 +99,10 @@ static void count_error(struct worker *w, int kind, bool closed_loop)
     sleep_until_ns(now_ns() + CLOSED_PAUSE_NS);
 }
 
-/* --- one request ----------------------------------------------------------- */
+/* --- one request -----------------------------------------------------------
+ */
 
-static int op_noio(struct worker *w, uint64_t *t_wait)
-{
+static int op_noio(struct worker *w, uint64_t *t_wait) {
   cpool_conn_t *c;
   int rc = cpool_checkout(w->r->pool, &c, w->r->timeout, NULL);
   *t_wait = now_ns();
@@ -116,13 +112,11 @@ static int op_noio(struct worker *w, uint64_t *t_wait)
   return OP_OK;
 }
 
-static int result_kind(proto_result pr)
-{
+static int result_kind(proto_result pr) {
   return pr == PROTO_OK ? OP_OK : pr == PROTO_EIO ? ERR_IO : ERR_BAD_REPLY;
 }
 
-static int op_pool(struct worker *w, uint64_t *t_wait)
-{
+static int op_pool(struct worker *w, uint64_t *t_wait) {
   cpool_conn_t *c;
   int rc = cpool_checkout(w->r->pool, &c, w->r->timeout, NULL);
   *t_wait = now_ns();
@@ -141,8 +135,7 @@ static int op_pool(struct worker *w, uint64_t *t_wait)
   return k;
 }
 
-static int op_connect_per_request(struct worker *w, uint64_t *t_wait)
-{
+static int op_connect_per_request(struct worker *w, uint64_t *t_wait) {
   int fd = target_connect(&w->r->target);
   *t_wait = now_ns();
   if (fd < 0)
@@ -152,11 +145,11 @@ static int op_connect_per_request(struct worker *w, uint64_t *t_wait)
   return k;
 }
 
-/* --- the loops ------------------------------------------------------------- */
+/* --- the loops -------------------------------------------------------------
+ */
 
 static inline void record_ok(thread_stats *st, uint64_t *ok, uint64_t lat,
-                             uint64_t wait)
-{
+                             uint64_t wait) {
   hist_record(st->lat, lat);
   hist_record(st->wait, wait);
   STORE(&st->ok, ++*ok);
@@ -164,8 +157,7 @@ static inline void record_ok(thread_stats *st, uint64_t *ok, uint64_t lat,
 
 /* Nothing but checkout, checkin and a counter; one cycle in RUNNER_SAMPLE
  * is timed, the rest are not, so that the clock is not what is measured. */
-static void loop_noio(struct worker *w)
-{
+static void loop_noio(struct worker *w) {
   runner_t *r = w->r;
   cpool_t *pool = r->pool;
   const int timeout = r->timeout;
@@ -197,8 +189,7 @@ static void loop_noio(struct worker *w)
   }
 }
 
-static void loop_closed(struct worker *w, op_fn op)
-{
+static void loop_closed(struct worker *w, op_fn op) {
   runner_t *r = w->r;
   const bool counted = r->a.requests != 0;
   uint64_t ok = 0;
@@ -216,8 +207,7 @@ static void loop_closed(struct worker *w, op_fn op)
 }
 
 /* Sleep until t, in slices, so that a stop is seen.  False if stopped. */
-static bool wait_until(const runner_t *r, uint64_t t)
-{
+static bool wait_until(const runner_t *r, uint64_t t) {
   for (uint64_t now = now_ns(); now < t; now = now_ns()) {
     if (stopped(r))
       return false;
@@ -229,8 +219,7 @@ static bool wait_until(const runner_t *r, uint64_t t)
 /* Open loop: request k of the run is due at t0 + k / rate; thread i takes
  * k = i, i + threads, i + 2 * threads ...  A late request starts at once,
  * and its latency still counts from when it was due. */
-static void loop_rate(struct worker *w, op_fn op)
-{
+static void loop_rate(struct worker *w, op_fn op) {
   runner_t *r = w->r;
   const bool counted = r->a.requests != 0;
   const double ns_per_req = 1e9 / (double)r->a.rate;
@@ -254,8 +243,7 @@ static void loop_rate(struct worker *w, op_fn op)
   }
 }
 
-static void run(struct worker *w)
-{
+static void run(struct worker *w) {
   const bench_args *a = &w->r->a;
   op_fn op = a->no_io                 ? op_noio
              : a->connect_per_request ? op_connect_per_request
@@ -268,8 +256,7 @@ static void run(struct worker *w)
     loop_closed(w, op);
 }
 
-static void *worker_main(void *arg)
-{
+static void *worker_main(void *arg) {
   struct worker *w = arg;
   runner_t *r = w->r;
   pthread_setname_np(pthread_self(), "bench-client");
@@ -289,10 +276,10 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
-/* --- start and stop -------------------------------------------------------- */
+/* --- start and stop --------------------------------------------------------
+ */
 
-static void init_sync(runner_t *r)
-{
+static void init_sync(runner_t *r) {
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* as runner_wait's */
@@ -302,8 +289,7 @@ static void init_sync(runner_t *r)
   pthread_condattr_destroy(&ca);
 }
 
-static int init_workers(runner_t *r, char *err, size_t errlen)
-{
+static int init_workers(runner_t *r, char *err, size_t errlen) {
   size_t n = (size_t)r->nthreads;
   r->workers = calloc(n, sizeof *r->workers);
   r->stats = aligned_alloc(64, n * sizeof *r->stats);
@@ -319,9 +305,8 @@ static int init_workers(runner_t *r, char *err, size_t errlen)
     w->st->wait = hist_new();
     if (w->st->lat == NULL || w->st->wait == NULL)
       goto oom;
-    if (!r->a.no_io &&
-        proto_init(&w->proto, r->a.protocol, (size_t)r->a.size,
-                   (unsigned)i * 37u) != 0)
+    if (!r->a.no_io && proto_init(&w->proto, r->a.protocol, (size_t)r->a.size,
+                                  (unsigned)i * 37u) != 0)
       goto oom;
   }
   return 0;
@@ -330,22 +315,20 @@ oom:
   return -1;
 }
 
-static void release(runner_t *r, bool abort)
-{
+static void release(runner_t *r, bool abort) {
   pthread_mutex_lock(&r->mu);
   if (abort)
     atomic_store(&r->stop, true);
   r->t0 = now_ns();
-  r->end_ns = r->a.duration_ms ? r->t0 + (uint64_t)r->a.duration_ms * NS_PER_MS
-                               : 0;
+  r->end_ns =
+      r->a.duration_ms ? r->t0 + (uint64_t)r->a.duration_ms * NS_PER_MS : 0;
   r->go = true;
   pthread_cond_broadcast(&r->go_cv);
   pthread_mutex_unlock(&r->mu);
 }
 
 int runner_start(runner_t **out, const bench_args *a, cpool_t *pool,
-                 const target_t *target, char *err, size_t errlen)
-{
+                 const target_t *target, char *err, size_t errlen) {
   *out = NULL;
   runner_t *r = aligned_alloc(64, sizeof *r);
   if (r == NULL) {
@@ -371,8 +354,8 @@ int runner_start(runner_t **out, const bench_args *a, cpool_t *pool,
     return -1;
   }
   for (int i = 0; i < r->nthreads; i++) {
-    int e = pthread_create(&r->workers[i].tid, NULL, worker_main,
-                           &r->workers[i]);
+    int e =
+        pthread_create(&r->workers[i].tid, NULL, worker_main, &r->workers[i]);
     if (e != 0) {
       snprintf(err, errlen, "pthread_create (thread %d): %s", i, strerror(e));
       release(r, true);
@@ -387,13 +370,11 @@ int runner_start(runner_t **out, const bench_args *a, cpool_t *pool,
   return 0;
 }
 
-uint64_t runner_t0(const runner_t *r)
-{
+uint64_t runner_t0(const runner_t *r) {
   return r->t0;
 }
 
-bool runner_wait(runner_t *r, uint64_t until_ns)
-{
+bool runner_wait(runner_t *r, uint64_t until_ns) {
   struct timespec ts = {.tv_sec = (time_t)(until_ns / NS_PER_S),
                         .tv_nsec = (long)(until_ns % NS_PER_S)};
   pthread_mutex_lock(&r->mu);
@@ -407,8 +388,7 @@ bool runner_wait(runner_t *r, uint64_t until_ns)
   return all;
 }
 
-void runner_stop(runner_t *r)
-{
+void runner_stop(runner_t *r) {
   pthread_mutex_lock(&r->mu);
   if (r->stop_ns == 0)
     r->stop_ns = now_ns();
@@ -416,8 +396,7 @@ void runner_stop(runner_t *r)
   atomic_store(&r->stop, true);
 }
 
-uint64_t runner_join(runner_t *r)
-{
+uint64_t runner_join(runner_t *r) {
   for (int i = 0; i < r->nthreads; i++)
     if (r->workers[i].started) {
       pthread_join(r->workers[i].tid, NULL);
@@ -431,18 +410,15 @@ uint64_t runner_join(runner_t *r)
   return end;
 }
 
-int runner_threads(const runner_t *r)
-{
+int runner_threads(const runner_t *r) {
   return r->nthreads;
 }
 
-thread_stats *runner_stats(runner_t *r, int i)
-{
+thread_stats *runner_stats(runner_t *r, int i) {
   return &r->stats[i];
 }
 
-void runner_free(runner_t *r)
-{
+void runner_free(runner_t *r) {
   if (r == NULL)
     return;
   for (int i = 0; r->workers != NULL && i < r->nthreads; i++) {

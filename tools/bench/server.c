@@ -52,7 +52,7 @@ struct server {
   int listen_fd;
   int port;
   int stop_r, stop_w; /* wakes the acceptor to stop */
-  bool unix_created; /* ours to unlink */
+  bool unix_created;  /* ours to unlink */
   pthread_t acceptor;
   bool acceptor_started;
   int nworkers, started;
@@ -64,8 +64,7 @@ struct server {
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
   int saved = errno;
   va_list ap;
   va_start(ap, fmt);
@@ -75,10 +74,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
   return -1;
 }
 
-/* --- connections ----------------------------------------------------------- */
+/* --- connections -----------------------------------------------------------
+ */
 
-static void conn_close(struct worker *w, struct conn *c, bool reset)
-{
+static void conn_close(struct worker *w, struct conn *c, bool reset) {
   if (reset) { /* an RST, as a crashed or firewalled server would give */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -95,8 +94,7 @@ static void conn_close(struct worker *w, struct conn *c, bool reset)
   free(c);
 }
 
-static void conn_add(struct worker *w, int fd)
-{
+static void conn_add(struct worker *w, int fd) {
   struct conn *c = calloc(1, sizeof *c);
   char *in = malloc(IN_FIRST);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -115,8 +113,7 @@ static void conn_add(struct worker *w, int fd)
   w->conns = c;
 }
 
-static int conn_watch(struct worker *w, struct conn *c, bool writing)
-{
+static int conn_watch(struct worker *w, struct conn *c, bool writing) {
   if (c->writing == writing)
     return 0;
   struct epoll_event ev = {.events = writing ? EPOLLOUT : EPOLLIN,
@@ -127,8 +124,7 @@ static int conn_watch(struct worker *w, struct conn *c, bool writing)
 
 /* Send what is pending.  1 when all is sent, 0 when the socket is full
  * (EPOLLOUT armed), -1 on error. */
-static int conn_flush(struct worker *w, struct conn *c)
-{
+static int conn_flush(struct worker *w, struct conn *c) {
   while (c->out_off < c->out.len) {
     ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
                      MSG_NOSIGNAL);
@@ -147,8 +143,7 @@ static int conn_flush(struct worker *w, struct conn *c)
 
 /* Turn buffered input into replies and send them, as far as the socket
  * takes them.  -1 when the connection should be closed. */
-static int conn_serve(struct worker *w, struct conn *c)
-{
+static int conn_serve(struct worker *w, struct conn *c) {
   for (;;) {
     long used;
     if (w->srv->o.echo) {
@@ -170,8 +165,7 @@ static int conn_serve(struct worker *w, struct conn *c)
   }
 }
 
-static int conn_read(struct worker *w, struct conn *c)
-{
+static int conn_read(struct worker *w, struct conn *c) {
   if (c->in_len == c->in_cap) {
     if (c->in_cap >= IN_MAX)
       return -1; /* the parser would have taken a command this long */
@@ -191,8 +185,7 @@ static int conn_read(struct worker *w, struct conn *c)
   return conn_serve(w, c);
 }
 
-static void conn_event(struct worker *w, struct conn *c, uint32_t events)
-{
+static void conn_event(struct worker *w, struct conn *c, uint32_t events) {
   int rc;
   if (c->writing)
     rc = events & (EPOLLERR | EPOLLHUP) ? -1 : conn_serve(w, c);
@@ -202,11 +195,11 @@ static void conn_event(struct worker *w, struct conn *c, uint32_t events)
     conn_close(w, c, false);
 }
 
-/* --- workers --------------------------------------------------------------- */
+/* --- workers ---------------------------------------------------------------
+ */
 
 /* Read the pipe's messages.  Returns true on MSG_QUIT. */
-static bool worker_messages(struct worker *w)
-{
+static bool worker_messages(struct worker *w) {
   int msgs[64];
   for (;;) {
     ssize_t n = read(w->pipe_r, msgs, sizeof msgs);
@@ -225,8 +218,7 @@ static bool worker_messages(struct worker *w)
   }
 }
 
-static void *worker_main(void *arg)
-{
+static void *worker_main(void *arg) {
   struct worker *w = arg;
   struct epoll_event evs[128];
   pthread_setname_np(pthread_self(), "bench-server");
@@ -252,14 +244,12 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
-static void worker_send(struct worker *w, int msg)
-{
+static void worker_send(struct worker *w, int msg) {
   while (write(w->pipe_w, &msg, sizeof msg) < 0 && errno == EINTR)
     ;
 }
 
-static int worker_init(struct worker *w, server_t *s)
-{
+static int worker_init(struct worker *w, server_t *s) {
   int p[2];
   w->srv = s;
   w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -276,10 +266,10 @@ static int worker_init(struct worker *w, server_t *s)
   return epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->pipe_r, &ev);
 }
 
-/* --- listening ------------------------------------------------------------- */
+/* --- listening -------------------------------------------------------------
+ */
 
-static int listen_unix(server_t *s)
-{
+static int listen_unix(server_t *s) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   strlcpy(a.sun_path, s->unix_path, sizeof a.sun_path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -295,8 +285,7 @@ static int listen_unix(server_t *s)
   return fd;
 }
 
-static int tcp_socket_bound(int port)
-{
+static int tcp_socket_bound(int port) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -314,8 +303,7 @@ static int tcp_socket_bound(int port)
   return fd;
 }
 
-static int bound_port(int fd)
-{
+static int bound_port(int fd) {
   struct sockaddr_in a;
   socklen_t len = sizeof a;
   if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
@@ -327,8 +315,7 @@ static int bound_port(int fd)
  * when any free one will do: Linux keeps an explicitly bound port across
  * shutdown(SHUT_RD) and listen() again, which is how chaos stops and
  * resumes listening without losing the port. */
-static int listen_tcp(server_t *s)
-{
+static int listen_tcp(server_t *s) {
   for (int attempt = 0; attempt < 20; attempt++) {
     int port = s->o.port;
     if (port == 0) {
@@ -355,12 +342,12 @@ static int listen_tcp(server_t *s)
 }
 
 /* Remove a stale socket file at the path; refuse to touch anything else. */
-static int clear_unix_path(const char *path, char *err, size_t errlen)
-{
+static int clear_unix_path(const char *path, char *err, size_t errlen) {
   struct stat st;
   if (lstat(path, &st) != 0)
-    return errno == ENOENT ? 0 : fail(err, errlen, "stat %s: %s", path,
-                                      strerror(errno));
+    return errno == ENOENT
+               ? 0
+               : fail(err, errlen, "stat %s: %s", path, strerror(errno));
   if (!S_ISSOCK(st.st_mode))
     return fail(err, errlen, "%s exists and is not a socket", path);
   if (unlink(path) != 0)
@@ -368,8 +355,7 @@ static int clear_unix_path(const char *path, char *err, size_t errlen)
   return 0;
 }
 
-static void stop_listening(server_t *s)
-{
+static void stop_listening(server_t *s) {
   if (s->o.unix_path != NULL) {
     close(s->listen_fd);
     s->listen_fd = -1;
@@ -380,8 +366,7 @@ static void stop_listening(server_t *s)
   }
 }
 
-static void resume_listening(server_t *s)
-{
+static void resume_listening(server_t *s) {
   if (s->o.unix_path != NULL) {
     s->listen_fd = listen_unix(s);
     if (s->listen_fd < 0)
@@ -393,10 +378,10 @@ static void resume_listening(server_t *s)
   }
 }
 
-/* --- the acceptor ---------------------------------------------------------- */
+/* --- the acceptor ----------------------------------------------------------
+ */
 
-static void accept_some(server_t *s, unsigned *next_worker)
-{
+static void accept_some(server_t *s, unsigned *next_worker) {
   for (int i = 0; i < 256; i++) {
     int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
@@ -414,16 +399,14 @@ static void accept_some(server_t *s, unsigned *next_worker)
   }
 }
 
-static void inject_fault(server_t *s)
-{
+static void inject_fault(server_t *s) {
   atomic_fetch_add_explicit(&s->faults, 1, memory_order_relaxed);
   stop_listening(s);
   for (int i = 0; i < s->nworkers; i++)
     worker_send(&s->workers[i], MSG_DROP);
 }
 
-static int poll_timeout_ms(uint64_t until, uint64_t now)
-{
+static int poll_timeout_ms(uint64_t until, uint64_t now) {
   if (until == 0)
     return -1;
   if (until <= now)
@@ -431,8 +414,7 @@ static int poll_timeout_ms(uint64_t until, uint64_t now)
   return (int)((until - now + NS_PER_MS - 1) / NS_PER_MS);
 }
 
-static void *acceptor_main(void *arg)
-{
+static void *acceptor_main(void *arg) {
   server_t *s = arg;
   unsigned next_worker = 0;
   pthread_setname_np(pthread_self(), "bench-accept");
@@ -440,11 +422,12 @@ static void *acceptor_main(void *arg)
   uint64_t refuse = (uint64_t)s->o.refuse_ms * NS_PER_MS;
   uint64_t next_fault = period ? now_ns() + period : 0, resume_at = 0;
   for (;;) {
-    struct pollfd p[2] = {{.fd = s->stop_r, .events = POLLIN},
-                          {.fd = resume_at ? -1 : s->listen_fd,
-                           .events = POLLIN}};
+    struct pollfd p[2] = {
+        {.fd = s->stop_r, .events = POLLIN},
+        {.fd = resume_at ? -1 : s->listen_fd, .events = POLLIN}};
     uint64_t now = now_ns();
-    int rc = poll(p, 2, poll_timeout_ms(resume_at ? resume_at : next_fault, now));
+    int rc =
+        poll(p, 2, poll_timeout_ms(resume_at ? resume_at : next_fault, now));
     if (rc < 0 && errno != EINTR)
       break;
     if (p[0].revents)
@@ -466,31 +449,27 @@ static void *acceptor_main(void *arg)
   return NULL;
 }
 
-/* --- start and stop -------------------------------------------------------- */
+/* --- start and stop --------------------------------------------------------
+ */
 
-int server_port(const server_t *s)
-{
+int server_port(const server_t *s) {
   return s->port;
 }
 
-int server_threads(const server_t *s)
-{
+int server_threads(const server_t *s) {
   return s->nworkers;
 }
 
-uint64_t server_faults(const server_t *s)
-{
+uint64_t server_faults(const server_t *s) {
   return atomic_load_explicit(&((server_t *)s)->faults, memory_order_relaxed);
 }
 
-static int default_threads(void)
-{
+static int default_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n < 2 ? 2 : n > 16 ? 16 : (int)n;
 }
 
-static int server_listen(server_t *s, char *err, size_t errlen)
-{
+static int server_listen(server_t *s, char *err, size_t errlen) {
   if (s->o.unix_path != NULL) {
     if (strlcpy(s->unix_path, s->o.unix_path, sizeof s->unix_path) >=
         sizeof s->unix_path)
@@ -512,13 +491,12 @@ static int server_listen(server_t *s, char *err, size_t errlen)
   return 0;
 }
 
-static int server_threads_start(server_t *s, char *err, size_t errlen)
-{
+static int server_threads_start(server_t *s, char *err, size_t errlen) {
   for (int i = 0; i < s->nworkers; i++) {
     if (worker_init(&s->workers[i], s) != 0)
       return fail(err, errlen, "built-in server: %s", strerror(errno));
-    int e = pthread_create(&s->workers[i].tid, NULL, worker_main,
-                           &s->workers[i]);
+    int e =
+        pthread_create(&s->workers[i].tid, NULL, worker_main, &s->workers[i]);
     if (e != 0)
       return fail(err, errlen, "pthread_create: %s", strerror(e));
     s->started++;
@@ -531,8 +509,7 @@ static int server_threads_start(server_t *s, char *err, size_t errlen)
 }
 
 int server_start(server_t **out, const server_opts *o, char *err,
-                 size_t errlen)
-{
+                 size_t errlen) {
   *out = NULL;
   server_t *s = calloc(1, sizeof *s);
   if (s == NULL)
@@ -564,8 +541,7 @@ int server_start(server_t **out, const server_opts *o, char *err,
   return 0;
 }
 
-void server_stop(server_t *s)
-{
+void server_stop(server_t *s) {
   if (s == NULL)
     return;
   if (s->acceptor_started) {

@@ -12,8 +12,7 @@
 #define SHARDS 64
 #define SHARD_BUCKETS 256
 
-int srvbuf_append(srvbuf *b, const void *data, size_t len)
-{
+int srvbuf_append(srvbuf *b, const void *data, size_t len) {
   if (b->cap - b->len < len) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap - b->len < len)
@@ -29,14 +28,14 @@ int srvbuf_append(srvbuf *b, const void *data, size_t len)
   return 0;
 }
 
-void srvbuf_free(srvbuf *b)
-{
+void srvbuf_free(srvbuf *b) {
   free(b->p);
   b->p = NULL;
   b->len = b->cap = 0;
 }
 
-/* --- the map --------------------------------------------------------------- */
+/* --- the map ---------------------------------------------------------------
+ */
 
 struct kv_entry {
   struct kv_entry *next;
@@ -55,8 +54,7 @@ struct kv_map {
   atomic_int keys;
 };
 
-kv_map *kv_new(void)
-{
+kv_map *kv_new(void) {
   kv_map *kv = calloc(1, sizeof *kv);
   if (kv == NULL)
     return NULL;
@@ -65,8 +63,7 @@ kv_map *kv_new(void)
   return kv;
 }
 
-void kv_free(kv_map *kv)
-{
+void kv_free(kv_map *kv) {
   if (kv == NULL)
     return;
   for (int i = 0; i < SHARDS; i++) {
@@ -84,16 +81,14 @@ void kv_free(kv_map *kv)
   free(kv);
 }
 
-static uint64_t fnv1a(const char *p, size_t len)
-{
+static uint64_t fnv1a(const char *p, size_t len) {
   uint64_t h = UINT64_C(1469598103934665603);
   for (size_t i = 0; i < len; i++)
     h = (h ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
   return h;
 }
 
-static struct kv_entry **kv_find(struct shard *s, uint64_t h, srv_arg k)
-{
+static struct kv_entry **kv_find(struct shard *s, uint64_t h, srv_arg k) {
   struct kv_entry **pp = &s->buckets[(h >> 8) % SHARD_BUCKETS];
   while (*pp != NULL &&
          ((*pp)->klen != k.len || memcmp((*pp)->key, k.p, k.len) != 0))
@@ -102,8 +97,7 @@ static struct kv_entry **kv_find(struct shard *s, uint64_t h, srv_arg k)
 }
 
 /* Appends the GET reply to out.  -1 when out of memory. */
-static int kv_get(kv_map *kv, srv_arg k, srvbuf *out)
-{
+static int kv_get(kv_map *kv, srv_arg k, srvbuf *out) {
   uint64_t h = fnv1a(k.p, k.len);
   struct shard *s = &kv->shards[h % SHARDS];
   int rc = 0;
@@ -114,8 +108,8 @@ static int kv_get(kv_map *kv, srv_arg k, srvbuf *out)
   } else {
     char hdr[32];
     int n = snprintf(hdr, sizeof hdr, "$%zu\r\n", e->vlen);
-    if (srvbuf_append(out, hdr, (size_t)n) || srvbuf_append(out, e->val, e->vlen) ||
-        srvbuf_append(out, "\r\n", 2))
+    if (srvbuf_append(out, hdr, (size_t)n) ||
+        srvbuf_append(out, e->val, e->vlen) || srvbuf_append(out, "\r\n", 2))
       rc = -1;
   }
   pthread_mutex_unlock(&s->mu);
@@ -123,8 +117,7 @@ static int kv_get(kv_map *kv, srv_arg k, srvbuf *out)
 }
 
 /* 0, -1 out of memory, -2 too many keys. */
-static int kv_set(kv_map *kv, srv_arg k, srv_arg v)
-{
+static int kv_set(kv_map *kv, srv_arg k, srv_arg v) {
   uint64_t h = fnv1a(k.p, k.len);
   struct shard *s = &kv->shards[h % SHARDS];
   char *val = malloc(v.len ? v.len : 1);
@@ -162,11 +155,11 @@ static int kv_set(kv_map *kv, srv_arg k, srv_arg v)
   return rc;
 }
 
-/* --- parsing --------------------------------------------------------------- */
+/* --- parsing ---------------------------------------------------------------
+ */
 
 /* A non-negative decimal of at most 9 digits in p[0..len). */
-static long small_uint(const char *p, size_t len)
-{
+static long small_uint(const char *p, size_t len) {
   if (len == 0 || len > 9)
     return -1;
   long v = 0;
@@ -180,8 +173,7 @@ static long small_uint(const char *p, size_t len)
 
 /* The line at in[pos..): its "\r\n" offset, 0 if not there yet, -1 if over
  * max bytes. */
-static long find_crlf(const char *in, size_t len, size_t pos, size_t max)
-{
+static long find_crlf(const char *in, size_t len, size_t pos, size_t max) {
   size_t limit = len < pos + max ? len : pos + max;
   for (size_t i = pos; i + 1 < limit; i++)
     if (in[i] == '\r' && in[i + 1] == '\n')
@@ -189,8 +181,7 @@ static long find_crlf(const char *in, size_t len, size_t pos, size_t max)
   return len - pos >= max ? -1 : 0;
 }
 
-static long parse_array(const char *in, size_t len, srv_arg *argv, int *argc)
-{
+static long parse_array(const char *in, size_t len, srv_arg *argv, int *argc) {
   long end = find_crlf(in, len, 1, 16);
   if (end <= 0)
     return end;
@@ -222,9 +213,9 @@ static long parse_array(const char *in, size_t len, srv_arg *argv, int *argc)
   return (long)pos;
 }
 
-static long parse_inline(const char *in, size_t len, srv_arg *argv, int *argc)
-{
-  const char *nl = memchr(in, '\n', len < SRV_MAX_INLINE ? len : SRV_MAX_INLINE);
+static long parse_inline(const char *in, size_t len, srv_arg *argv, int *argc) {
+  const char *nl =
+      memchr(in, '\n', len < SRV_MAX_INLINE ? len : SRV_MAX_INLINE);
   if (nl == NULL)
     return len >= SRV_MAX_INLINE ? -1 : 0;
   size_t end = (size_t)(nl - in);
@@ -250,8 +241,7 @@ static long parse_inline(const char *in, size_t len, srv_arg *argv, int *argc)
   return (long)(nl - in) + 1;
 }
 
-long srv_parse_command(const char *in, size_t len, srv_arg *argv, int *argc)
-{
+long srv_parse_command(const char *in, size_t len, srv_arg *argv, int *argc) {
   *argc = 0;
   if (len == 0)
     return 0;
@@ -259,15 +249,14 @@ long srv_parse_command(const char *in, size_t len, srv_arg *argv, int *argc)
                       : parse_inline(in, len, argv, argc);
 }
 
-/* --- commands -------------------------------------------------------------- */
+/* --- commands --------------------------------------------------------------
+ */
 
-static bool is_cmd(srv_arg a, const char *name)
-{
+static bool is_cmd(srv_arg a, const char *name) {
   return a.len == strlen(name) && strncasecmp(a.p, name, a.len) == 0;
 }
 
-static int reply_bulk(srvbuf *out, srv_arg a)
-{
+static int reply_bulk(srvbuf *out, srv_arg a) {
   char hdr[32];
   int n = snprintf(hdr, sizeof hdr, "$%zu\r\n", a.len);
   return srvbuf_append(out, hdr, (size_t)n) || srvbuf_append(out, a.p, a.len) ||
@@ -276,13 +265,11 @@ static int reply_bulk(srvbuf *out, srv_arg a)
              : 0;
 }
 
-static int reply_str(srvbuf *out, const char *s)
-{
+static int reply_str(srvbuf *out, const char *s) {
   return srvbuf_append(out, s, strlen(s));
 }
 
-static int reply_unknown(srvbuf *out, srv_arg name)
-{
+static int reply_unknown(srvbuf *out, srv_arg name) {
   char msg[96], shown[33];
   size_t n = name.len < 32 ? name.len : 32;
   for (size_t i = 0; i < n; i++) /* keep the reply one clean line */
@@ -292,15 +279,13 @@ static int reply_unknown(srvbuf *out, srv_arg name)
   return reply_str(out, msg);
 }
 
-static int wrong_args(srvbuf *out)
-{
+static int wrong_args(srvbuf *out) {
   return reply_str(out, "-ERR wrong number of arguments\r\n");
 }
 
 /* One command.  -1 when out of memory. */
 static int run_command(kv_map *kv, srv_arg *argv, int argc, srvbuf *out,
-                       bool *close_after)
-{
+                       bool *close_after) {
   if (is_cmd(argv[0], "PING"))
     return argc == 1   ? reply_str(out, "+PONG\r\n")
            : argc == 2 ? reply_bulk(out, argv[1])
@@ -327,8 +312,7 @@ static int run_command(kv_map *kv, srv_arg *argv, int argc, srvbuf *out,
 }
 
 long redis_process(kv_map *kv, const char *in, size_t len, srvbuf *out,
-                   bool *close_after)
-{
+                   bool *close_after) {
   size_t pos = 0;
   srv_arg argv[SRV_MAX_ARGS];
   while (pos < len && out->len < SRV_OUT_SOFT_MAX && !*close_after) {

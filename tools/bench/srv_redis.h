@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 #define SRV_MAX_ARGS 16
-#define SRV_MAX_BULK (8u << 20)   /* one argument */
-#define SRV_MAX_INLINE (64u << 10) /* one inline command line */
+#define SRV_MAX_BULK (8u << 20)     /* one argument */
+#define SRV_MAX_INLINE (64u << 10)  /* one inline command line */
 #define SRV_OUT_SOFT_MAX (4u << 20) /* stop parsing when replies exceed it */
 #define SRV_MAX_KEYS 100000
 

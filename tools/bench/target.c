@@ -13,8 +13,7 @@
 
 #include "proto.h"
 
-void target_name(target_t *t, const bench_args *a)
-{
+void target_name(target_t *t, const bench_args *a) {
   if (a->unix_path != NULL)
     snprintf(t->name, sizeof t->name, "unix:%s", a->unix_path);
   else if (strchr(a->host, ':') != NULL)
@@ -23,8 +22,7 @@ void target_name(target_t *t, const bench_args *a)
     snprintf(t->name, sizeof t->name, "%s:%d", a->host, a->port);
 }
 
-int target_connect(const target_t *t)
-{
+int target_connect(const target_t *t) {
   int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
@@ -45,8 +43,7 @@ fail:;
   return -1;
 }
 
-static int resolve_unix(target_t *t, const char *path)
-{
+static int resolve_unix(target_t *t, const char *path) {
   struct sockaddr_un *a = (struct sockaddr_un *)&t->addr;
   memset(a, 0, sizeof *a);
   a->sun_family = AF_UNIX;
@@ -56,8 +53,7 @@ static int resolve_unix(target_t *t, const char *path)
   return 0;
 }
 
-int target_resolve(target_t *t, const bench_args *a, char *err, size_t errlen)
-{
+int target_resolve(target_t *t, const bench_args *a, char *err, size_t errlen) {
   target_name(t, a);
   if (a->unix_path != NULL) {
     resolve_unix(t, a->unix_path);
@@ -70,8 +66,8 @@ int target_resolve(target_t *t, const bench_args *a, char *err, size_t errlen)
     close(fd);
     return 0;
   }
-  struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                           .ai_socktype = SOCK_STREAM}, *res = NULL;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM},
+                  *res = NULL;
   char port[16];
   snprintf(port, sizeof port, "%d", a->port);
   int rc = getaddrinfo(a->host, port, &hints, &res);
@@ -97,8 +93,7 @@ int target_resolve(target_t *t, const bench_args *a, char *err, size_t errlen)
   return -1;
 }
 
-static int on_connect(int fd, void **data, void *arg)
-{
+static int on_connect(int fd, void **data, void *arg) {
   (void)fd;
   (void)arg;
   conn_state *cs = calloc(1, sizeof *cs);
@@ -110,16 +105,14 @@ static int on_connect(int fd, void **data, void *arg)
   return 0;
 }
 
-static void on_disconnect(int fd, void *data, void *arg)
-{
+static void on_disconnect(int fd, void *data, void *arg) {
   (void)fd;
   (void)arg;
   free(data);
 }
 
 int target_open_pool(cpool_t **pool, const bench_args *a, char *err,
-                     size_t errlen)
-{
+                     size_t errlen) {
   cpool_config cfg;
   cpool_error_info why;
   cpool_config_init(&cfg);
@@ -142,8 +135,7 @@ int target_open_pool(cpool_t **pool, const bench_args *a, char *err,
   return rc;
 }
 
-int target_fill_keys(int fd, int size, char *err, size_t errlen)
-{
+int target_fill_keys(int fd, int size, char *err, size_t errlen) {
   proto_ctx p;
   if (proto_init(&p, PROTO_SET, (size_t)size, 0) != 0) {
     snprintf(err, errlen, "out of memory");

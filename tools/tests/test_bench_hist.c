@@ -23,20 +23,17 @@ static uint64_t rng(void) /* xorshift64*: the same numbers on every run */
   return rng_state * UINT64_C(2685821657736338717);
 }
 
-static double uniform01(void)
-{
+static double uniform01(void) {
   return (double)(rng() >> 11) / 9007199254740992.0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
+static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
 }
 
 /* The exact nearest-rank percentile of sorted v[0..n), in integers. */
-static uint64_t exact(const uint64_t *v, size_t n, double q)
-{
+static uint64_t exact(const uint64_t *v, size_t n, double q) {
   uint64_t permille = (uint64_t)llround(q * 10);
   size_t rank = (size_t)((permille * n + 999) / 1000);
   if (rank < 1)
@@ -47,8 +44,7 @@ static uint64_t exact(const uint64_t *v, size_t n, double q)
 }
 
 /* Record v[0..n), then check every percentile against the exact one. */
-static void check_distribution(const char *name, uint64_t *v, size_t n)
-{
+static void check_distribution(const char *name, uint64_t *v, size_t n) {
   hist_t *h = hist_new();
   CU_ASSERT_PTR_NOT_NULL_FATAL(h);
   for (size_t i = 0; i < n; i++)
@@ -61,15 +57,14 @@ static void check_distribution(const char *name, uint64_t *v, size_t n)
     double got = (double)hist_percentile(h, quantiles[i]);
     double err = want ? fabs(got - want) / want : fabs(got);
     if (err > 0.01)
-      printf("\n%s p%g: got %.0f, exact %.0f (%.3f%%)", name, quantiles[i],
-             got, want, err * 100);
+      printf("\n%s p%g: got %.0f, exact %.0f (%.3f%%)", name, quantiles[i], got,
+             want, err * 100);
     CU_ASSERT(err <= 0.01);
   }
   hist_free(h);
 }
 
-static void test_uniform(void)
-{
+static void test_uniform(void) {
   size_t n = 1000000;
   uint64_t *v = malloc(n * sizeof *v);
   CU_ASSERT_PTR_NOT_NULL_FATAL(v);
@@ -82,8 +77,7 @@ static void test_uniform(void)
   free(v);
 }
 
-static void test_lognormal(void)
-{
+static void test_lognormal(void) {
   size_t n = 300000;
   uint64_t *v = malloc(n * sizeof *v);
   CU_ASSERT_PTR_NOT_NULL_FATAL(v);
@@ -95,8 +89,7 @@ static void test_lognormal(void)
   free(v);
 }
 
-static void test_bimodal_and_tail(void)
-{
+static void test_bimodal_and_tail(void) {
   size_t n = 200000;
   uint64_t *v = malloc(n * sizeof *v);
   CU_ASSERT_PTR_NOT_NULL_FATAL(v);
@@ -108,8 +101,7 @@ static void test_bimodal_and_tail(void)
   free(v);
 }
 
-static void test_small_values_exact(void)
-{
+static void test_small_values_exact(void) {
   hist_t *h = hist_new();
   CU_ASSERT_PTR_NOT_NULL_FATAL(h);
   for (uint64_t x = 0; x < 256; x++)
@@ -125,8 +117,7 @@ static void test_small_values_exact(void)
   hist_free(h);
 }
 
-static void test_buckets(void)
-{
+static void test_buckets(void) {
   /* Every value falls in the bucket that claims it, no bucket is wider
    * than 1/128 of its values, and indexes grow with the values. */
   unsigned prev = 0;
@@ -144,8 +135,7 @@ static void test_buckets(void)
   CU_ASSERT_EQUAL(hist_index(UINT64_MAX), HIST_BUCKETS - 1);
 }
 
-static void test_empty_and_huge(void)
-{
+static void test_empty_and_huge(void) {
   hist_t *h = hist_new();
   CU_ASSERT_PTR_NOT_NULL_FATAL(h);
   CU_ASSERT_EQUAL(hist_percentile(h, 99), 0);
@@ -153,14 +143,13 @@ static void test_empty_and_huge(void)
   CU_ASSERT_EQUAL(hist_mean(h), 0.0);
   uint64_t huge = HIST_MAX_VALUE * 4;
   hist_record(h, huge);
-  CU_ASSERT_EQUAL(hist_max(h), huge);         /* max stays exact */
+  CU_ASSERT_EQUAL(hist_max(h), huge);        /* max stays exact */
   CU_ASSERT(hist_percentile(h, 50) <= huge); /* clamped, never above max */
   hist_free(h);
   hist_free(NULL);
 }
 
-static void test_merge(void)
-{
+static void test_merge(void) {
   hist_t *all = hist_new(), *parts[4], *merged = hist_new();
   CU_ASSERT_PTR_NOT_NULL_FATAL(all);
   CU_ASSERT_PTR_NOT_NULL_FATAL(merged);
@@ -169,7 +158,8 @@ static void test_merge(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(parts[p]);
   }
   for (int i = 0; i < 400000; i++) {
-    uint64_t v = (rng() % 4 + 1) * (1000 + rng() % (i % 7 == 0 ? 5000000 : 50000));
+    uint64_t v =
+        (rng() % 4 + 1) * (1000 + rng() % (i % 7 == 0 ? 5000000 : 50000));
     hist_record(all, v);
     hist_record(parts[rng() % 4], v);
   }
@@ -191,8 +181,7 @@ static void test_merge(void)
   hist_free(merged);
 }
 
-static void test_diff(void)
-{
+static void test_diff(void) {
   hist_t *h = hist_new(), *before = hist_new(), *between = hist_new(),
          *d = hist_new();
   CU_ASSERT_PTR_NOT_NULL_FATAL(h && before && between && d);
@@ -222,8 +211,7 @@ static void test_diff(void)
   hist_free(d);
 }
 
-int main(void)
-{
+int main(void) {
   if (CU_initialize_registry() != CUE_SUCCESS)
     return 2;
   CU_pSuite s = CU_add_suite("bench_hist", NULL, NULL);

@@ -16,8 +16,7 @@
 
 #define LIT(s) s, sizeof(s) - 1
 
-static void test_resp_complete(void)
-{
+static void test_resp_complete(void) {
   CU_ASSERT_EQUAL(resp_value_len(LIT("+PONG\r\n"), 16), 7);
   CU_ASSERT_EQUAL(resp_value_len(LIT("-ERR no\r\n"), 16), 9);
   CU_ASSERT_EQUAL(resp_value_len(LIT(":-42\r\n"), 16), 6);
@@ -30,8 +29,7 @@ static void test_resp_complete(void)
   CU_ASSERT_EQUAL(resp_value_len(LIT("+OK\r\n+OK\r\n"), 16), 5);
 }
 
-static void test_resp_incomplete(void)
-{
+static void test_resp_incomplete(void) {
   CU_ASSERT_EQUAL(resp_value_len(LIT(""), 16), 0);
   CU_ASSERT_EQUAL(resp_value_len(LIT("+"), 16), 0);
   CU_ASSERT_EQUAL(resp_value_len(LIT("+PONG\r"), 16), 0);
@@ -40,15 +38,14 @@ static void test_resp_incomplete(void)
   CU_ASSERT_EQUAL(resp_value_len(LIT("*2\r\n$1\r\na\r\n"), 16), 0);
 }
 
-static void test_resp_malformed(void)
-{
+static void test_resp_malformed(void) {
   char line[RESP_MAX_LINE + 10];
   memset(line, 'x', sizeof line);
   line[0] = '+';
   CU_ASSERT_EQUAL(resp_value_len(line, sizeof line, 16), -1); /* too long */
   CU_ASSERT_EQUAL(resp_value_len(LIT("?what\r\n"), 16), -1);
-  CU_ASSERT_EQUAL(resp_value_len(LIT("+a\nb\r\n"), 16), -1);  /* bare LF */
-  CU_ASSERT_EQUAL(resp_value_len(LIT("+a\rb\r\n"), 16), -1);  /* bare CR */
+  CU_ASSERT_EQUAL(resp_value_len(LIT("+a\nb\r\n"), 16), -1); /* bare LF */
+  CU_ASSERT_EQUAL(resp_value_len(LIT("+a\rb\r\n"), 16), -1); /* bare CR */
   CU_ASSERT_EQUAL(resp_value_len(LIT(":12x\r\n"), 16), -1);
   CU_ASSERT_EQUAL(resp_value_len(LIT("$\r\n"), 16), -1);
   CU_ASSERT_EQUAL(resp_value_len(LIT("$-2\r\n"), 16), -1);
@@ -58,12 +55,12 @@ static void test_resp_malformed(void)
   CU_ASSERT_EQUAL(resp_value_len(LIT("$17\r\n"), 16), -1);
   CU_ASSERT_EQUAL(resp_value_len(LIT("$999999999\r\n"), 1 << 20), -1);
   CU_ASSERT_EQUAL(resp_value_len(LIT("*65\r\n"), 16), -1);
-  CU_ASSERT_EQUAL(resp_value_len(LIT("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"), 16),
-                  -1); /* nested too deep */
+  CU_ASSERT_EQUAL(
+      resp_value_len(LIT("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"), 16),
+      -1); /* nested too deep */
 }
 
-static void test_requests(void)
-{
+static void test_requests(void) {
   proto_ctx p;
   CU_ASSERT_EQUAL_FATAL(proto_init(&p, PROTO_GET, 16, 5), 0);
   const char get[] = "*2\r\n$3\r\nGET\r\n$16\r\ncpool-bench:0005\r\n";
@@ -84,8 +81,7 @@ static void test_requests(void)
 
 /* proto_roundtrip against a canned reply, written before the request. */
 static proto_result canned(proto_kind kind, size_t size, const char *reply,
-                           size_t len)
-{
+                           size_t len) {
   int sv[2];
   proto_ctx p;
   CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -100,8 +96,7 @@ static proto_result canned(proto_kind kind, size_t size, const char *reply,
   return r;
 }
 
-static void test_replies(void)
-{
+static void test_replies(void) {
   CU_ASSERT_EQUAL(canned(PROTO_PING, 1, LIT("+PONG\r\n")), PROTO_OK);
   CU_ASSERT_EQUAL(canned(PROTO_PING, 1, LIT("+PONG\r\n+PONG\r\n")),
                   PROTO_EBADREPLY); /* out of step */
@@ -120,8 +115,7 @@ static void test_replies(void)
   CU_ASSERT_EQUAL(canned(PROTO_ECHO, 4, LIT("ahox")), PROTO_EBADREPLY);
 }
 
-static void test_server_parser(void)
-{
+static void test_server_parser(void) {
   srv_arg argv[SRV_MAX_ARGS];
   int argc = -1;
   CU_ASSERT_EQUAL(srv_parse_command(LIT("PING\r\n"), argv, &argc), 6);
@@ -137,8 +131,8 @@ static void test_server_parser(void)
                   (long)sizeof get - 1);
   CU_ASSERT_EQUAL(argc, 2);
   CU_ASSERT(argv[1].len == 1 && argv[1].p[0] == 'k');
-  CU_ASSERT_EQUAL(srv_parse_command(LIT("*2\r\n$3\r\nGET\r\n$1\r\n"), argv, &argc),
-                  0);
+  CU_ASSERT_EQUAL(
+      srv_parse_command(LIT("*2\r\n$3\r\nGET\r\n$1\r\n"), argv, &argc), 0);
   CU_ASSERT_EQUAL(srv_parse_command(LIT("*17\r\n"), argv, &argc), -1);
   CU_ASSERT_EQUAL(srv_parse_command(LIT("*0\r\n"), argv, &argc), -1);
   CU_ASSERT_EQUAL(srv_parse_command(LIT("*1\r\n$999999999\r\n"), argv, &argc),
@@ -147,8 +141,7 @@ static void test_server_parser(void)
   CU_ASSERT_EQUAL(srv_parse_command(LIT("*1\r\n$1\r\nxYZ"), argv, &argc), -1);
 }
 
-static void test_server_commands(void)
-{
+static void test_server_commands(void) {
   kv_map *kv = kv_new();
   srvbuf out = {0};
   bool close_after = false;
@@ -171,8 +164,7 @@ static void test_server_commands(void)
 }
 
 /* Each protocol, through the built-in server, one round trip at a time. */
-static void roundtrips(bool echo, proto_kind kind, size_t size, int n)
-{
+static void roundtrips(bool echo, proto_kind kind, size_t size, int n) {
   server_t *s = NULL;
   char err[256];
   server_opts o = {.echo = echo, .threads = 2};
@@ -193,8 +185,7 @@ static void roundtrips(bool echo, proto_kind kind, size_t size, int n)
   server_stop(s);
 }
 
-static void test_server_roundtrips(void)
-{
+static void test_server_roundtrips(void) {
   roundtrips(false, PROTO_PING, 1, 100);
   roundtrips(false, PROTO_SET, 100, 1100); /* wraps around the keys */
   roundtrips(false, PROTO_GET, 100, 1100);
@@ -203,8 +194,7 @@ static void test_server_roundtrips(void)
   roundtrips(true, PROTO_ECHO, 300000, 20);
 }
 
-int main(void)
-{
+int main(void) {
   if (CU_initialize_registry() != CUE_SUCCESS)
     return 2;
   CU_pSuite s = CU_add_suite("bench_proto", NULL, NULL);
