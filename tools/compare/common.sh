@@ -70,15 +70,17 @@ run_summary() {
   printf '%s\n' "$out" | grep '"type":"summary"' | tail -n1
 }
 
-# (Re)configures the build once, keeping CMake's output: its
-# "cpool compare:" lines say whether the comparison programs are built.
+# (Re)configures the build once, with the tools on (a build directory
+# configured without them would otherwise keep them off), keeping CMake's
+# output: its "cpool compare:" lines say whether the comparison programs
+# are built.
 configured=0
 configure_log=""
 configure() {
   [ $configured = 1 ] && return 0
   configured=1
   say "configuring $build_dir"
-  configure_log="$(cmake -S "$here" -B "$build_dir" 2>&1)" ||
+  configure_log="$(cmake -S "$here" -B "$build_dir" -DCPOOL_BUILD_TOOLS=ON 2>&1)" ||
     printf '%s\n' "$configure_log" | tail -n 20 >&2
 }
 
