@@ -78,7 +78,8 @@ static void check_attempt_ms(int64_t took_ms, const char *what) {
 
 /* A sync open against the blackhole: ECONNECT after connect_timeout_ms.
  * Run from the thread whose network namespace the pool should use. */
-static void sync_open_times_out(const char *host, int port, const char *addr) {
+static void sync_open_times_out(const char *host, int port, const char *addr,
+                                const char *what) {
   cpool_config cfg;
   cpool_error_info err;
   cpool_t *pool = NULL;
@@ -93,9 +94,9 @@ static void sync_open_times_out(const char *host, int port, const char *addr) {
   check_attempt_ms(took, "sync open");
   if (rc == CPOOL_ECONNECT)
     check_timeout_error(&err, addr, "sync open");
-  fh_figure("blackhole: sync cpool_open gave up after %lld ms "
+  fh_figure("blackhole (%s): sync cpool_open gave up after %lld ms "
             "(connect_timeout_ms %d)",
-            (long long)took, CONNECT_TIMEOUT);
+            what, (long long)took, CONNECT_TIMEOUT);
   if (rc == 0)
     fh_close_pool(pool, "sync open");
 }
@@ -237,7 +238,7 @@ static void test_syn_dropped_netns(void) {
     goto out;
 
   if (enter_a(&ns) == 0) {
-    sync_open_times_out(ns.ip_b, PORT, addr);
+    sync_open_times_out(ns.ip_b, PORT, addr, "netns");
     enter_a(NULL);
   } else {
     FH_CHECK(0, "cannot enter namespace %s: %s", ns.a, strerror(errno));
@@ -349,7 +350,7 @@ static void test_backlog_full(void) {
     goto out;
   snprintf(addr, sizeof addr, "127.0.0.1:%d", b.port);
 
-  sync_open_times_out("127.0.0.1", b.port, addr);
+  sync_open_times_out("127.0.0.1", b.port, addr, "full backlog");
   close_mid_connect("127.0.0.1", b.port, NULL, NULL);
   pool = async_open_times_out("127.0.0.1", b.port, addr, ev, NULL, NULL);
 
