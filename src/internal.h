@@ -77,6 +77,7 @@ struct cpool {
   int nwaiters;                     /* [mu] */
   int sleepers; /* [mu] callers inside wait_for_slot: close waits for 0 */
   int nwoken;   /* [mu] waiters signalled to look at the free stack */
+  int starving; /* [mu] a waiter waited too long: hand off, no barging */
 
   int counts[CPOOL_SLOT_CHECKING + 1]; /* [mu] slots per state */
   int closing;                         /* [mu] cpool_close has begun */

@@ -216,16 +216,20 @@ static void clear_woken(struct cpool *p, cpool__waiter *w) {
   }
 }
 
-/* Has the oldest waiter waited too long to let running callers go first?
- * In a fair FIFO queue the head waits about waiters/size hold times, so
- * the bound grows with the queue: handoff_after_us for each `size`
- * callers queued. */
+/* Must a free slot go straight to the oldest waiter?  Yes in strict mode,
+ * and while the pool is "starving": a waiter found it had waited too long
+ * (see wait_for_slot).  As in Go's sync.Mutex, the clock is read by the
+ * waiter that wakes, never here: this runs on every contended checkin and
+ * barge, under the lock. */
 static int must_hand_off(const struct cpool *p) {
-  if (p->cfg.handoff_after_us < 0)
-    return 1;
-  int64_t bound =
-      (int64_t)p->cfg.handoff_after_us * (1 + p->nwaiters / p->size);
-  return cpool__now_us() - p->wq_head->since_us >= bound;
+  return p->cfg.handoff_after_us < 0 || p->starving;
+}
+
+/* How long a waiter may be passed over.  In a fair FIFO queue the head
+ * waits about waiters/size hold times, so the bound grows with the queue:
+ * handoff_after_us for each `size` callers queued. */
+static int64_t starve_bound_us(const struct cpool *p) {
+  return (int64_t)p->cfg.handoff_after_us * (1 + p->nwaiters / p->size);
 }
 
 /* A connected slot is free: to the oldest waiter, or onto the stack. */
@@ -388,6 +392,9 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
   wq_append(p, &w);
   p->st.waits++;
   p->sleepers++;
+  int64_t starve_at = p->cfg.handoff_after_us > 0
+                          ? w.since_us + starve_bound_us(p)
+                          : -1;
 
   for (;;) {
     /* A slot handed over wins over everything, even a deadline that
@@ -410,6 +417,10 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
     }
     clear_woken(p, &w);
     int64_t now_us = cpool__now_us();
+    if (starve_at >= 0 && now_us >= starve_at) {
+      p->starving = 1; /* from now on, free slots go to the oldest waiter */
+      starve_at = -1;
+    }
     if (deadline_us >= 0 && now_us >= deadline_us) {
       wq_remove(p, &w);
       rc = checkout_fail(p, CPOOL_ETIMEDOUT, why);
@@ -424,8 +435,16 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
         break;
       }
     }
-    timed_wait(&w.cv, &p->mu, wait_deadline_us(p, &w, deadline_us));
+    int64_t until = wait_deadline_us(p, &w, deadline_us);
+    if (starve_at >= 0 && (until < 0 || starve_at < until))
+      until = starve_at;
+    timed_wait(&w.cv, &p->mu, until);
   }
+
+  /* Leave starvation once the queue is empty or a waiter was served
+   * young (Go's rule): running callers may barge again. */
+  if (p->wq_head == NULL || (rc == 0 && starve_at >= 0))
+    p->starving = 0;
 
   if (rc == 0) {
     barge_streak = 0;
