@@ -151,7 +151,12 @@ typedef enum cpool_event_type {
  *
  * on_connect(fd, &data, arg): run after the TCP connect, before the slot is
  *   offered; may do blocking I/O (AUTH, SELECT, a TLS handshake), with
- *   SO_RCVTIMEO / SO_SNDTIMEO set to connect_timeout_ms meanwhile.  It may
+ *   SO_RCVTIMEO / SO_SNDTIMEO set to connect_timeout_ms meanwhile: each
+ *   system call is bounded, not the callback as a whole (one that polls
+ *   non-blocking I/O must bound itself).  The previous values come back
+ *   afterwards, unless the callback set its own.  Read all the handshake's
+ *   bytes here (e.g. TLS 1.3 session tickets): bytes left unread on an
+ *   idle socket make the idle check at checkout judge it dead.  It may
  *   store a pointer in *data (a TLS session, a parser buffer); callers get it
  *   back with cpool_conn_data().  Return 0 on success; anything else fails
  *   the connect (the slot backs off), and on_disconnect is still called so
@@ -200,7 +205,9 @@ typedef struct cpool_config {
   int tcp_user_timeout_ms;   /* TCP_USER_TIMEOUT; 0 = off */
 
   /* Liveness at checkout: a slot idle for longer than this is checked with
-   * one non-blocking peek (EOF, error or unexpected bytes mean dead).
+   * one non-blocking peek (EOF, error or unexpected bytes mean dead; a
+   * protocol whose server may speak first, e.g. RESP3 pushes, wants -1
+   * and on_ping instead).
    * Default 500.  NOTE: here 0 means "check always", -1 means "never". */
   int idle_check_ms;
 
@@ -238,6 +245,11 @@ typedef struct cpool_config {
   cpool_ping_cb on_ping;
   cpool_event_cb on_event;
   void *cb_arg; /* passed to every callback */
+
+  /* Stack of each slot's worker thread, in bytes; it runs on_connect and
+   * on_ping.  Only the pages touched cost memory.  0 = 256 KiB; at least
+   * 64 KiB. */
+  size_t worker_stack_size;
 } cpool_config;
 
 #define CPOOL_MAX_SIZE 65536
@@ -261,7 +273,9 @@ typedef struct cpool_stats {
   uint64_t overloads;          /* CPOOL_EOVERLOAD returned */
   uint64_t connects;           /* successful connects (handshake done) */
   uint64_t connect_failures;   /* failed connect attempts */
-  uint64_t disconnects;        /* sockets closed by workers, any reason */
+  uint64_t disconnects;        /* connected sockets closed by workers, for
+                                  any reason, cpool_close included (a
+                                  failed handshake is a connect failure) */
   uint64_t broken_checkins;    /* checkins with CPOOL_CONN_BROKEN */
   uint64_t idle_check_failures; /* dead slots found at checkout */
   uint64_t pings, ping_failures;
@@ -366,8 +380,9 @@ CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
  * all; CPOOL_WAIT_FOREVER: as long as it takes); then every socket is
  * closed (on_disconnect called), every worker joined, all memory freed.
  * Returns 0, or CPOOL_EBUSY if connections were still checked out when the
- * drain timed out: they were closed anyway and must no longer be used or
- * checked in.  CPOOL_EINVAL for drain_timeout_ms < -1 (nothing is done).
+ * drain timed out: their sockets are shut down first (a caller blocked in
+ * recv or send on one wakes with an error), then closed, and they must no
+ * longer be used or checked in.  CPOOL_EINVAL for drain_timeout_ms < -1 (nothing is done).
  * Closing NULL is a no-op that returns 0.  Call it once, from a thread that
  * holds no connection of this pool, never from a callback.  No other
  * thread may call into the pool once cpool_close() has returned; threads

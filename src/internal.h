@@ -84,6 +84,7 @@ struct cpool {
   int forced;                          /* [mu] drain is over */
   int recycling;                       /* [mu] recycles under way */
   int sync_err;                        /* [mu] first failure, sync open */
+  cpool_error_info sync_error;         /* [mu] and its details */
 
   /* CoDel window [mu]. */
   int64_t codel_start_ms;
@@ -122,8 +123,12 @@ int cpool__net_connect(const struct cpool *p, int *fd, char *addr,
  * in error, or has unexpected bytes waiting. */
 int cpool__net_alive(int fd);
 
-/* Set SO_RCVTIMEO and SO_SNDTIMEO (0 clears them). */
-void cpool__net_io_timeouts(int fd, int ms);
+/* Bound a callback's I/O: save SO_RCVTIMEO / SO_SNDTIMEO into saved[2]
+ * and set both to ms.  cpool__net_io_restore puts the saved ones back
+ * where our bound is still in place (a value the callback set stays). */
+struct timeval;
+void cpool__net_io_bound(int fd, int ms, struct timeval saved[2]);
+void cpool__net_io_restore(int fd, int ms, const struct timeval saved[2]);
 
 void cpool__error_set(cpool_error_info *err, int code, cpool_step step,
                       int sys_errno, const char *addr, const char *fmt, ...)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,10 +69,31 @@ static int set_blocking(int fd) {
   return fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 }
 
-void cpool__net_io_timeouts(int fd, int ms) {
+void cpool__net_io_bound(int fd, int ms, struct timeval saved[2]) {
   struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+  socklen_t len = sizeof saved[0];
+
+  memset(saved, 0, 2 * sizeof saved[0]);
+  getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &saved[0], &len);
+  len = sizeof saved[1];
+  getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &saved[1], &len);
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* Put one option back, unless the callback set its own value meanwhile. */
+static void restore_one(int fd, int name, int ms, const struct timeval *old) {
+  struct timeval now;
+  socklen_t len = sizeof now;
+
+  if (getsockopt(fd, SOL_SOCKET, name, &now, &len) == 0 &&
+      now.tv_sec == ms / 1000 && now.tv_usec == (ms % 1000) * 1000)
+    setsockopt(fd, SOL_SOCKET, name, old, sizeof *old);
+}
+
+void cpool__net_io_restore(int fd, int ms, const struct timeval saved[2]) {
+  restore_one(fd, SO_RCVTIMEO, ms, &saved[0]);
+  restore_one(fd, SO_SNDTIMEO, ms, &saved[1]);
 }
 
 /* TCP options; names the failing option in err. */
@@ -207,11 +229,18 @@ static int connect_tcp(const struct cpool *p, int *fdp, char *addr,
     err->gai_error = gai;
     return CPOOL_ERESOLVE;
   }
-  /* Every address gets a try; the last failure is the one reported. */
+  /* Every address gets a try, each with an even share of the time left,
+   * so that one blackholed address (an AAAA record nobody routes) cannot
+   * starve the others.  The last failure is the one reported. */
+  int left = 0;
+  for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+    left++;
   for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+    int64_t now = cpool__now_ms();
+    int64_t share = now + (deadline - now) / left--;
     format_addr(ai->ai_addr, addr, addrlen);
-    fd = connect_one(p, ai->ai_addr, ai->ai_addrlen, deadline, &e);
-    if (fd < 0 && (e == ECANCELED || e == ETIMEDOUT))
+    fd = connect_one(p, ai->ai_addr, ai->ai_addrlen, share, &e);
+    if (fd < 0 && (e == ECANCELED || cpool__now_ms() >= deadline))
       break;
   }
   freeaddrinfo(res);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
@@ -30,13 +31,16 @@
 #define DEFAULT_HANDOFF_AFTER_US 250
 #define DEFAULT_QUEUE_INTERVAL_MS 1000
 
-/* Worker stacks are small so that big pools stay cheap: only touched pages
- * count, and a worker touches a few.  Sanitizers need far more. */
+/* Worker stacks: only touched pages cost memory, and a worker touches a
+ * few, but they run the user's on_connect / on_ping (a TLS handshake, say)
+ * and getaddrinfo's NSS modules, so leave them room.  Sanitizers need far
+ * more. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define WORKER_STACK (1024 * 1024)
+#define DEFAULT_WORKER_STACK (1024 * 1024)
 #else
-#define WORKER_STACK (128 * 1024)
+#define DEFAULT_WORKER_STACK (256 * 1024)
 #endif
+#define MIN_WORKER_STACK (64 * 1024)
 
 /* How many times in a row this thread took a slot past waiters.  Per
  * thread, not per pool: it only has to bound one thread's run. */
@@ -130,6 +134,8 @@ static int config_resolve(cpool_config *c, const cpool_config *cfg,
       {c->queue_target_ms < 0, "queue_target_ms is negative"},
       {c->queue_interval_ms < 0, "queue_interval_ms is negative"},
       {c->handoff_after_us < -1, "handoff_after_us must be >= -1"},
+      {c->worker_stack_size != 0 && c->worker_stack_size < MIN_WORKER_STACK,
+       "worker_stack_size must be 0 or at least 64 KiB"},
   };
   for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
     if (checks[i].bad)
@@ -240,6 +246,8 @@ void cpool__make_available(struct cpool *p, struct cpool_conn *s) {
     cpool__set_state(p, s, CPOOL_SLOT_BUSY);
     w->slot = s;
     pthread_cond_signal(&w->cv);
+    if (p->nfree > 0 && p->wq_head != NULL)
+      wake_one(p); /* a slot w was woken for is still free */
     return;
   }
   cpool__set_state(p, s, CPOOL_SLOT_IDLE);
@@ -443,7 +451,8 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
 
   /* Leave starvation once the queue is empty or a waiter was served
    * young (Go's rule): running callers may barge again. */
-  if (p->wq_head == NULL || (rc == 0 && starve_at >= 0))
+  if (p->wq_head == NULL ||
+      (rc == 0 && starve_at >= 0 && cpool__now_us() < starve_at))
     p->starving = 0;
 
   if (rc == 0) {
@@ -453,10 +462,12 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
       int64_t now_us = cpool__now_us();
       codel_observe(p, now_us / 1000, (now_us - w.since_us) / 1000);
     }
-  } else if (p->nfree > 0 && p->wq_head != NULL) {
-    /* We were woken for a slot we no longer want: pass the wake on. */
-    wake_one(p);
   }
+  /* Free slots and sleeping waiters must never be left side by side: we
+   * may have been woken for a slot we did not take, or been handed one
+   * while another sat free for us. */
+  if (p->nfree > 0 && p->wq_head != NULL)
+    wake_one(p);
   pthread_cond_destroy(&w.cv);
   if (--p->sleepers == 0 && p->closing)
     pthread_cond_broadcast(&p->state_cv);
@@ -501,6 +512,14 @@ static int take_or_wait(struct cpool *p, int timeout_ms, int64_t *deadline_us,
   return wait_for_slot(p, timeout_ms, deadline_us, out, why);
 }
 
+/* A checked-out slot comes back while the pool closes: its worker closes
+ * it, and close's drain may be waiting for it (with p->mu held). */
+static void release_on_close(struct cpool *p, struct cpool_conn *s) {
+  cpool__set_state(p, s, CPOOL_SLOT_IDLE);
+  pthread_cond_signal(&s->cv);
+  pthread_cond_broadcast(&p->state_cv);
+}
+
 /* The slot's worker takes it back (with p->mu held). */
 static void hand_to_worker(struct cpool *p, struct cpool_conn *s,
                            enum cpool__reason why) {
@@ -513,7 +532,7 @@ static void hand_to_worker(struct cpool *p, struct cpool_conn *s,
  * without a system call; the coarse clock costs none.  The slot's "last
  * used" time is stamped here, at checkout, and not again at checkin: one
  * clock read per cycle, and a slot held long merely looks idler than it
- * is (one extra peek at worst). */
+ * is (one extra peek at worst).  With p->mu held. */
 static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
   int check = p->cfg.idle_check_ms;
   int64_t now = cpool__coarse_ms();
@@ -534,21 +553,26 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
     return CPOOL_EINVAL;
   *conn = NULL;
 
+  /* Everything, the peek included (one non-blocking recv, and only for a
+   * slot idle past idle_check_ms), happens in one lock hold: once the
+   * lock is released this call touches no pool memory, so cpool_close can
+   * never free the pool under it. */
   pthread_mutex_lock(&p->mu);
   int rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
-  pthread_mutex_unlock(&p->mu);
-
-  /* The peek runs without the lock.  A dead slot goes to its worker and
-   * the next is taken within the same deadline, in one lock hold, so that
-   * close can never free the pool between the two. */
   while (rc == 0 && !idle_slot_alive(p, s)) {
-    pthread_mutex_lock(&p->mu);
+    /* Dead: its worker reconnects it; the next one, same deadline. */
     p->st.checkouts--;
     p->st.idle_check_failures++;
     hand_to_worker(p, s, CPOOL__DEAD);
     rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
-    pthread_mutex_unlock(&p->mu);
   }
+  if (rc == 0 && p->closing) {
+    /* Handed over just before close began: close is waiting for it. */
+    p->st.checkouts--;
+    release_on_close(p, s);
+    rc = CPOOL_ESHUTDOWN;
+  }
+  pthread_mutex_unlock(&p->mu);
   if (rc == 0)
     *conn = s;
   return rc;
@@ -587,10 +611,7 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   if (p->cfg.ping_interval_ms > 0) /* pings count idle time from here */
     s->last_used_ms = cpool__coarse_ms();
   if (p->closing) {
-    /* Its worker closes it; close() may be waiting for it to drain. */
-    cpool__set_state(p, s, CPOOL_SLOT_IDLE);
-    pthread_cond_signal(&s->cv);
-    pthread_cond_broadcast(&p->state_cv);
+    release_on_close(p, s);
   } else if (status == CPOOL_CONN_BROKEN) {
     p->st.broken_checkins++;
     hand_to_worker(p, s, CPOOL__BROKEN);
@@ -670,10 +691,13 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   pthread_cond_init(&p->state_cv, &p->cond_attr);
   p->slots = calloc((size_t)p->size, sizeof *p->slots);
   p->free_stack = calloc((size_t)p->size, sizeof *p->free_stack);
-  p->host = c->host ? strdup(c->host) : NULL;
-  p->unix_path = c->unix_path ? strdup(c->unix_path) : NULL;
-  if (p->slots == NULL || p->free_stack == NULL ||
-      (c->host && !p->host) || (c->unix_path && !p->unix_path)) {
+  /* An empty string means "not set", as config_resolve judged it. */
+  int has_host = c->host != NULL && c->host[0] != '\0';
+  int has_unix = c->unix_path != NULL && c->unix_path[0] != '\0';
+  p->host = has_host ? strdup(c->host) : NULL;
+  p->unix_path = has_unix ? strdup(c->unix_path) : NULL;
+  if (p->slots == NULL || p->free_stack == NULL || (has_host && !p->host) ||
+      (has_unix && !p->unix_path)) {
     pool_free(p);
     goto nomem;
   }
@@ -716,7 +740,10 @@ static int start_workers(struct cpool *p, cpool_error_info *err) {
   int rc = 0;
 
   pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, WORKER_STACK);
+  size_t stack = p->cfg.worker_stack_size;
+  if (stack == 0)
+    stack = DEFAULT_WORKER_STACK;
+  pthread_attr_setstacksize(&attr, stack);
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   for (int i = 0; i < p->size; i++) {
@@ -744,8 +771,8 @@ static void wake_workers(struct cpool *p) {
     pthread_cond_signal(&p->slots[i].cv);
 }
 
-static int64_t deadline_of(int timeout_ms) {
-  return timeout_ms < 0 ? -1 : cpool__now_us() + (int64_t)timeout_ms * 1000;
+static int64_t deadline_of(int64_t timeout_ms) {
+  return timeout_ms < 0 ? -1 : cpool__now_us() + timeout_ms * 1000;
 }
 
 /* Stop everything; returns how many slots were still checked out. */
@@ -760,6 +787,11 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
     timed_wait(&p->state_cv, &p->mu, until);
   int busy = p->counts[CPOOL_SLOT_BUSY];
   p->forced = 1;
+  /* Slots still out: shut their sockets down so that a caller blocked in
+   * recv() or send() on one wakes up with an error instead of hanging. */
+  for (int i = 0; busy > 0 && i < p->size; i++)
+    if (p->slots[i].state == CPOOL_SLOT_BUSY && p->slots[i].fd >= 0)
+      shutdown(p->slots[i].fd, SHUT_RDWR);
   /* Woken waiters still need the lock to leave; the pool must outlive
    * them. */
   while (p->sleepers > 0)
@@ -775,7 +807,7 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
 
 /* Sync start: wait until every slot is up, one fails, or time runs out. */
 static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
-  int64_t until = deadline_of(2 * p->cfg.connect_timeout_ms + 1000);
+  int64_t until = deadline_of(2 * (int64_t)p->cfg.connect_timeout_ms + 1000);
   int rc = 0;
 
   pthread_mutex_lock(&p->mu);
@@ -785,7 +817,7 @@ static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
   if (p->sync_err != 0) {
     rc = p->sync_err;
     if (err != NULL)
-      *err = p->st.last_error;
+      *err = p->sync_error;
   } else if (p->counts[CPOOL_SLOT_IDLE] < p->size) {
     rc = CPOOL_ETIMEDOUT;
     cpool__error_set(err, rc, CPOOL_STEP_CONNECT, ETIMEDOUT, NULL,

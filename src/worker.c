@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <bsd/stdlib.h>
@@ -40,13 +41,16 @@ static int handshake(struct cpool *p, struct cpool_conn *s, int fd,
                      cpool_error_info *err) {
   void *data = NULL;
 
+  struct timeval saved[2];
+
   if (p->cfg.on_connect == NULL)
     return 0;
-  cpool__net_io_timeouts(fd, p->cfg.connect_timeout_ms);
+  cpool__net_io_bound(fd, p->cfg.connect_timeout_ms, saved);
   errno = 0;
   int rc = p->cfg.on_connect(fd, &data, p->cfg.cb_arg);
   int e = errno;
-  cpool__net_io_timeouts(fd, 0);
+  /* What on_connect itself set stays: only our bound is taken off. */
+  cpool__net_io_restore(fd, p->cfg.connect_timeout_ms, saved);
   if (rc == 0) {
     s->data = data;
     return 0;
@@ -110,8 +114,10 @@ static void connect_failed(struct cpool *p, struct cpool_conn *s,
   p->st.last_error = *err;
   p->last_error_at_ms = cpool__now_ms();
   s->retry_at_ms = p->last_error_at_ms + delay;
-  if (p->sync_err == 0)
+  if (p->sync_err == 0) {
     p->sync_err = err->code;
+    p->sync_error = *err;
+  }
   cpool__set_state(p, s, CPOOL_SLOT_BACKOFF);
   cpool__recycle_done(p, s);
   cpool__backend_check(p);
@@ -180,9 +186,10 @@ static void ping_slot(struct cpool *p, struct cpool_conn *s) {
   pthread_mutex_unlock(&p->mu);
   /* Bounded like the handshake: a stalled peer fails the ping instead of
    * holding the worker (and cpool_close) forever. */
-  cpool__net_io_timeouts(s->fd, p->cfg.connect_timeout_ms);
+  struct timeval saved[2];
+  cpool__net_io_bound(s->fd, p->cfg.connect_timeout_ms, saved);
   int rc = p->cfg.on_ping(s->fd, s->data, p->cfg.cb_arg);
-  cpool__net_io_timeouts(s->fd, 0);
+  cpool__net_io_restore(s->fd, p->cfg.connect_timeout_ms, saved);
   pthread_mutex_lock(&p->mu);
   p->st.pings++;
   if (p->closing) {
@@ -276,8 +283,11 @@ void *cpool__worker_main(void *arg) {
                                       : CPOOL_EVENT_DISCONNECTED,
                 0, CPOOL_STEP_IO, reason_text(why));
   }
+  int had_socket = s->fd >= 0;
   close_socket(p, s);
   pthread_mutex_lock(&p->mu);
+  if (had_socket)
+    p->st.disconnects++;
   cpool__recycle_done(p, s);
   cpool__set_state(p, s, CPOOL_SLOT_CLOSED);
   pthread_cond_broadcast(&p->state_cv);
