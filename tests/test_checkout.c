@@ -362,6 +362,144 @@ static void test_many_threads(void) {
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
+/* ---- no waiter sleeps next to a free slot -------------------------------- */
+
+enum { NS_SIZE = 2, NS_THREADS = 6 };
+
+typedef struct ns_shared {
+  cpool_t *pool;
+  int cycles;
+  atomic_int running; /* threads not yet through their cycles */
+  atomic_int stop;    /* past the wall-time bound: give up */
+  atomic_int timeouts, errors, last_err;
+  int done[NS_THREADS]; /* cycles completed, per thread */
+} ns_shared;
+
+typedef struct ns_arg {
+  ns_shared *sh;
+  int i;
+} ns_arg;
+
+static void *ns_worker(void *arg) {
+  ns_arg *a = arg;
+  ns_shared *sh = a->sh;
+  uint32_t x = 2463534242u + (uint32_t)a->i * 7919u; /* xorshift32 */
+
+  for (int k = 0; k < sh->cycles && !atomic_load(&sh->stop); k++) {
+    cpool_conn_t *c = NULL;
+    int rc = cpool_checkout(sh->pool, &c, 2000, NULL);
+
+    if (rc != 0) {
+      atomic_fetch_add(rc == CPOOL_ETIMEDOUT ? &sh->timeouts : &sh->errors, 1);
+      atomic_store(&sh->last_err, rc);
+      continue;
+    }
+    /* Hold it 0..50 us, spinning: a sleep would last far longer. */
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    for (int64_t until = tu_now_us() + x % 51; tu_now_us() < until;)
+      ;
+    if (cpool_checkin(sh->pool, c, CPOOL_CONN_OK) != 0)
+      atomic_fetch_add(&sh->errors, 1);
+    else
+      sh->done[a->i]++;
+  }
+  atomic_fetch_sub(&sh->running, 1);
+  return NULL;
+}
+
+/* One run: NS_THREADS threads cycling on NS_SIZE slots.  The test thread
+ * samples the pool meanwhile; returns the longest stretch of samples that
+ * all showed a free slot beside queued callers. */
+static int64_t ns_run(int handoff_after_us, int cycles) {
+  const int64_t wall_limit_ms = TU_SANITIZED ? 60000 : 20000;
+  cpool_t *p = open_pool(NS_SIZE, CPOOL_START_SYNC, handoff_after_us);
+  pthread_t th[NS_THREADS];
+  ns_arg args[NS_THREADS];
+  ns_shared sh;
+  cpool_stats_t st;
+  int64_t t0 = tu_now_ms(), stuck_since = -1, stuck_max = 0, samples = 0;
+  int all_done = 1;
+
+  if (!p)
+    return 0;
+  memset(&sh, 0, sizeof sh);
+  sh.pool = p;
+  sh.cycles = cycles;
+  atomic_store(&sh.running, NS_THREADS);
+  for (int i = 0; i < NS_THREADS; i++) {
+    args[i] = (ns_arg){.sh = &sh, .i = i};
+    CU_ASSERT_FATAL(pthread_create(&th[i], NULL, ns_worker, &args[i]) == 0);
+  }
+  while (atomic_load(&sh.running) > 0 && tu_now_ms() - t0 < wall_limit_ms) {
+    int64_t now;
+
+    tu_sleep_ms(1);
+    if (cpool_stats(p, &st) != 0)
+      break;
+    samples++;
+    now = tu_now_ms();
+    if (st.idle > 0 && st.waiters > 0) {
+      if (stuck_since < 0)
+        stuck_since = now;
+      if (now - stuck_since > stuck_max)
+        stuck_max = now - stuck_since;
+    } else {
+      stuck_since = -1;
+    }
+  }
+  if (atomic_load(&sh.running) > 0) {
+    fprintf(stderr,
+            "no sleep next to a free slot: %d threads still "
+            "cycling after %lld ms\n",
+            atomic_load(&sh.running), (long long)wall_limit_ms);
+    atomic_store(&sh.stop, 1); /* checkouts time out in 2 s: joins end */
+  }
+  for (int i = 0; i < NS_THREADS; i++)
+    pthread_join(th[i], NULL);
+  printf("\nFIGURE: no sleep next to a free slot: handoff_after_us %d, %d "
+         "threads x %d cycles on %d slots in %lld ms; %lld samples, longest "
+         "run of a free slot beside queued callers %lld ms\n",
+         handoff_after_us, NS_THREADS, cycles, NS_SIZE,
+         (long long)(tu_now_ms() - t0), (long long)samples,
+         (long long)stuck_max);
+  if (sh.errors)
+    fprintf(stderr, "no sleep next to a free slot: last error %s\n",
+            cpool_err_name(sh.last_err));
+  TU_ASSERT_EQ(sh.timeouts, 0);
+  TU_ASSERT_EQ(sh.errors, 0);
+  for (int i = 0; i < NS_THREADS; i++)
+    all_done &= sh.done[i] == cycles;
+  CU_ASSERT(all_done);
+  TU_ASSERT_INT(tu_now_ms() - t0, <, wall_limit_ms);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, (uint64_t)NS_THREADS * (uint64_t)cycles);
+  TU_ASSERT_EQ(st.timeouts, 0);
+  assert_all_slots_free(p, NS_SIZE);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  return stuck_max;
+}
+
+/* Two slots, six threads cycling fast.  A waiter woken for a free slot
+ * and then handed the other one directly used to swallow that wake: the
+ * free slot sat idle while callers queued, and a waiter could sleep until
+ * its timeout.  Besides no timeouts and every cycle done, the pool is
+ * sampled meanwhile: a free slot beside queued callers may be seen
+ * briefly (a woken caller waiting for a CPU), never for long.
+ *
+ * handoff_after_us 1 keeps the pool starving, handing off nearly every
+ * checkin; 100 flips it in and out of starvation, which is when a woken
+ * waiter gets handed a slot (a few times per run here). */
+static void test_no_sleep_next_to_free_slot(void) {
+  static const int handoffs[] = {1, 100};
+  const int cycles = TU_SANITIZED ? 500 : 2000;
+  const int64_t stuck_limit_ms = TU_SANITIZED ? 500 : 200;
+
+  for (size_t i = 0; i < sizeof handoffs / sizeof handoffs[0]; i++)
+    TU_ASSERT_INT(ns_run(handoffs[i], cycles), <, stuck_limit_ms);
+}
+
 /* ---- start ------------------------------------------------------------- */
 
 static void test_sync_start(void) {
@@ -622,6 +760,91 @@ static void test_conn_data(void) {
   TU_ASSERT_EQ(s.bad_timeout, 0);
 }
 
+/* ---- the handshake's socket timeouts ------------------------------------ */
+
+/* SO_RCVTIMEO or SO_SNDTIMEO in ms; -1 if it cannot be read. */
+static int sock_timeo_ms(int fd, int opt) {
+  struct timeval tv;
+  socklen_t len = sizeof tv;
+
+  if (getsockopt(fd, SOL_SOCKET, opt, &tv, &len) != 0)
+    return -1;
+  return (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+}
+
+/* What the kernel reports back for a timeout of ms: it keeps jiffies, so
+ * 1234 ms reads back as 1236 with HZ=250. */
+static int kernel_timeo_ms(int ms) {
+  struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int got = -1;
+
+  if (fd < 0)
+    return -1;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0)
+    got = sock_timeo_ms(fd, SO_RCVTIMEO);
+  close(fd);
+  return got;
+}
+
+#define OWN_RCVTIMEO_MS 1234
+
+static int on_connect_noop(int fd, void **data, void *arg) {
+  (void)fd;
+  (void)data;
+  (void)arg;
+  return 0;
+}
+
+/* A handshake that sets its own receive timeout for the caller. */
+static int on_connect_own_rcvtimeo(int fd, void **data, void *arg) {
+  struct timeval tv = {.tv_sec = OWN_RCVTIMEO_MS / 1000,
+                       .tv_usec = (OWN_RCVTIMEO_MS % 1000) * 1000};
+
+  (void)data;
+  (void)arg;
+  return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+/* on_connect runs bounded by connect_timeout_ms; the caller gets the fd
+ * back without that bound, and with whatever on_connect set itself (it
+ * used to be cleared to 0 whatever the callback had set). */
+static void test_handshake_timeouts_restored(void) {
+  const struct {
+    const char *what;
+    cpool_connect_cb cb;
+    int rcv_ms, snd_ms; /* wanted after checkout */
+  } cases[] = {
+      {"on_connect sets nothing", on_connect_noop, 0, 0},
+      {"on_connect sets SO_RCVTIMEO", on_connect_own_rcvtimeo,
+       kernel_timeo_ms(OWN_RCVTIMEO_MS), 0},
+  };
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    cpool_config cfg;
+    cpool_conn_t *c = NULL;
+    cpool_t *p = NULL;
+    int rcv, snd;
+
+    tu_config(&cfg, ts_port(srv), 1);
+    cfg.start = CPOOL_START_SYNC;
+    cfg.on_connect = cases[i].cb;
+    TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    rcv = sock_timeo_ms(cpool_conn_fd(c), SO_RCVTIMEO);
+    snd = sock_timeo_ms(cpool_conn_fd(c), SO_SNDTIMEO);
+    if (rcv != cases[i].rcv_ms || snd != cases[i].snd_ms)
+      fprintf(stderr, "%s: SO_RCVTIMEO %d ms, SO_SNDTIMEO %d ms\n",
+              cases[i].what, rcv, snd);
+    TU_ASSERT_EQ(rcv, cases[i].rcv_ms);
+    TU_ASSERT_EQ(snd, cases[i].snd_ms);
+    TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+    TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  }
+}
+
 static void test_on_connect_failure(void) {
   cpool_config cfg;
   cpool_error_info err;
@@ -810,6 +1033,7 @@ CU_TestInfo checkout_tests[] = {
     {"fifo_default_handoff", test_fifo_default_handoff},
     {"timeout_race_hammer", test_timeout_race_hammer},
     {"many_threads", test_many_threads},
+    {"no_sleep_next_to_free_slot", test_no_sleep_next_to_free_slot},
     {"sync_start", test_sync_start},
     {"async_start", test_async_start},
     {"async_start_slow_server", test_async_start_slow_server},
@@ -817,6 +1041,7 @@ CU_TestInfo checkout_tests[] = {
     {"tcp_options", test_tcp_options},
     {"conn_data", test_conn_data},
     {"on_connect_failure", test_on_connect_failure},
+    {"handshake_timeouts_restored", test_handshake_timeouts_restored},
     {"ipv6", test_ipv6},
     {"unix_socket", test_unix_socket},
     {"all_addresses_tried", test_all_addresses_tried},

@@ -7,9 +7,16 @@
 #include "testserver.h"
 #include "testutil.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static ts_server *srv;
 
@@ -200,6 +207,253 @@ static void test_close_zero_drain(void) {
   TU_ASSERT_EQ(cb.disconnects, 6);
 }
 
+/* ---- a forced close wakes a caller blocked on its connection ------------ */
+
+/* A caller blocked in recv() on a connection it checked out.  Heap, not
+ * the test's stack: if close fails to wake it, it outlives the test. */
+typedef struct reader {
+  cpool_conn_t *conn;
+  pthread_t thread;
+  atomic_int tid;  /* set just before recv() */
+  atomic_int done; /* set once recv() returned */
+  ssize_t n;       /* what recv() returned, */
+  int err;         /* and its errno */
+} reader;
+
+/* ThreadSanitizer sees the worker's close() of the socket while recv() is
+ * still on it as a race on the descriptor, which it is, by contract: close
+ * shuts the socket down and closes it under a caller it cannot wait for.
+ * Under TSan the caller blocks in poll() instead, which TSan does not
+ * track per descriptor; the pool's side is the same. */
+#if defined(__SANITIZE_THREAD__)
+#define READER_BLOCKS_IN_POLL 1
+#else
+#define READER_BLOCKS_IN_POLL 0
+#endif
+
+static void *reader_main(void *arg) {
+  reader *r = arg;
+  int fd = cpool_conn_fd(r->conn);
+  char buf[16];
+
+  atomic_store(&r->tid, (int)syscall(SYS_gettid));
+  /* No timeout on the socket: only the pool can end this. */
+  if (READER_BLOCKS_IN_POLL) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    r->n = poll(&pfd, 1, -1) < 0 ? -1 : 0;
+  } else {
+    r->n = recv(fd, buf, sizeof buf, 0);
+  }
+  r->err = r->n < 0 ? errno : 0;
+  /* The pool is being closed: the conn is no longer ours to touch. */
+  atomic_store(&r->done, 1);
+  return NULL;
+}
+
+/* 1 once thread tid is inside the system call the reader blocks in (recv
+ * is recvfrom); -1 if that cannot be seen here (no /proc). */
+static int in_recv(int tid) {
+  char path[64];
+  long nr = -1;
+  FILE *f;
+
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+  f = fopen(path, "re");
+  if (!f)
+    return -1;
+  if (fscanf(f, "%ld", &nr) != 1)
+    nr = -1;
+  fclose(f);
+  if (READER_BLOCKS_IN_POLL)
+    return nr == SYS_ppoll
+#ifdef SYS_poll
+           || nr == SYS_poll
+#endif
+        ;
+  return nr == SYS_recvfrom;
+}
+
+/* The server accepts and never answers: the caller's recv() would block
+ * for ever.  A close whose drain times out must shut the socket down
+ * first, so that the caller wakes (it used to sleep on in recv). */
+static void test_forced_close_wakes_reader(void) {
+  ts_server *stall = ts_start(TS_STALL, TS_TCP4);
+  cpool_config cfg;
+  cpool_t *p = NULL;
+  reader *r = calloc(1, sizeof *r);
+  int64_t t0, woke_ms;
+  int seen = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(stall);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  tu_config(&cfg, ts_port(stall), 1);
+  cfg.start = CPOOL_START_SYNC;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &r->conn, 1000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r->conn);
+  CU_ASSERT_FATAL(pthread_create(&r->thread, NULL, reader_main, r) == 0);
+  /* Wait until the reader sleeps in recv(); where /proc cannot tell,
+   * give it a moment after the flag. */
+  TU_WAIT(r->tid != 0, 5000); /* _Atomic: a plain read is a load */
+  TU_ASSERT_INT(r->tid, !=, 0);
+  TU_WAIT((seen = in_recv(r->tid)) != 0, 5000);
+  if (seen < 0)
+    tu_sleep_ms(50);
+  CU_ASSERT(seen != 0);
+  TU_ASSERT_EQ(atomic_load(&r->done), 0);
+
+  t0 = tu_now_ms();
+  TU_ASSERT_CODE(cpool_close(p, 50), CPOOL_EBUSY);
+  TU_WAIT(r->done, 2000);
+  woke_ms = tu_now_ms() - t0;
+  if (!atomic_load(&r->done)) {
+    /* Still blocked: leave it to the server's close, and leak r. */
+    fprintf(stderr,
+            "forced close: the caller blocked in recv() was not "
+            "woken after %lld ms\n",
+            (long long)woke_ms);
+    CU_FAIL("forced close did not wake the caller blocked in recv()");
+    pthread_detach(r->thread);
+    ts_stop(stall);
+    return;
+  }
+  pthread_join(r->thread, NULL);
+  printf("\nFIGURE: forced close: the blocked %s returned %zd (%s) "
+         "%lld ms after close began\n",
+         READER_BLOCKS_IN_POLL ? "poll()" : "recv()", r->n,
+         r->n < 0                ? strerror(r->err)
+         : READER_BLOCKS_IN_POLL ? "readable"
+                                 : "EOF",
+         (long long)woke_ms);
+  CU_ASSERT(r->n == 0 || r->n == -1);
+  TU_ASSERT_INT(woke_ms, <, TU_SANITIZED ? 2000 : 1000);
+  free(r);
+  ts_stop(stall);
+}
+
+/* ---- close against waiters being handed the last slot ------------------- */
+
+enum { HW_THREADS = 4 };
+
+typedef struct hw_shared {
+  cpool_t *pool;
+  atomic_int done;
+  int rc[HW_THREADS];
+} hw_shared;
+
+typedef struct hw_arg {
+  hw_shared *sh;
+  int i;
+} hw_arg;
+
+static void *hw_waiter(void *arg) {
+  hw_arg *a = arg;
+  cpool_conn_t *c = NULL;
+
+  a->sh->rc[a->i] = cpool_checkout(a->sh->pool, &c, CPOOL_WAIT_FOREVER, NULL);
+  /* Got it or not, the pool is closing: c is not to be used, checked in,
+   * or even looked at.  Just say we are out. */
+  atomic_fetch_add(&a->sh->done, 1);
+  return NULL;
+}
+
+/* A one-slot pool with callers queued for it: the slot is checked in and
+ * close begins at once, so a waiter is handed the slot just as close
+ * starts.  That waiter used to go on to peek at the slot without the lock
+ * while close freed the pool (ASan: heap-use-after-free).  Now each
+ * caller leaves with the slot (taken before close began) or ESHUTDOWN,
+ * and nobody hangs. */
+static void test_close_vs_handoff_hammer(void) {
+  const int max_rounds = 200;
+  const int64_t budget_ms = TU_SANITIZED ? 8000 : 2500;
+  int rounds = 0, got = 0, shut = 0, other = 0, other_rc = 0;
+  int two_got = 0, got_but_closed_ok = 0, ebusy = 0, ebusy_none = 0;
+  int bad_close = 0;
+  int not_queued = 0;
+  int64_t t0 = tu_now_ms();
+
+  while (rounds < max_rounds && tu_now_ms() - t0 < budget_ms) {
+    cpool_config cfg;
+    cpool_conn_t *a = NULL;
+    cpool_stats_t st;
+    cpool_t *p = NULL;
+    pthread_t th[HW_THREADS];
+    hw_arg args[HW_THREADS];
+    hw_shared sh;
+    int rc, n_got = 0;
+
+    tu_config(&cfg, ts_port(srv), 1);
+    cfg.start = CPOOL_START_SYNC;
+    cfg.idle_check_ms = 0; /* peek at every checkout: the old unlocked path */
+    /* In turn: strict hand-off (checkin gives the slot to the oldest
+     * waiter), the default (starvation mode soon hands off too, the
+     * waiters having queued for over 250 us), and a bound never reached
+     * (checkin frees the slot and wakes the oldest waiter to take it). */
+    cfg.handoff_after_us = (const int[]){-1, 0, 10000000}[rounds % 3];
+    TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    TU_ASSERT_CODE(cpool_checkout(p, &a, 1000, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    memset(&sh, 0, sizeof sh);
+    sh.pool = p;
+    for (int i = 0; i < HW_THREADS; i++) {
+      sh.rc[i] = 1; /* not a cpool code: "did not return" */
+      args[i] = (hw_arg){.sh = &sh, .i = i};
+      CU_ASSERT_FATAL(pthread_create(&th[i], NULL, hw_waiter, &args[i]) == 0);
+    }
+    TU_WAIT_STATS(p, st, st.waiters == HW_THREADS, 5000);
+    not_queued += st.waiters != HW_THREADS;
+    TU_ASSERT_CODE(cpool_checkin(p, a, CPOOL_CONN_OK), 0);
+    rc = cpool_close(p, 0);
+    /* close returns only once every waiter has left the pool. */
+    TU_WAIT(sh.done == HW_THREADS, 5000);
+    if (atomic_load(&sh.done) != HW_THREADS) {
+      fprintf(stderr,
+              "close vs hand-off: %d of %d callers still in "
+              "cpool_checkout 5 s after cpool_close returned\n",
+              HW_THREADS - atomic_load(&sh.done), HW_THREADS);
+      abort(); /* they are inside a freed pool: nothing safe to do */
+    }
+    for (int i = 0; i < HW_THREADS; i++) {
+      pthread_join(th[i], NULL);
+      if (sh.rc[i] == 0) {
+        n_got++;
+      } else if (sh.rc[i] == CPOOL_ESHUTDOWN) {
+        shut++;
+      } else {
+        other++;
+        other_rc = sh.rc[i];
+      }
+    }
+    got += n_got;
+    two_got += n_got > 1;
+    ebusy += rc == CPOOL_EBUSY;
+    ebusy_none += rc == CPOOL_EBUSY && n_got == 0;
+    bad_close += rc != 0 && rc != CPOOL_EBUSY;
+    /* A caller that kept the slot never checked it in: close found it
+     * out. */
+    got_but_closed_ok += n_got > 0 && rc == 0;
+    rounds++;
+  }
+  printf("\nFIGURE: close vs hand-off: %d rounds in %lld ms; of %d waiters "
+         "%d got the slot before close, %d got ESHUTDOWN; close said EBUSY "
+         "%d times, %d of them with the slot handed to a waiter that then "
+         "got ESHUTDOWN\n",
+         rounds, (long long)(tu_now_ms() - t0), rounds * HW_THREADS, got, shut,
+         ebusy, ebusy_none);
+  if (other)
+    fprintf(stderr, "close vs hand-off: a waiter got %s\n",
+            cpool_err_name(other_rc));
+  TU_ASSERT_EQ(other, 0);
+  TU_ASSERT_EQ(not_queued, 0);
+  TU_ASSERT_EQ(two_got, 0);
+  TU_ASSERT_EQ(bad_close, 0);
+  TU_ASSERT_EQ(got_but_closed_ok, 0);
+  TU_ASSERT_EQ(got + shut, rounds * HW_THREADS);
+  TU_ASSERT_INT(rounds, >=, 50);
+}
+
 /* A worker sleeping out a 10 s backoff does not hold close up. */
 static void test_close_cuts_backoff(void) {
   ts_server *down = ts_start(TS_ECHO, TS_TCP4);
@@ -338,6 +592,8 @@ CU_TestInfo close_tests[] = {
     {"drain_waits_for_checkin", test_drain_waits_for_checkin},
     {"drain_timeout_ebusy", test_drain_timeout_ebusy},
     {"close_zero_drain", test_close_zero_drain},
+    {"forced_close_wakes_reader", test_forced_close_wakes_reader},
+    {"close_vs_handoff_hammer", test_close_vs_handoff_hammer},
     {"close_cuts_backoff", test_close_cuts_backoff},
     {"close_cuts_connect", test_close_cuts_connect},
     {"no_leaks", test_no_leaks},

@@ -7,8 +7,11 @@
 #include "testutil.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static ts_server *srv;
 
@@ -184,6 +187,122 @@ static void test_null_open_args(void) {
   TU_ASSERT_CODE(cpool_open(&p, NULL, &err), CPOOL_EINVAL);
   CU_ASSERT_PTR_NULL(p);
   TU_ASSERT_CODE(cpool_open(NULL, NULL, NULL), CPOOL_EINVAL);
+}
+
+/* worker_stack_size is a size_t, so it has its own table.  Below 64 KiB
+ * (but not 0, the default) is a bad argument that names the field. */
+static const size_t bad_stacks[] = {1, 1000, 64 * 1024 - 1};
+
+static void test_bad_worker_stack_size(void) {
+  for (size_t i = 0; i < sizeof bad_stacks / sizeof bad_stacks[0]; i++) {
+    cpool_config cfg;
+    char what[64];
+
+    tu_config(&cfg, ts_port(srv), 2);
+    cfg.worker_stack_size = bad_stacks[i];
+    snprintf(what, sizeof what, "worker_stack_size = %zu", bad_stacks[i]);
+    expect_einval(&cfg, what, "worker_stack_size");
+  }
+}
+
+/* The stack each worker got, seen from inside on_connect (run by it). */
+static int record_stack(int fd, void **data, void *arg) {
+  pthread_attr_t attr;
+  size_t size = 0;
+
+  (void)fd;
+  (void)data;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstacksize(&attr, &size);
+    pthread_attr_destroy(&attr);
+  }
+  atomic_store((_Atomic size_t *)arg, size);
+  return 0;
+}
+
+/* Good sizes open a pool that works, and the workers get that stack; 0 is
+ * the default, at least 256 KiB (more under sanitizers, and TSan enlarges
+ * small thread stacks itself). */
+static void test_worker_stack_size_accepted(void) {
+  static const struct {
+    size_t set, min, max;
+  } good[] = {
+      {256 * 1024, 256 * 1024, TU_SANITIZED ? 64 << 20 : 256 * 1024},
+      {0, 256 * 1024, 64 << 20},
+  };
+
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    _Atomic size_t got = 0;
+    cpool_config cfg;
+    cpool_error_info err;
+    cpool_conn_t *c = NULL;
+    cpool_t *p = NULL;
+
+    tu_config(&cfg, ts_port(srv), 2);
+    cfg.start = CPOOL_START_SYNC;
+    cfg.worker_stack_size = good[i].set;
+    cfg.on_connect = record_stack;
+    cfg.cb_arg = &got;
+    memset(&err, 0, sizeof err);
+    TU_ASSERT_CODE(cpool_open(&p, &cfg, &err), 0);
+    if (!p) {
+      fprintf(stderr, "worker_stack_size = %zu: %s\n", good[i].set,
+              err.message);
+      continue;
+    }
+    TU_ASSERT_BETWEEN(atomic_load(&got), good[i].min, good[i].max);
+    TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+    if (c) {
+      TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "stack", 2000), 0);
+      TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+    }
+    TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  }
+}
+
+/* An empty string is "not set", in either field: host with unix_path ""
+ * is a TCP pool (it once tried a Unix socket named ""), and host "" with
+ * a unix_path is a Unix one. */
+static void test_empty_string_endpoints(void) {
+  const struct {
+    const char *what, *host, *unix_path;
+    int port, family;
+  } good[] = {
+      {"host, unix_path \"\"", "127.0.0.1", "", ts_port(srv), AF_INET},
+      {"host \"\", unix_path", "", ts_unix_path(srv), 0, AF_UNIX},
+  };
+
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    cpool_config cfg;
+    cpool_error_info err;
+    cpool_conn_t *c = NULL;
+    cpool_t *p = NULL;
+    int rc;
+
+    tu_config(&cfg, good[i].port, 1);
+    cfg.host = good[i].host;
+    cfg.unix_path = good[i].unix_path;
+    cfg.start = CPOOL_START_SYNC;
+    memset(&err, 0, sizeof err);
+    rc = cpool_open(&p, &cfg, &err);
+    if (rc != 0)
+      fprintf(stderr, "%s: %s: %s\n", good[i].what, cpool_err_name(rc),
+              err.message);
+    TU_ASSERT_CODE(rc, 0);
+    if (!p)
+      continue;
+    TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+    if (c) {
+      TU_ASSERT_EQ(getpeername(cpool_conn_fd(c), (struct sockaddr *)&ss, &len),
+                   0);
+      TU_ASSERT_EQ(ss.ss_family, good[i].family);
+      TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "empty string", 2000), 0);
+      TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+    }
+    TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  }
 }
 
 /* size 0 is the default, 8; the smallest and a large size are fine. */
@@ -453,6 +572,9 @@ CU_TestInfo config_tests[] = {
     {"bad_endpoints", test_bad_endpoints},
     {"backoff_min_above_max", test_backoff_min_above_max},
     {"null_open_args", test_null_open_args},
+    {"bad_worker_stack_size", test_bad_worker_stack_size},
+    {"worker_stack_size_accepted", test_worker_stack_size_accepted},
+    {"empty_string_endpoints", test_empty_string_endpoints},
     {"sizes_accepted", test_sizes_accepted},
     {"config_copied", test_config_copied},
     {"unresolvable_async", test_unresolvable_async},
