@@ -808,16 +808,21 @@ static int on_connect_own_rcvtimeo(int fd, void **data, void *arg) {
 
 /* on_connect runs bounded by connect_timeout_ms; the caller gets the fd
  * back without that bound, and with whatever on_connect set itself (it
- * used to be cleared to 0 whatever the callback had set). */
+ * used to be cleared to 0 whatever the callback had set).  The bound must
+ * come off whatever connect_timeout_ms is, also one the kernel cannot
+ * keep exactly (1234 ms reads back as 1236 with HZ=250). */
 static void test_handshake_timeouts_restored(void) {
   const struct {
     const char *what;
     cpool_connect_cb cb;
+    int connect_timeout_ms;
     int rcv_ms, snd_ms; /* wanted after checkout */
   } cases[] = {
-      {"on_connect sets nothing", on_connect_noop, 0, 0},
-      {"on_connect sets SO_RCVTIMEO", on_connect_own_rcvtimeo,
+      {"on_connect sets nothing", on_connect_noop, 500, 0, 0},
+      {"on_connect sets SO_RCVTIMEO", on_connect_own_rcvtimeo, 500,
        kernel_timeo_ms(OWN_RCVTIMEO_MS), 0},
+      {"on_connect sets nothing, connect_timeout_ms 1234", on_connect_noop,
+       1234, 0, 0},
   };
 
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -829,6 +834,7 @@ static void test_handshake_timeouts_restored(void) {
     tu_config(&cfg, ts_port(srv), 1);
     cfg.start = CPOOL_START_SYNC;
     cfg.on_connect = cases[i].cb;
+    cfg.connect_timeout_ms = cases[i].connect_timeout_ms;
     TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
