@@ -154,7 +154,8 @@ typedef enum cpool_event_type {
  *   SO_RCVTIMEO / SO_SNDTIMEO set to connect_timeout_ms meanwhile: each
  *   system call is bounded, not the callback as a whole (one that polls
  *   non-blocking I/O must bound itself).  The previous values come back
- *   afterwards, unless the callback set its own.  Read all the handshake's
+ *   afterwards, unless the callback set its own (a value equal to
+ *   connect_timeout_ms is taken for cpool's and undone).  Read all the handshake's
  *   bytes here (e.g. TLS 1.3 session tickets): bytes left unread on an
  *   idle socket make the idle check at checkout judge it dead.  It may
  *   store a pointer in *data (a TLS session, a parser buffer); callers get it

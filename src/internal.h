@@ -123,12 +123,17 @@ int cpool__net_connect(const struct cpool *p, int *fd, char *addr,
  * in error, or has unexpected bytes waiting. */
 int cpool__net_alive(int fd);
 
-/* Bound a callback's I/O: save SO_RCVTIMEO / SO_SNDTIMEO into saved[2]
- * and set both to ms.  cpool__net_io_restore puts the saved ones back
- * where our bound is still in place (a value the callback set stays). */
-struct timeval;
-void cpool__net_io_bound(int fd, int ms, struct timeval saved[2]);
-void cpool__net_io_restore(int fd, int ms, const struct timeval saved[2]);
+/* Bound a callback's I/O: cpool__net_io_bound saves SO_RCVTIMEO and
+ * SO_SNDTIMEO and sets both to ms; cpool__net_io_restore puts the saved
+ * values back where our bound is still in place, so a value the callback
+ * set stays (one equal to the bound is taken for ours). */
+#include <sys/time.h>
+typedef struct cpool__io_bound {
+  struct timeval old[2]; /* before */
+  struct timeval set[2]; /* ours, as the kernel stored it (in ticks) */
+} cpool__io_bound;
+void cpool__net_io_bound(int fd, int ms, cpool__io_bound *b);
+void cpool__net_io_restore(int fd, const cpool__io_bound *b);
 
 void cpool__error_set(cpool_error_info *err, int code, cpool_step step,
                       int sys_errno, const char *addr, const char *fmt, ...)

@@ -69,31 +69,33 @@ static int set_blocking(int fd) {
   return fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 }
 
-void cpool__net_io_bound(int fd, int ms, struct timeval saved[2]) {
+static void get_timeval(int fd, int name, struct timeval *tv) {
+  socklen_t len = sizeof *tv;
+  if (getsockopt(fd, SOL_SOCKET, name, tv, &len) < 0)
+    memset(tv, 0, sizeof *tv);
+}
+
+void cpool__net_io_bound(int fd, int ms, cpool__io_bound *b) {
+  static const int names[2] = {SO_RCVTIMEO, SO_SNDTIMEO};
   struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-  socklen_t len = sizeof saved[0];
 
-  memset(saved, 0, 2 * sizeof saved[0]);
-  getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &saved[0], &len);
-  len = sizeof saved[1];
-  getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &saved[1], &len);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  for (int i = 0; i < 2; i++) {
+    get_timeval(fd, names[i], &b->old[i]);
+    setsockopt(fd, SOL_SOCKET, names[i], &tv, sizeof tv);
+    /* The kernel rounds to its ticks: compare with what it stored. */
+    get_timeval(fd, names[i], &b->set[i]);
+  }
 }
 
-/* Put one option back, unless the callback set its own value meanwhile. */
-static void restore_one(int fd, int name, int ms, const struct timeval *old) {
-  struct timeval now;
-  socklen_t len = sizeof now;
+void cpool__net_io_restore(int fd, const cpool__io_bound *b) {
+  static const int names[2] = {SO_RCVTIMEO, SO_SNDTIMEO};
 
-  if (getsockopt(fd, SOL_SOCKET, name, &now, &len) == 0 &&
-      now.tv_sec == ms / 1000 && now.tv_usec == (ms % 1000) * 1000)
-    setsockopt(fd, SOL_SOCKET, name, old, sizeof *old);
-}
-
-void cpool__net_io_restore(int fd, int ms, const struct timeval saved[2]) {
-  restore_one(fd, SO_RCVTIMEO, ms, &saved[0]);
-  restore_one(fd, SO_SNDTIMEO, ms, &saved[1]);
+  for (int i = 0; i < 2; i++) {
+    struct timeval now;
+    get_timeval(fd, names[i], &now);
+    if (now.tv_sec == b->set[i].tv_sec && now.tv_usec == b->set[i].tv_usec)
+      setsockopt(fd, SOL_SOCKET, names[i], &b->old[i], sizeof b->old[i]);
+  }
 }
 
 /* TCP options; names the failing option in err. */

@@ -559,7 +559,7 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
    * never free the pool under it. */
   pthread_mutex_lock(&p->mu);
   int rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
-  while (rc == 0 && !idle_slot_alive(p, s)) {
+  while (rc == 0 && !p->closing && !idle_slot_alive(p, s)) {
     /* Dead: its worker reconnects it; the next one, same deadline. */
     p->st.checkouts--;
     p->st.idle_check_failures++;
@@ -781,6 +781,11 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   p->closing = 1;
   fail_waiters(p, CPOOL_ESHUTDOWN);
   wake_workers(p);
+  /* Woken waiters still need the lock to leave, and one handed a slot
+   * just now gives it back: the pool must outlive them, and what the
+   * drain counts as out must be what callers really hold. */
+  while (p->sleepers > 0)
+    pthread_cond_wait(&p->state_cv, &p->mu);
   int64_t until = deadline_of(drain_timeout_ms);
   while (p->counts[CPOOL_SLOT_BUSY] > 0 &&
          (until < 0 || cpool__now_us() < until))
@@ -792,10 +797,6 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   for (int i = 0; busy > 0 && i < p->size; i++)
     if (p->slots[i].state == CPOOL_SLOT_BUSY && p->slots[i].fd >= 0)
       shutdown(p->slots[i].fd, SHUT_RDWR);
-  /* Woken waiters still need the lock to leave; the pool must outlive
-   * them. */
-  while (p->sleepers > 0)
-    pthread_cond_wait(&p->state_cv, &p->mu);
   wake_workers(p);
   pthread_mutex_unlock(&p->mu);
 

@@ -41,16 +41,16 @@ static int handshake(struct cpool *p, struct cpool_conn *s, int fd,
                      cpool_error_info *err) {
   void *data = NULL;
 
-  struct timeval saved[2];
+  cpool__io_bound bound;
 
   if (p->cfg.on_connect == NULL)
     return 0;
-  cpool__net_io_bound(fd, p->cfg.connect_timeout_ms, saved);
+  cpool__net_io_bound(fd, p->cfg.connect_timeout_ms, &bound);
   errno = 0;
   int rc = p->cfg.on_connect(fd, &data, p->cfg.cb_arg);
   int e = errno;
   /* What on_connect itself set stays: only our bound is taken off. */
-  cpool__net_io_restore(fd, p->cfg.connect_timeout_ms, saved);
+  cpool__net_io_restore(fd, &bound);
   if (rc == 0) {
     s->data = data;
     return 0;
@@ -186,10 +186,10 @@ static void ping_slot(struct cpool *p, struct cpool_conn *s) {
   pthread_mutex_unlock(&p->mu);
   /* Bounded like the handshake: a stalled peer fails the ping instead of
    * holding the worker (and cpool_close) forever. */
-  struct timeval saved[2];
-  cpool__net_io_bound(s->fd, p->cfg.connect_timeout_ms, saved);
+  cpool__io_bound bound;
+  cpool__net_io_bound(s->fd, p->cfg.connect_timeout_ms, &bound);
   int rc = p->cfg.on_ping(s->fd, s->data, p->cfg.cb_arg);
-  cpool__net_io_restore(s->fd, p->cfg.connect_timeout_ms, saved);
+  cpool__net_io_restore(s->fd, &bound);
   pthread_mutex_lock(&p->mu);
   p->st.pings++;
   if (p->closing) {
