@@ -101,6 +101,11 @@ int64_t cpool__now_ms(void);
 int64_t cpool__now_us(void);
 int64_t cpool__coarse_ms(void);
 
+/* Wait on cv until until_us (CLOCK_MONOTONIC, the clock of every cpool
+ * condition variable), or without limit when until_us < 0. */
+void cpool__timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu,
+                       int64_t until_us);
+
 /* pool.c, called by workers with pool->mu held. */
 void cpool__set_state(struct cpool *p, struct cpool_conn *s,
                       cpool_slot_state st);

@@ -171,7 +171,12 @@ void cpool__free_remove(struct cpool *p, struct cpool_conn *s) {
   s->free_pos = -1;
 }
 
-static void clear_woken(struct cpool *p, cpool__waiter *w);
+static void clear_woken(struct cpool *p, cpool__waiter *w) {
+  if (w->woken) {
+    w->woken = 0;
+    p->nwoken--;
+  }
+}
 
 static void wq_remove(struct cpool *p, cpool__waiter *w) {
   clear_woken(p, w);
@@ -198,12 +203,13 @@ static void wq_append(struct cpool *p, cpool__waiter *w) {
   p->nwaiters++;
 }
 
-/* Wake the oldest waiter not yet told to look at the free stack, unless
- * enough are already on their way: every extra wake-up is a system call
- * and, when a running caller takes the slot first, a wasted context
- * switch. */
+/* Free slots and sleeping waiters must never be left side by side: wake
+ * the oldest waiter not yet told to look at the free stack, unless enough
+ * are already on their way (or nothing is free, or nobody waits): every
+ * extra wake-up is a system call and, when a running caller takes the slot
+ * first, a wasted context switch. */
 static void wake_one(struct cpool *p) {
-  if (p->nwoken >= p->nfree)
+  if (p->wq_head == NULL || p->nwoken >= p->nfree)
     return;
   for (cpool__waiter *w = p->wq_head; w != NULL; w = w->next) {
     if (!w->woken) {
@@ -212,13 +218,6 @@ static void wake_one(struct cpool *p) {
       pthread_cond_signal(&w->cv);
       return;
     }
-  }
-}
-
-static void clear_woken(struct cpool *p, cpool__waiter *w) {
-  if (w->woken) {
-    w->woken = 0;
-    p->nwoken--;
   }
 }
 
@@ -246,14 +245,12 @@ void cpool__make_available(struct cpool *p, struct cpool_conn *s) {
     cpool__set_state(p, s, CPOOL_SLOT_BUSY);
     w->slot = s;
     pthread_cond_signal(&w->cv);
-    if (p->nfree > 0 && p->wq_head != NULL)
-      wake_one(p); /* a slot w was woken for is still free */
+    wake_one(p); /* a slot w was woken for may still be free */
     return;
   }
   cpool__set_state(p, s, CPOOL_SLOT_IDLE);
   free_push(p, s);
-  if (p->wq_head != NULL)
-    wake_one(p);
+  wake_one(p);
 }
 
 static int backend_down(const struct cpool *p) {
@@ -372,7 +369,7 @@ static int64_t wait_deadline_us(const struct cpool *p, const cpool__waiter *w,
   return until;
 }
 
-static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu,
+void cpool__timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu,
                        int64_t until_us) {
   if (until_us < 0) {
     pthread_cond_wait(cv, mu);
@@ -419,8 +416,6 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
     if (p->nfree > 0 && (w.woken || p->wq_head == &w)) {
       wq_remove(p, &w);
       *out = take_free(p);
-      if (p->nfree > 0 && p->wq_head != NULL)
-        wake_one(p); /* more free slots than woken waiters */
       break;
     }
     clear_woken(p, &w);
@@ -446,7 +441,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
     int64_t until = wait_deadline_us(p, &w, deadline_us);
     if (starve_at >= 0 && (until < 0 || starve_at < until))
       until = starve_at;
-    timed_wait(&w.cv, &p->mu, until);
+    cpool__timed_wait(&w.cv, &p->mu, until);
   }
 
   /* Leave starvation once the queue is empty or a waiter was served
@@ -463,11 +458,9 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
       codel_observe(p, now_us / 1000, (now_us - w.since_us) / 1000);
     }
   }
-  /* Free slots and sleeping waiters must never be left side by side: we
-   * may have been woken for a slot we did not take, or been handed one
-   * while another sat free for us. */
-  if (p->nfree > 0 && p->wq_head != NULL)
-    wake_one(p);
+  /* We may have been woken for a slot we did not take, been handed one
+   * while another sat free for us, or taken one of several free. */
+  wake_one(p);
   pthread_cond_destroy(&w.cv);
   if (--p->sleepers == 0 && p->closing)
     pthread_cond_broadcast(&p->state_cv);
@@ -789,7 +782,7 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   int64_t until = deadline_of(drain_timeout_ms);
   while (p->counts[CPOOL_SLOT_BUSY] > 0 &&
          (until < 0 || cpool__now_us() < until))
-    timed_wait(&p->state_cv, &p->mu, until);
+    cpool__timed_wait(&p->state_cv, &p->mu, until);
   int busy = p->counts[CPOOL_SLOT_BUSY];
   p->forced = 1;
   /* Slots still out: shut their sockets down so that a caller blocked in
@@ -814,7 +807,7 @@ static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
   pthread_mutex_lock(&p->mu);
   while (p->counts[CPOOL_SLOT_IDLE] < p->size && p->sync_err == 0 &&
          cpool__now_us() < until)
-    timed_wait(&p->state_cv, &p->mu, until);
+    cpool__timed_wait(&p->state_cv, &p->mu, until);
   if (p->sync_err != 0) {
     rc = p->sync_err;
     if (err != NULL)

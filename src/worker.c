@@ -94,9 +94,7 @@ static int backoff_sleep(struct cpool *p, struct cpool_conn *s) {
     int64_t now = cpool__now_ms();
     if (now >= s->retry_at_ms)
       break;
-    struct timespec ts = {.tv_sec = s->retry_at_ms / 1000,
-                          .tv_nsec = (s->retry_at_ms % 1000) * 1000000};
-    pthread_cond_timedwait(&s->cv, &p->mu, &ts);
+    cpool__timed_wait(&s->cv, &p->mu, s->retry_at_ms * 1000);
   }
   open = !p->closing;
   pthread_mutex_unlock(&p->mu);
@@ -235,15 +233,9 @@ static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
       ping_slot(p, s);
       continue;
     }
-    if (wake_at > 0) {
-      /* The coarse clock may lag: wake a little late rather than early. */
-      int64_t at = wake_at + 5;
-      struct timespec ts = {.tv_sec = at / 1000,
-                            .tv_nsec = (at % 1000) * 1000000};
-      pthread_cond_timedwait(&s->cv, &p->mu, &ts);
-    } else {
-      pthread_cond_wait(&s->cv, &p->mu);
-    }
+    /* No ping due: wait for a hand-back or close.  Else wake for the ping,
+     * a little late rather than early: the coarse clock may lag. */
+    cpool__timed_wait(&s->cv, &p->mu, wake_at > 0 ? (wake_at + 5) * 1000 : -1);
   }
   if (why != CPOOL__KEEP) {
     p->st.disconnects++;
