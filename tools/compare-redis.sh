@@ -44,14 +44,6 @@ usage: tools/compare-redis.sh [--duration S] [--repeat N]
 EOF
 }
 
-die_usage() {
-  say "$1"
-  usage >&2
-  exit 2
-}
-
-is_count() { [[ "$1" =~ ^[1-9][0-9]{0,5}$ ]]; }
-
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) is_count "${2:-}" || die_usage "bad --duration: ${2:-}"

@@ -9,6 +9,16 @@
 
 say() { echo "$prog: $*" >&2; }
 
+# A bad argument: say so, print the calling script's usage, exit 2.
+die_usage() {
+  say "$1"
+  usage >&2
+  exit 2
+}
+
+# A whole number from 1 to 999999 (durations, counts, thread lists).
+is_count() { [[ "$1" =~ ^[1-9][0-9]{0,5}$ ]]; }
+
 # A number from a one-line JSON object: json_num KEY LINE.  The keys asked
 # for are unique in cpool-bench's and the comparison programs' summaries.
 json_num() {
