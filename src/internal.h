@@ -8,6 +8,20 @@
  * holds the slot: its worker while CONNECTING / BACKOFF / CHECKING, the
  * caller while BUSY, nobody (read-only) while IDLE.  User callbacks are
  * never called with pool->mu held.
+ *
+ * The fast path.  A slot checked in while nobody waits is "parked": it
+ * stays BUSY for the locked side, on the pool's fast list, and its lease
+ * word says PARKED.  The thread that parked it remembers it, and its next
+ * checkout takes it back with one compare-and-swap on the lease (PARKED ->
+ * HELD), its checkin parks it again with one store: no lock, and no cache
+ * line shared with other threads.  Anyone else who needs the slot, under
+ * pool->mu, "reclaims" it (PARKED -> NONE) and it is then free like any
+ * other.  Waiters reclaim every parked slot as they queue, and a checkin
+ * that finds waiters after parking reclaims its own (a Dekker pair on
+ * lease and nwaiters, both sequentially consistent), so a parked slot and
+ * a sleeping waiter are never left side by side.  This is HikariCP's
+ * ConcurrentBag idea (a thread-local list of recently used connections in
+ * front of the shared one), for a fixed pool in C.
  */
 #ifndef CPOOL_INTERNAL_H
 #define CPOOL_INTERNAL_H
@@ -16,6 +30,8 @@
 #include "cpool.h"
 
 #include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Why a worker must close its slot's socket. */
@@ -27,6 +43,13 @@ enum cpool__reason {
   CPOOL__RECYCLE    /* older than max_lifetime_ms */
 };
 
+/* A slot's lease word (see the top of this file). */
+enum cpool__lease {
+  CPOOL__LEASE_NONE = 0, /* the locked side owns the slot's state */
+  CPOOL__LEASE_PARKED,   /* BUSY for the locked side, free to reclaim */
+  CPOOL__LEASE_HELD      /* taken on the fast path: checked out */
+};
+
 typedef struct cpool__waiter {
   struct cpool__waiter *prev, *next; /* [mu] FIFO queue links */
   pthread_cond_t cv;
@@ -36,8 +59,13 @@ typedef struct cpool__waiter {
   int64_t since_us;        /* when it joined the queue */
 } cpool__waiter;
 
-/* A slot: what cpool_conn_t points to. */
+/* A slot: what cpool_conn_t points to.  Each on its own cache lines: the
+ * fast path writes lease, last_used_ms and fast_checkouts from the thread
+ * holding the slot. */
 struct cpool_conn {
+  alignas(64) _Atomic int lease; /* enum cpool__lease */
+  int fast_pos;                  /* [mu] position in pool->fast_list, or -1 */
+  _Atomic uint64_t fast_checkouts; /* written by the holder only */
   struct cpool *pool;
   int index;
   int fd;     /* -1 when not connected */
@@ -47,8 +75,9 @@ struct cpool_conn {
   enum cpool__reason reason; /* [mu] set when handed back to the worker */
   int recycling;             /* [mu] counted in pool->recycling until the
                                 slot is offered again or backs off */
-  int64_t last_used_ms;   /* coarse clock: connect, checkout (by the
-                             caller holding it) or checkin with pings */
+  _Atomic int64_t last_used_ms; /* coarse clock: connect, checkout (by the
+                                   caller holding it) or checkin with
+                                   pings; relaxed, read by the worker */
   int64_t expires_ms;     /* when max_lifetime_ms runs out, 0 = never */
   int64_t retry_at_ms;    /* [mu] next attempt while in BACKOFF */
   pthread_cond_t cv;      /* the worker waits here, with pool->mu */
@@ -59,7 +88,14 @@ struct cpool_conn {
 };
 
 struct cpool {
-  pthread_mutex_t mu;
+  /* Read by every fast checkout and checkin: a line of their own, written
+   * only as waiters come and go and when the pool closes. */
+  alignas(64) uint64_t gen; /* unique per pool opened: tells a thread's
+                               remembered slot from a reused address */
+  _Atomic int nwaiters;     /* [mu] to write; waiters queued */
+  _Atomic int closing;      /* [mu] to write; cpool_close has begun */
+
+  alignas(64) pthread_mutex_t mu;
   pthread_condattr_t cond_attr; /* CLOCK_MONOTONIC */
   pthread_cond_t state_cv;      /* sync open and close's drain wait here */
 
@@ -72,15 +108,15 @@ struct cpool {
   struct cpool_conn *slots;
   int *free_stack; /* [mu] indices of IDLE slots, LIFO */
   int nfree;       /* [mu] */
+  int *fast_list;  /* [mu] indices of slots with a lease (parked or held) */
+  int nfast;       /* [mu] */
+  int fast_max;    /* how many slots may be parked at once */
 
   cpool__waiter *wq_head, *wq_tail; /* [mu] */
-  int nwaiters;                     /* [mu] */
   int sleepers; /* [mu] callers inside wait_for_slot: close waits for 0 */
   int nwoken;   /* [mu] waiters signalled to look at the free stack */
-  int starving; /* [mu] a waiter waited too long: hand off, no barging */
 
   int counts[CPOOL_SLOT_CHECKING + 1]; /* [mu] slots per state */
-  int closing;                         /* [mu] cpool_close has begun */
   int forced;                          /* [mu] drain is over */
   int recycling;                       /* [mu] recycles under way */
   int sync_err;                        /* [mu] first failure, sync open */
@@ -113,6 +149,16 @@ void cpool__make_available(struct cpool *p, struct cpool_conn *s);
 void cpool__free_remove(struct cpool *p, struct cpool_conn *s);
 void cpool__backend_check(struct cpool *p);
 void cpool__recycle_done(struct cpool *p, struct cpool_conn *s);
+/* A parked slot is wanted by the locked side (a ping): 1 if it was
+ * reclaimed and offered (free again, or handed to a waiter). */
+int cpool__reclaim(struct cpool *p, struct cpool_conn *s);
+
+static inline int64_t cpool__last_used(const struct cpool_conn *s) {
+  return atomic_load_explicit(&s->last_used_ms, memory_order_relaxed);
+}
+static inline void cpool__set_last_used(struct cpool_conn *s, int64_t ms) {
+  atomic_store_explicit(&s->last_used_ms, ms, memory_order_relaxed);
+}
 
 /* worker.c */
 void *cpool__worker_main(void *arg);

@@ -165,7 +165,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
   cpool__recycle_done(p, s);
   if (!closing) {
     p->st.connects++;
-    s->last_used_ms = cpool__coarse_ms();
+    cpool__set_last_used(s, cpool__coarse_ms());
     cpool__make_available(p, s);
     pthread_cond_broadcast(&p->state_cv);
   }
@@ -193,7 +193,7 @@ static void ping_slot(struct cpool *p, struct cpool_conn *s) {
   if (p->closing) {
     cpool__set_state(p, s, CPOOL_SLOT_IDLE); /* not offered: we exit */
   } else if (rc == 0) {
-    s->last_used_ms = cpool__coarse_ms();
+    cpool__set_last_used(s, cpool__coarse_ms());
     cpool__make_available(p, s);
   } else {
     p->st.ping_failures++;
@@ -202,12 +202,27 @@ static void ping_slot(struct cpool *p, struct cpool_conn *s) {
   }
 }
 
-static int ping_due(const struct cpool *p, const struct cpool_conn *s,
+/* Is a ping due?  A parked slot (see internal.h) is idle too, though the
+ * locked side counts it as BUSY: once its idle time is up it is reclaimed
+ * (made IDLE, or handed to a waiter) and pinged on the next round.  Its
+ * holder parks it again without telling the worker, so while the slot is
+ * BUSY the worker looks again every ping_interval_ms. */
+static int ping_due(struct cpool *p, struct cpool_conn *s,
                     int64_t *wake_at_ms) {
-  if (p->cfg.ping_interval_ms <= 0 || s->state != CPOOL_SLOT_IDLE)
+  int interval = p->cfg.ping_interval_ms;
+  if (interval <= 0)
     return 0;
-  int64_t due = s->last_used_ms + p->cfg.ping_interval_ms;
-  if (cpool__coarse_ms() >= due)
+  int64_t now = cpool__coarse_ms();
+  int64_t due = cpool__last_used(s) + interval;
+  if (s->state == CPOOL_SLOT_BUSY) {
+    if (now >= due && cpool__reclaim(p, s))
+      return s->state == CPOOL_SLOT_IDLE;
+    *wake_at_ms = now >= due ? now + interval : due;
+    return 0;
+  }
+  if (s->state != CPOOL_SLOT_IDLE)
+    return 0;
+  if (now >= due)
     return 1;
   *wake_at_ms = due;
   return 0;

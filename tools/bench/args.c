@@ -23,6 +23,7 @@ enum opt_id {
   OPT_CPR,
   OPT_RATE,
   OPT_CHAOS,
+  OPT_HANDOFF,
   OPT_BUILTIN,
   OPT_QUIET,
   OPT_JSON,
@@ -51,6 +52,7 @@ static const struct opt opts[] = {
     {"connect-per-request", OPT_CPR, false},
     {"rate", OPT_RATE, true},
     {"chaos", OPT_CHAOS, true},
+    {"handoff-us", OPT_HANDOFF, true},
     {"builtin-server", OPT_BUILTIN, false},
     {"quiet", OPT_QUIET, false},
     {"json", OPT_JSON, false},
@@ -83,6 +85,8 @@ void args_usage(FILE *out) {
         "  --rate R               open loop: R requests/s across all threads\n"
         "  --chaos T              built-in server drops every connection every "
         "T (s or ms)\n"
+        "  --handoff-us N         the pool's handoff_after_us (-1 = strict FIFO,\n"
+        "                         default: the library's)\n"
         "  --builtin-server       serve the target (--port or --unix) with the "
         "built-in server\n"
         "  --quiet                no progress line\n"
@@ -231,6 +235,11 @@ static int apply(bench_args *a, const struct opt *o, const char *v,
     return 0;
   case OPT_CHAOS:
     return parse_time_ms(o->name, v, 3600 * 1000, &a->chaos_ms, err, errlen);
+  case OPT_HANDOFF:
+    if (parse_num(o->name, v, -1, ARGS_MAX_HANDOFF_US, &n, err, errlen))
+      return -1;
+    a->handoff_us = (int)n; /* 0: the library's default */
+    return 0;
   case OPT_NO_IO:
     a->no_io = true;
     return 0;

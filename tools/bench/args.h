@@ -18,6 +18,7 @@ typedef enum proto_kind {
 #define ARGS_MAX_SIZE (1024 * 1024)
 #define ARGS_MAX_TIMEOUT_MS 600000
 #define ARGS_MAX_DURATION_MS (INT64_C(86400) * 1000)
+#define ARGS_MAX_HANDOFF_US 10000000
 
 typedef struct bench_args {
   int threads;              /* --threads, default 8 */
@@ -35,6 +36,7 @@ typedef struct bench_args {
   bool connect_per_request; /* --connect-per-request */
   int64_t rate;             /* --rate requests/s; 0 = closed loop */
   int64_t chaos_ms;         /* --chaos period; 0 = off */
+  int handoff_us;           /* --handoff-us; 0 = the library's default */
   bool builtin;             /* run the built-in server (implied, or forced) */
   bool quiet;               /* --quiet */
   bool json;                /* --json */
