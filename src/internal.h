@@ -56,6 +56,8 @@ typedef struct cpool__waiter {
   struct cpool_conn *slot; /* [mu] handed straight to this waiter */
   int err;                 /* [mu] handed an error (ECLOSED, ESHUTDOWN) */
   int woken;               /* [mu] signalled to try the free stack */
+  int polling;             /* [mu] the oldest, asleep with a timer to look
+                              for slots parked within a turn */
   int64_t since_us;        /* when it joined the queue */
 } cpool__waiter;
 

@@ -59,6 +59,14 @@
  * last took a slot).  Per thread, not per pool: it bounds one thread. */
 static _Thread_local int64_t turn_start_us;
 
+/* Is this thread within its turn (see may_barge)?  Only one that was
+ * served from the queue or barged has a turn: a thread that took its slot
+ * when nobody waited gives it up at checkin if somebody does now. */
+static int in_turn(const struct cpool *p) {
+  return turn_start_us != 0 && p->cfg.handoff_after_us > 0 &&
+         cpool__now_us() - turn_start_us <= p->cfg.handoff_after_us;
+}
+
 /* The fast path (see internal.h): the slot this thread parked last, and
  * which pool it belongs to.  gen tells the pool apart from a later one
  * opened at the same address. */
@@ -231,8 +239,18 @@ static void clear_woken(struct cpool *p, cpool__waiter *w) {
   }
 }
 
+/* A slot is parked within a turn while callers wait: the oldest waiter
+ * must be awake or asleep with a timer to take it once the turn is over
+ * (wait_for_slot).  Wake it if it is neither. */
+static void watch_parked(struct cpool *p) {
+  cpool__waiter *h = p->wq_head;
+  if (h != NULL && !h->polling && !h->woken)
+    pthread_cond_signal(&h->cv);
+}
+
 static void wq_remove(struct cpool *p, cpool__waiter *w) {
   clear_woken(p, w);
+  int was_head = w->prev == NULL;
   if (w->prev)
     w->prev->next = w->next;
   else
@@ -243,6 +261,10 @@ static void wq_remove(struct cpool *p, cpool__waiter *w) {
     p->wq_tail = w->prev;
   w->prev = w->next = NULL;
   p->nwaiters--;
+  /* The oldest waiter watches slots parked within a turn; the next one
+   * takes over. */
+  if (was_head && p->nfast > 0)
+    watch_parked(p);
 }
 
 static void wq_append(struct cpool *p, cpool__waiter *w) {
@@ -255,6 +277,7 @@ static void wq_append(struct cpool *p, cpool__waiter *w) {
   p->wq_tail = w;
   p->nwaiters++;
 }
+
 
 /* Free slots and sleeping waiters must never be left side by side: wake
  * the oldest waiter not yet told to look at the free stack, unless enough
@@ -468,6 +491,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
     reclaim_all(p);
   p->st.waits++;
   p->sleepers++;
+  int64_t poll_us = 0; /* see w.polling below */
 
   for (;;) {
     /* A slot handed over wins over everything, even a deadline that
@@ -486,6 +510,13 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
       *out = take_free(p);
       break;
     }
+    /* A slot parked by a thread within its turn may be left there: the
+     * oldest waiter takes it once the turn is over. */
+    if (p->wq_head == &w && p->nfree == 0 && p->nfast > 0 &&
+        reclaim_one(p)) {
+      poll_us = 0;
+      continue;
+    }
     clear_woken(p, &w);
     int64_t now_us = cpool__now_us();
     if (deadline_us >= 0 && now_us >= deadline_us) {
@@ -502,7 +533,20 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
         break;
       }
     }
-    cpool__timed_wait(&w.cv, &p->mu, wait_deadline_us(p, &w, deadline_us));
+    int64_t until = wait_deadline_us(p, &w, deadline_us);
+    w.polling = p->wq_head == &w && p->nfast > 0 &&
+                p->cfg.handoff_after_us > 0;
+    if (w.polling) {
+      /* Every turn at first, then less and less often while the
+       * parked slots are in use, at least every 16 turns. */
+      int64_t turn = p->cfg.handoff_after_us;
+      poll_us = poll_us == 0 ? turn : poll_us < 16 * turn ? 2 * poll_us
+                                                            : poll_us;
+      if (until < 0 || now_us + poll_us < until)
+        until = now_us + poll_us;
+    }
+    cpool__timed_wait(&w.cv, &p->mu, until);
+    w.polling = 0;
   }
 
   if (rc == 0) {
@@ -606,7 +650,8 @@ static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
  * HELD, or NULL. */
 static struct cpool_conn *fast_take(struct cpool *p) {
   if (last_parked.pool != p || last_parked.gen != p->gen ||
-      atomic_load_explicit(&p->nwaiters, memory_order_relaxed) != 0)
+      (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) != 0 &&
+       !in_turn(p)))
     return NULL;
   struct cpool_conn *s = last_parked.slot;
   int parked = CPOOL__LEASE_PARKED;
@@ -704,8 +749,9 @@ static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
 /* A slot checked in OK while the pool is open: parked for this thread if
  * nobody waits (see internal.h), else free for the next caller. */
 static void offer(struct cpool *p, struct cpool_conn *s) {
-  if (p->nwaiters == 0 && p->nfast < p->fast_max) {
+  if ((p->nwaiters == 0 || in_turn(p)) && p->nfast < p->fast_max) {
     fast_add(p, s);
+    watch_parked(p);
     atomic_store_explicit(&s->lease, CPOOL__LEASE_PARKED,
                           memory_order_release);
     last_parked.pool = p;
@@ -747,7 +793,8 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s) {
   last_parked.pool = p;
   last_parked.gen = p->gen;
   last_parked.slot = s;
-  if (atomic_load(&p->nwaiters) == 0 && !atomic_load(&p->closing))
+  if (!atomic_load(&p->closing) &&
+      (atomic_load(&p->nwaiters) == 0 || in_turn(p)))
     return;
   pthread_mutex_lock(&p->mu);
   if (s->fast_pos >= 0 && unpark(p, s))
