@@ -12,6 +12,7 @@ extern CU_TestInfo checkout_tests[];
 extern CU_TestInfo reconnect_tests[];
 extern CU_TestInfo close_tests[];
 extern CU_TestInfo redis_tests[];
+extern CU_TestInfo fastpath_tests[];
 
 /* Suites that share one test server start it in init, stop it in cleanup. */
 int config_init(void);
@@ -20,5 +21,7 @@ int checkout_init(void);
 int checkout_cleanup(void);
 int close_init(void);
 int close_cleanup(void);
+int fastpath_init(void);
+int fastpath_cleanup(void);
 
 #endif

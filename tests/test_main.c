@@ -25,6 +25,7 @@ static CU_SuiteInfo suites[] = {
     {"reconnect", NULL, NULL, NULL, NULL, reconnect_tests},
     {"close", close_init, close_cleanup, NULL, NULL, close_tests},
     {"redis", NULL, NULL, NULL, NULL, redis_tests},
+    {"fastpath", fastpath_init, fastpath_cleanup, NULL, NULL, fastpath_tests},
     CU_SUITE_INFO_NULL,
 };
 

@@ -1,0 +1,1119 @@
+/*
+ * The fast path (see src/internal.h): a checkin while nobody waits parks
+ * the slot for the thread, whose next checkout takes it back with one
+ * compare-and-swap.  What callers must see of it: every checkout counted,
+ * parked slots idle in the stats and free for any other thread, a second
+ * checkin refused, no waiter asleep beside a parked slot, close not held
+ * up by parked slots, the idle check, broken checkins and pings still
+ * applied, and one thread using two pools in turn.
+ *
+ * White-box in one place: lease_of() reads a slot's lease word from
+ * internal.h, so that a test can tell a checkout taken on the fast path
+ * (HELD) from one taken under the lock (NONE), and fails if the fast path
+ * it means to exercise is never taken.  Nothing else reaches inside.
+ */
+#include "internal.h"
+#include "suites.h"
+#include "testserver.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static ts_server *srv;
+
+int fastpath_init(void) {
+  srv = ts_start(TS_ECHO, TS_TCP4);
+  return srv ? 0 : -1;
+}
+
+int fastpath_cleanup(void) {
+  ts_stop(srv);
+  srv = NULL;
+  return 0;
+}
+
+/* The slot's lease word: CPOOL__LEASE_HELD right after a checkout means
+ * it was taken on the fast path; PARKED after a checkin means parked. */
+static int lease_of(cpool_conn_t *c) {
+  return atomic_load(&c->lease);
+}
+
+/* Sync start, so every slot is up when it returns.  idle_check_ms as given
+ * (0 is "peek always" here, not the default). */
+static cpool_t *open_pool_at(int port, int size, int idle_check_ms) {
+  cpool_config cfg;
+  cpool_t *p = NULL;
+
+  tu_config(&cfg, port, size);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.idle_check_ms = idle_check_ms;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  return p;
+}
+
+static cpool_t *open_pool(int size, int idle_check_ms) {
+  return open_pool_at(ts_port(srv), size, idle_check_ms);
+}
+
+/* Every slot idle, none lost, and each one can be checked out at once. */
+static void assert_all_slots_free(cpool_t *p, int size) {
+  cpool_conn_t *c[64];
+  cpool_stats_t st;
+  int got = 0;
+
+  TU_WAIT_STATS(p, st, st.idle == size && st.waiters == 0, 5000);
+  TU_ASSERT_EQ(st.idle, size);
+  TU_ASSERT_EQ(st.busy, 0);
+  TU_ASSERT_EQ(st.waiters, 0);
+  for (int i = 0; i < size && i < 64; i++)
+    if (cpool_checkout(p, &c[got], CPOOL_NOWAIT, NULL) == 0)
+      got++;
+  TU_ASSERT_EQ(got, size < 64 ? size : 64);
+  for (int i = 0; i < got; i++)
+    TU_ASSERT_CODE(cpool_checkin(p, c[i], CPOOL_CONN_OK), 0);
+}
+
+/* sem_wait bounded to ms: 0 once posted, -1 on timeout. */
+static int sem_wait_ms(sem_t *s, int ms) {
+  struct timespec dl;
+
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += ms / 1000;
+  dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  while (sem_timedwait(s, &dl) != 0)
+    if (errno != EINTR)
+      return -1;
+  return 0;
+}
+
+/* ---- one thread: counts and slot states ------------------------------ */
+
+/* One thread, checkout and checkin in a loop: all but the first checkout
+ * take the parked slot on the fast path, and the stats count every one;
+ * the parked slot shows as idle, the held one as busy. */
+static void test_same_thread_counts(void) {
+  enum { SIZE = 4, N = 1000 };
+  /* -1: no peek, so every checkout after the first is a fast one. */
+  cpool_t *p = open_pool(SIZE, -1);
+  cpool_stats_t st;
+  int slot = -1, fast = 0, other_slot = 0, failed = 0, io_errors = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  for (int i = 0; i < N; i++) {
+    cpool_conn_t *c = NULL;
+    int rc = cpool_checkout(p, &c, CPOOL_NOWAIT, NULL);
+
+    if (rc != 0) {
+      fprintf(stderr, "round %d: checkout %s\n", i, cpool_err_name(rc));
+      failed++;
+      break;
+    }
+    if (i == 0)
+      slot = cpool_conn_slot(c);
+    other_slot += cpool_conn_slot(c) != slot;
+    fast += lease_of(c) == CPOOL__LEASE_HELD;
+    if (i % 100 == 0) {
+      io_errors += tu_echo(cpool_conn_fd(c), "fast", 2000) != 0;
+      TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+      TU_ASSERT_EQ(st.busy, 1);
+      TU_ASSERT_EQ(st.idle, SIZE - 1);
+      TU_ASSERT_EQ(st.checkouts, (uint64_t)i + 1);
+    }
+    rc = cpool_checkin(p, c, CPOOL_CONN_OK);
+    if (rc != 0) {
+      fprintf(stderr, "round %d: checkin %s\n", i, cpool_err_name(rc));
+      failed++;
+      break;
+    }
+    if (i % 100 == 0) {
+      TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_PARKED);
+      TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+      TU_ASSERT_EQ(st.idle, SIZE);
+      TU_ASSERT_EQ(st.busy, 0);
+      TU_ASSERT_EQ(st.checkouts, (uint64_t)i + 1);
+    }
+  }
+  TU_ASSERT_EQ(failed, 0);
+  TU_ASSERT_EQ(io_errors, 0);
+  TU_ASSERT_EQ(other_slot, 0);
+  TU_ASSERT_EQ(fast, N - 1);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, N);
+  TU_ASSERT_EQ(st.waits, 0);
+  TU_ASSERT_EQ(st.connects, SIZE);
+  TU_ASSERT_EQ(st.idle, SIZE);
+  TU_ASSERT_EQ(st.busy, 0);
+  assert_all_slots_free(p, SIZE);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, N + SIZE);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* A second checkin of a slot taken and given back on the fast path is
+ * refused and changes nothing; likewise after a broken checkin. */
+static void test_double_checkin_einval(void) {
+  enum { SIZE = 4 };
+  cpool_t *p = open_pool(SIZE, -1);
+  cpool_conn_t *c = NULL, *d = NULL;
+  cpool_stats_t st;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_checkout(p, &d, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_FATAL(d == c);
+  TU_ASSERT_EQ(lease_of(d), CPOOL__LEASE_HELD);
+  TU_ASSERT_CODE(cpool_checkin(p, d, CPOOL_CONN_OK), 0);
+  /* The second checkin, either status: refused. */
+  TU_ASSERT_CODE(cpool_checkin(p, d, CPOOL_CONN_OK), CPOOL_EINVAL);
+  TU_ASSERT_CODE(cpool_checkin(p, d, CPOOL_CONN_BROKEN), CPOOL_EINVAL);
+  TU_ASSERT_EQ(lease_of(d), CPOOL__LEASE_PARKED);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.idle, SIZE);
+  TU_ASSERT_EQ(st.busy, 0);
+  TU_ASSERT_EQ(st.checkouts, 2);
+  TU_ASSERT_EQ(st.broken_checkins, 0);
+  TU_ASSERT_EQ(st.connects, SIZE);
+
+  /* Still parked and still ours: the fast path takes it again. */
+  d = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &d, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_FATAL(d == c);
+  TU_ASSERT_EQ(lease_of(d), CPOOL__LEASE_HELD);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(d), "still good", 2000), 0);
+  /* Broken, then checked in again: refused, one reconnect only. */
+  TU_ASSERT_CODE(cpool_checkin(p, d, CPOOL_CONN_BROKEN), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, d, CPOOL_CONN_BROKEN), CPOOL_EINVAL);
+  TU_ASSERT_CODE(cpool_checkin(p, d, CPOOL_CONN_OK), CPOOL_EINVAL);
+  TU_WAIT_STATS(p, st, st.connects == SIZE + 1 && st.idle == SIZE, 5000);
+  TU_ASSERT_EQ(st.connects, SIZE + 1);
+  TU_ASSERT_EQ(st.idle, SIZE);
+  TU_ASSERT_EQ(st.broken_checkins, 1);
+  TU_ASSERT_EQ(st.disconnects, 1);
+  TU_ASSERT_EQ(st.checkouts, 3);
+
+  assert_all_slots_free(p, SIZE);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, 3 + SIZE);
+  TU_ASSERT_EQ(st.broken_checkins, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* ---- slots parked by other threads ----------------------------------- */
+
+enum { PK_MAX = 4 };
+
+/* A thread that takes n slots, gives them back (they park), says so, and
+ * then either exits or waits for go (and may then check out once more). */
+typedef struct parker {
+  cpool_t *pool;
+  int n;
+  int block; /* wait for go after parking */
+  int again; /* after go: one more checkout and checkin */
+  sem_t parked, go;
+  pthread_t thread;
+  int rc[PK_MAX], checkin_rc[PK_MAX];
+  cpool_conn_t *conn[PK_MAX];
+  int again_rc, again_checkin_rc;
+} parker;
+
+static void *parker_main(void *arg) {
+  parker *k = arg;
+
+  for (int i = 0; i < k->n; i++)
+    k->rc[i] = cpool_checkout(k->pool, &k->conn[i], CPOOL_NOWAIT, NULL);
+  for (int i = 0; i < k->n; i++)
+    if (k->rc[i] == 0)
+      k->checkin_rc[i] = cpool_checkin(k->pool, k->conn[i], CPOOL_CONN_OK);
+  sem_post(&k->parked);
+  if (!k->block)
+    return NULL;
+  sem_wait(&k->go);
+  if (k->again) {
+    cpool_conn_t *c = NULL;
+    k->again_rc = cpool_checkout(k->pool, &c, CPOOL_NOWAIT, NULL);
+    if (k->again_rc == 0)
+      k->again_checkin_rc = cpool_checkin(k->pool, c, CPOOL_CONN_OK);
+  }
+  return NULL;
+}
+
+static int parker_start(parker *k, cpool_t *pool, int n, int block, int again) {
+  memset(k, 0, sizeof *k);
+  k->pool = pool;
+  k->n = n;
+  k->block = block;
+  k->again = again;
+  k->again_rc = k->again_checkin_rc = 1; /* not a cpool code: not run */
+  for (int i = 0; i < PK_MAX; i++)
+    k->rc[i] = k->checkin_rc[i] = 1;
+  sem_init(&k->parked, 0, 0);
+  sem_init(&k->go, 0, 0);
+  return pthread_create(&k->thread, NULL, parker_main, k);
+}
+
+/* Waits until k parked its slots; asserts they all did. */
+static void parker_wait_parked(parker *k) {
+  CU_ASSERT_FATAL(sem_wait_ms(&k->parked, 5000) == 0);
+  for (int i = 0; i < k->n; i++) {
+    TU_ASSERT_CODE(k->rc[i], 0);
+    TU_ASSERT_CODE(k->checkin_rc[i], 0);
+    if (k->rc[i] == 0)
+      TU_ASSERT_EQ(lease_of(k->conn[i]), CPOOL__LEASE_PARKED);
+  }
+}
+
+static void parker_done(parker *k) {
+  pthread_join(k->thread, NULL);
+  sem_destroy(&k->parked);
+  sem_destroy(&k->go);
+}
+
+/* Thread A parks both slots of a pool of 2 and stays alive; this thread
+ * must still get both at once without waiting, one reclaimed from each of
+ * A's parks. */
+static void test_parked_slots_reclaimed(void) {
+  cpool_t *p = open_pool(2, -1);
+  cpool_conn_t *b0 = NULL, *b1 = NULL, *b2 = NULL;
+  cpool_stats_t st;
+  parker a;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  CU_ASSERT_FATAL(parker_start(&a, p, 2, 1, 1) == 0);
+  parker_wait_parked(&a);
+  CU_ASSERT(a.conn[0] != a.conn[1]);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.idle, 2);
+  TU_ASSERT_EQ(st.busy, 0);
+
+  TU_ASSERT_CODE(cpool_checkout(p, &b0, CPOOL_NOWAIT, NULL), 0);
+  TU_ASSERT_CODE(cpool_checkout(p, &b1, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b1);
+  CU_ASSERT(b0 != b1);
+  /* Reclaimed: taken under the lock, not A's lease any more. */
+  TU_ASSERT_EQ(lease_of(b0), CPOOL__LEASE_NONE);
+  TU_ASSERT_EQ(lease_of(b1), CPOOL__LEASE_NONE);
+  TU_ASSERT_CODE(cpool_checkout(p, &b2, CPOOL_NOWAIT, NULL), CPOOL_ECHECKEDOUT);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.busy, 2);
+  TU_ASSERT_EQ(st.idle, 0);
+  TU_ASSERT_EQ(st.waits, 0);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(b0), "reclaimed 0", 2000), 0);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(b1), "reclaimed 1", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, b0, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, b1, CPOOL_CONN_OK), 0);
+
+  /* A is still there and can check out again (now from our parks). */
+  sem_post(&a.go);
+  parker_done(&a);
+  TU_ASSERT_CODE(a.again_rc, 0);
+  TU_ASSERT_CODE(a.again_checkin_rc, 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, 5);
+  TU_ASSERT_EQ(st.checked_out_errors, 1);
+  TU_ASSERT_EQ(st.connects, 2);
+  assert_all_slots_free(p, 2);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* ---- waiters and parked slots ---------------------------------------- */
+
+/* The plain case, without races: a waiter queued while this thread holds
+ * the only slot gets it as soon as it is checked in, whether it was taken
+ * under the lock or on the fast path; and a slot parked before a caller
+ * queues is taken from the park at once.  A checkin that parked the slot
+ * beside the queued waiter would leave it asleep until its timeout. */
+enum { HOLD_LOCKED, HOLD_FAST, HOLD_ANY };
+
+static void waiter_gets_checkin(cpool_t *p, int hold, int *served) {
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+  tu_waiter w;
+  int64_t t_in;
+  int fast;
+
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  if (hold == HOLD_FAST) {
+    TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+    c = NULL;
+    TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  }
+  fast = lease_of(c) == CPOOL__LEASE_HELD;
+  if (hold != HOLD_ANY)
+    TU_ASSERT_EQ(fast, hold == HOLD_FAST);
+  TU_ASSERT_EQ(tu_waiter_start(&w, p, 2000, 1, NULL), 0);
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+  TU_ASSERT_EQ(st.waiters, 1);
+  t_in = tu_now_ms();
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  tu_waiter_join(&w);
+  if (w.rc != 0)
+    fprintf(stderr, "waiter queued beside a %s slot: %s after %lld ms\n",
+            fast ? "fast-path" : "locked", cpool_err_name(w.rc),
+            (long long)(w.t1_ms - t_in));
+  TU_ASSERT_CODE(w.rc, 0);
+  TU_ASSERT_CODE(w.checkin_rc, 0);
+  TU_ASSERT_INT(w.t1_ms - t_in, <, 500);
+  *served += w.rc == 0;
+}
+
+static void test_waiter_gets_checkin(void) {
+  cpool_t *p = open_pool(1, 500);
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+  tu_waiter w;
+  int served = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  waiter_gets_checkin(p, HOLD_LOCKED, &served); /* the first checkout */
+  waiter_gets_checkin(p, HOLD_FAST, &served);
+  /* Again, with a turn behind us; the waiter parked the slot, and our
+   * remembered slot may be taken back from its park. */
+  waiter_gets_checkin(p, HOLD_ANY, &served);
+
+  /* Parked by this thread (after a checkout and checkin with nobody
+   * waiting), then another thread checks out with a timeout: at once. */
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_PARKED);
+  TU_ASSERT_EQ(tu_waiter_start(&w, p, 2000, 0, NULL), 0);
+  tu_waiter_join(&w);
+  TU_ASSERT_CODE(w.rc, 0);
+  TU_ASSERT_INT(w.t1_ms - w.t0_ms, <, 500);
+  /* It holds the slot now: nothing is left parked for us. */
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), CPOOL_ECHECKEDOUT);
+  if (w.conn)
+    TU_ASSERT_CODE(cpool_checkin(p, w.conn, CPOOL_CONN_OK), 0);
+
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(served, 3);
+  TU_ASSERT_EQ(st.waits, 3);
+  TU_ASSERT_EQ(st.timeouts, 0);
+  /* 3 x (ours + the waiter's) + one fast one + ours + the last thread's */
+  TU_ASSERT_EQ(st.checkouts, 3 * 2 + 1 + 2);
+  assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* Several threads on fewer slots: a slot is never held by two callers at
+ * once, whether taken on the fast path or reclaimed under the lock. */
+enum { DH_SIZE = 2, DH_THREADS = 4 };
+
+typedef struct dh_shared {
+  cpool_t *pool;
+  int cycles;
+  atomic_int in_use[DH_SIZE];
+  atomic_int overlaps, errors, last_err, io_errors, ok, fast;
+} dh_shared;
+
+static void *dh_worker(void *arg) {
+  dh_shared *m = arg;
+
+  for (int i = 0; i < m->cycles; i++) {
+    cpool_conn_t *c = NULL;
+    int rc = cpool_checkout(m->pool, &c, 2000, NULL), slot;
+
+    if (rc != 0) {
+      atomic_fetch_add(&m->errors, 1);
+      atomic_store(&m->last_err, rc);
+      continue;
+    }
+    atomic_fetch_add(&m->ok, 1);
+    if (lease_of(c) == CPOOL__LEASE_HELD)
+      atomic_fetch_add(&m->fast, 1);
+    slot = cpool_conn_slot(c);
+    if (slot < 0 || slot >= DH_SIZE || atomic_exchange(&m->in_use[slot], 1))
+      atomic_fetch_add(&m->overlaps, 1);
+    if (i % 64 == 0 && tu_echo(cpool_conn_fd(c), "dh", 2000) != 0)
+      atomic_fetch_add(&m->io_errors, 1);
+    if (slot >= 0 && slot < DH_SIZE)
+      atomic_store(&m->in_use[slot], 0);
+    if (cpool_checkin(m->pool, c, CPOOL_CONN_OK) != 0)
+      atomic_fetch_add(&m->errors, 1);
+  }
+  return NULL;
+}
+
+static void test_no_double_hold(void) {
+  cpool_t *p = open_pool(DH_SIZE, 500);
+  pthread_t th[DH_THREADS];
+  cpool_stats_t st;
+  dh_shared m;
+  int64_t t0 = tu_now_ms();
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&m, 0, sizeof m);
+  m.pool = p;
+  m.cycles = TU_SANITIZED ? 500 : 3000;
+  for (int i = 0; i < DH_THREADS; i++)
+    CU_ASSERT_FATAL(pthread_create(&th[i], NULL, dh_worker, &m) == 0);
+  for (int i = 0; i < DH_THREADS; i++)
+    pthread_join(th[i], NULL);
+  printf("\nFIGURE: no double hold: %d threads x %d cycles on %d slots in "
+         "%lld ms, %d on the fast path\n",
+         DH_THREADS, m.cycles, DH_SIZE, (long long)(tu_now_ms() - t0),
+         atomic_load(&m.fast));
+  if (atomic_load(&m.errors))
+    fprintf(stderr, "no double hold: last error %s\n",
+            cpool_err_name(atomic_load(&m.last_err)));
+  TU_ASSERT_EQ(atomic_load(&m.overlaps), 0);
+  TU_ASSERT_EQ(atomic_load(&m.errors), 0);
+  TU_ASSERT_EQ(atomic_load(&m.io_errors), 0);
+  TU_ASSERT_EQ(atomic_load(&m.ok), DH_THREADS * m.cycles);
+  TU_ASSERT_INT(atomic_load(&m.fast), >, 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, (uint64_t)atomic_load(&m.ok));
+  TU_ASSERT_EQ(st.timeouts, 0);
+  assert_all_slots_free(p, DH_SIZE);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* ---- close ----------------------------------------------------------- */
+
+/* cpool_close on its own thread: the test thread holds a connection. */
+typedef struct closer {
+  cpool_t *pool;
+  int drain_ms;
+  pthread_t thread;
+  atomic_int rc; /* 1 until close returned */
+  int64_t t1_ms; /* when close returned */
+} closer;
+
+static void *closer_main(void *arg) {
+  closer *c = arg;
+
+  int rc = cpool_close(c->pool, c->drain_ms);
+  c->t1_ms = tu_now_ms();
+  atomic_store(&c->rc, rc);
+  return NULL;
+}
+
+static int closer_start(closer *c, cpool_t *pool, int drain_ms) {
+  memset(c, 0, sizeof *c);
+  c->pool = pool;
+  c->drain_ms = drain_ms;
+  atomic_store(&c->rc, 1);
+  return pthread_create(&c->thread, NULL, closer_main, c);
+}
+
+/* Parked slots are idle: close neither waits for them nor reports them
+ * as checked out, whether the threads that parked them have exited or
+ * are still alive (blocked). */
+static void test_close_with_parked_slots(void) {
+  enum { SIZE = 4 };
+  parker k[SIZE];
+  cpool_stats_t st;
+  cpool_t *p;
+  int open0, rc;
+  int64_t t0, took;
+
+  CU_ASSERT(ts_wait_open(srv, 0, 5000)); /* earlier tests' sockets gone */
+  open0 = ts_get_counts(srv).open;
+
+  /* Parked by threads that have exited; no drain: EBUSY if any counted. */
+  p = open_pool(SIZE, 500);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  for (int i = 0; i < SIZE; i++) {
+    CU_ASSERT_FATAL(parker_start(&k[i], p, 1, 0, 0) == 0);
+    parker_wait_parked(&k[i]);
+    parker_done(&k[i]);
+  }
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.idle, SIZE);
+  TU_ASSERT_EQ(st.busy, 0);
+  TU_ASSERT_EQ(st.checkouts, SIZE);
+  t0 = tu_now_ms();
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  took = tu_now_ms() - t0;
+  TU_ASSERT_INT(took, <, 1000);
+  CU_ASSERT(ts_wait_open(srv, open0, 5000));
+
+  /* Parked by threads still alive, blocked; a drain of 3 s would run out
+   * (and give EBUSY) if close waited for a parked slot. */
+  p = open_pool(SIZE, 500);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  for (int i = 0; i < SIZE; i++) {
+    CU_ASSERT_FATAL(parker_start(&k[i], p, 1, 1, 0) == 0);
+    parker_wait_parked(&k[i]);
+  }
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.idle, SIZE);
+  TU_ASSERT_EQ(st.busy, 0);
+  t0 = tu_now_ms();
+  rc = cpool_close(p, 3000);
+  took = tu_now_ms() - t0;
+  TU_ASSERT_CODE(rc, 0);
+  TU_ASSERT_INT(took, <, 1000);
+  /* The parkers never touch the pool again. */
+  for (int i = 0; i < SIZE; i++) {
+    sem_post(&k[i].go);
+    parker_done(&k[i]);
+  }
+  CU_ASSERT(ts_wait_open(srv, open0, 5000));
+  printf("\nFIGURE: close with %d slots parked by blocked threads took "
+         "%lld ms\n",
+         SIZE, (long long)took);
+}
+
+/* Checkout and checkin in a loop until stop or CPOOL_ESHUTDOWN. */
+typedef struct hammer {
+  cpool_t *pool;
+  int timeout_ms;
+  pthread_t thread;
+  atomic_int stop;
+  atomic_int ok, fast; /* checkouts, and of them fast-path ones */
+  atomic_int shutdown; /* ended on CPOOL_ESHUTDOWN */
+  atomic_int errors, last_err, bad_checkin;
+} hammer;
+
+static void *hammer_main(void *arg) {
+  hammer *h = arg;
+
+  while (!atomic_load(&h->stop)) {
+    cpool_conn_t *c = NULL;
+    int rc = cpool_checkout(h->pool, &c, h->timeout_ms, NULL);
+
+    if (rc == CPOOL_ESHUTDOWN) {
+      atomic_store(&h->shutdown, 1);
+      break;
+    }
+    if (rc != 0) {
+      atomic_fetch_add(&h->errors, 1);
+      atomic_store(&h->last_err, rc);
+      continue;
+    }
+    if (lease_of(c) == CPOOL__LEASE_HELD)
+      atomic_fetch_add(&h->fast, 1);
+    atomic_fetch_add(&h->ok, 1);
+    if (cpool_checkin(h->pool, c, CPOOL_CONN_OK) != 0)
+      atomic_fetch_add(&h->bad_checkin, 1);
+  }
+  return NULL;
+}
+
+static int hammer_start(hammer *h, cpool_t *pool, int timeout_ms) {
+  memset(h, 0, sizeof *h);
+  h->pool = pool;
+  h->timeout_ms = timeout_ms;
+  return pthread_create(&h->thread, NULL, hammer_main, h);
+}
+
+/* Pool of 1.  A cycles the slot on the fast path; each round, this thread
+ * (B) asks A to pause and checks out with a 2 s timeout.  A finishes the
+ * cycle it is in, so its last act is a fast checkin that parks the slot,
+ * often just as B queues, and then A stays away until B is served: if
+ * neither side saw the other (the Dekker pair on lease and nwaiters), B
+ * sleeps beside the parked slot until its timeout.  Up to 3000 rounds,
+ * as many as fit in 1.5 s. */
+typedef struct pause_hammer {
+  cpool_t *pool;
+  pthread_t thread;
+  atomic_int stop, pause;
+  atomic_int ok, fast, paused, errors, last_err, bad_checkin, stalled;
+} pause_hammer;
+
+static void *pause_hammer_main(void *arg) {
+  pause_hammer *h = arg;
+  uint32_t x = 2463534242u; /* xorshift32 */
+
+  while (!atomic_load(&h->stop)) {
+    cpool_conn_t *c = NULL;
+    int rc = cpool_checkout(h->pool, &c, 2000, NULL);
+
+    if (rc != 0) {
+      atomic_fetch_add(&h->errors, 1);
+      atomic_store(&h->last_err, rc);
+    } else {
+      if (lease_of(c) == CPOOL__LEASE_HELD)
+        atomic_fetch_add(&h->fast, 1);
+      atomic_fetch_add(&h->ok, 1);
+      /* Hold it 0..15 us, spinning, so that B often queues meanwhile and
+       * this checkin races with it. */
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      for (int64_t until = tu_now_us() + x % 16; tu_now_us() < until;)
+        ;
+      if (cpool_checkin(h->pool, c, CPOOL_CONN_OK) != 0)
+        atomic_fetch_add(&h->bad_checkin, 1);
+    }
+    if (atomic_load(&h->pause)) {
+      /* Parked (or handed over) and out of the way until B is served. */
+      int64_t dl = tu_now_ms() + 10000;
+      atomic_fetch_add(&h->paused, 1);
+      while (atomic_load(&h->pause) && !atomic_load(&h->stop) &&
+             tu_now_ms() < dl)
+        sched_yield();
+      if (atomic_load(&h->pause) && !atomic_load(&h->stop))
+        atomic_fetch_add(&h->stalled, 1);
+    }
+  }
+  return NULL;
+}
+
+static void test_waiter_beside_parked_slot(void) {
+  /* Rounds, or as many as fit in the budget (a round is a few context
+   * switches: 0.2..1 ms here, more under the sanitizers). */
+  const int rounds = 3000, min_rounds = 100;
+  const int64_t budget_ms = 1500;
+  cpool_t *p = open_pool(1, 500);
+  int done = 0, got = 0, timeouts = 0, other = 0, other_rc = 0;
+  int bad_checkin = 0, a_idle = 0;
+  int64_t max_wait_us = 0, t0 = tu_now_ms();
+  cpool_stats_t st;
+  pause_hammer a;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&a, 0, sizeof a);
+  a.pool = p;
+  CU_ASSERT_FATAL(pthread_create(&a.thread, NULL, pause_hammer_main, &a) == 0);
+  while (done < rounds && tu_now_ms() - t0 < budget_ms) {
+    cpool_conn_t *c = NULL;
+    int seen = atomic_load(&a.ok), rc;
+    int64_t dl = tu_now_ms() + 2000, w0, waited;
+
+    /* A is cycling again (a couple of times since it last paused). */
+    while (atomic_load(&a.ok) < seen + 2 && tu_now_ms() < dl)
+      sched_yield();
+    if (atomic_load(&a.ok) < seen + 2)
+      a_idle++;
+    atomic_store(&a.pause, 1);
+    w0 = tu_now_us();
+    rc = cpool_checkout(p, &c, 2000, NULL);
+    waited = tu_now_us() - w0;
+    if (waited > max_wait_us)
+      max_wait_us = waited;
+    if (rc == 0) {
+      got++;
+      if (cpool_checkin(p, c, CPOOL_CONN_OK) != 0)
+        bad_checkin++;
+    } else if (rc == CPOOL_ETIMEDOUT) {
+      timeouts++;
+    } else {
+      other++;
+      other_rc = rc;
+    }
+    atomic_store(&a.pause, 0);
+    done++;
+  }
+  atomic_store(&a.stop, 1);
+  pthread_join(a.thread, NULL);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  printf("\nFIGURE: waiter beside a parked slot: %d rounds in %lld ms, "
+         "longest checkout %lld us, %d timeouts; A: %d checkouts, %d on the "
+         "fast path, paused %d times; %llu checkouts queued\n",
+         done, (long long)(tu_now_ms() - t0), (long long)max_wait_us, timeouts,
+         atomic_load(&a.ok), atomic_load(&a.fast), atomic_load(&a.paused),
+         (unsigned long long)st.waits);
+  if (other)
+    fprintf(stderr, "waiter beside a parked slot: checkout got %s\n",
+            cpool_err_name(other_rc));
+  if (atomic_load(&a.errors))
+    fprintf(stderr, "waiter beside a parked slot: A got %s\n",
+            cpool_err_name(atomic_load(&a.last_err)));
+  TU_ASSERT_EQ(timeouts, 0);
+  TU_ASSERT_EQ(other, 0);
+  TU_ASSERT_EQ(bad_checkin, 0);
+  TU_ASSERT_EQ(a_idle, 0);
+  TU_ASSERT_EQ(got, done);
+  TU_ASSERT_INT(done, >=, min_rounds);
+  TU_ASSERT_INT(max_wait_us, <, 500000);
+  TU_ASSERT_EQ(atomic_load(&a.errors), 0);
+  TU_ASSERT_EQ(atomic_load(&a.bad_checkin), 0);
+  TU_ASSERT_EQ(atomic_load(&a.stalled), 0);
+  TU_ASSERT_INT(atomic_load(&a.fast), >, 0);
+  TU_ASSERT_EQ(st.checkouts, (uint64_t)got + (uint64_t)atomic_load(&a.ok));
+  TU_ASSERT_EQ(st.timeouts, 0);
+  assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* A thread cycles its slot on the fast path while another thread closes
+ * the pool: it gets CPOOL_ESHUTDOWN soon and stops.  As in
+ * close/close_wakes_waiters, the test thread holds a connection and the
+ * close drains for as long as it takes, so the pool cannot be freed while
+ * the hammering thread may still call into it: only once that thread has
+ * been joined is the held connection checked in and close let go. */
+static void test_close_while_hammering(void) {
+  const int rounds = TU_SANITIZED ? 5 : 20;
+  int no_start = 0, stuck = 0, slow = 0, errors = 0, bad_checkin = 0;
+  int bad_guard = 0, bad_close = 0, slow_close = 0, fast = 0;
+  int64_t max_shut_ms = 0;
+
+  for (int r = 0; r < rounds; r++) {
+    cpool_t *p = open_pool(2, 500);
+    cpool_conn_t *guard = NULL;
+    int64_t t_close, t_ci, shut_ms;
+    hammer h;
+    closer cl;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    TU_ASSERT_CODE(cpool_checkout(p, &guard, CPOOL_NOWAIT, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(guard);
+    CU_ASSERT_FATAL(hammer_start(&h, p, 1000) == 0);
+    TU_WAIT(atomic_load(&h.ok) >= 50, 5000);
+    no_start += atomic_load(&h.ok) < 50;
+    t_close = tu_now_ms();
+    CU_ASSERT_FATAL(closer_start(&cl, p, CPOOL_WAIT_FOREVER) == 0);
+    TU_WAIT(atomic_load(&h.shutdown), 5000);
+    if (!atomic_load(&h.shutdown)) {
+      stuck++;
+      atomic_store(&h.stop, 1); /* the pool is still open: guard held */
+    }
+    pthread_join(h.thread, NULL);
+    shut_ms = tu_now_ms() - t_close;
+    if (shut_ms > max_shut_ms)
+      max_shut_ms = shut_ms;
+    slow += shut_ms >= 1000;
+    errors += atomic_load(&h.errors);
+    bad_checkin += atomic_load(&h.bad_checkin);
+    fast += atomic_load(&h.fast);
+    /* Close is still draining: our connection. */
+    if (atomic_load(&cl.rc) != 1)
+      bad_close++;
+    t_ci = tu_now_ms();
+    bad_guard += cpool_checkin(p, guard, CPOOL_CONN_OK) != 0;
+    pthread_join(cl.thread, NULL);
+    bad_close += atomic_load(&cl.rc) != 0;
+    slow_close += cl.t1_ms - t_ci >= 1000;
+  }
+  printf("\nFIGURE: close while hammering: %d rounds, %d fast-path "
+         "checkouts, hammering thread out with ESHUTDOWN at most %lld ms "
+         "after close began\n",
+         rounds, fast, (long long)max_shut_ms);
+  TU_ASSERT_EQ(no_start, 0);
+  TU_ASSERT_EQ(stuck, 0);
+  TU_ASSERT_EQ(slow, 0);
+  TU_ASSERT_EQ(errors, 0);
+  TU_ASSERT_EQ(bad_checkin, 0);
+  TU_ASSERT_EQ(bad_guard, 0);
+  TU_ASSERT_EQ(bad_close, 0);
+  TU_ASSERT_EQ(slow_close, 0);
+  TU_ASSERT_INT(fast, >, 0);
+}
+
+/* ---- the idle check, broken checkins, pings -------------------------- */
+
+/* The server closes the connection of a parked slot; what does the next
+ * checkout by the thread that parked it get?  With idle_check_ms 0 (peek
+ * always), or N and idle longer than N, a peek: a new connection, and the
+ * dead one counted.  With -1, never a peek: the dead one, as documented. */
+static void idle_check_case(int idle_check_ms, int idle_for_ms,
+                            int expect_peek) {
+  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
+  cpool_conn_t *c = NULL;
+  cpool_stats_t before, st;
+  cpool_t *p;
+  int io;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  p = open_pool_at(ts_port(s), 1, idle_check_ms);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  CU_ASSERT(ts_wait_open(s, 1, 5000));
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 1000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "before drop", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_PARKED);
+  TU_ASSERT_CODE(cpool_stats(p, &before), 0);
+  TU_ASSERT_EQ(ts_drop(s, 0), 1);
+  if (idle_for_ms > 0)
+    tu_sleep_ms(idle_for_ms); /* idle time is what is under test */
+
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  io = tu_echo(cpool_conn_fd(c), "after drop", 2000);
+  TU_ASSERT_CODE(
+      cpool_checkin(p, c, io == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  if (expect_peek) {
+    if (io != 0)
+      fprintf(stderr, "idle_check_ms %d: the dead parked slot was handed out\n",
+              idle_check_ms);
+    TU_ASSERT_EQ(io, 0);
+    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures + 1);
+    TU_ASSERT_EQ(st.connects, before.connects + 1);
+    TU_ASSERT_EQ(st.broken_checkins, 0);
+  } else {
+    TU_ASSERT_INT(io, !=, 0);
+    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures);
+    TU_ASSERT_EQ(st.broken_checkins, 1);
+  }
+  TU_ASSERT_EQ(st.checkouts, before.checkouts + 1);
+  /* Either way the slot comes back alive. */
+  TU_WAIT_STATS(p, st, st.idle == 1 && st.connects == before.connects + 1,
+                5000);
+  TU_ASSERT_EQ(st.idle, 1);
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  if (c) {
+    TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "alive", 2000), 0);
+    TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  }
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  ts_stop(s);
+}
+
+static void test_idle_check_parked_dead(void) {
+  idle_check_case(0, 0, 1);    /* always peek */
+  idle_check_case(50, 150, 1); /* idle past idle_check_ms: peek */
+  idle_check_case(-1, 0, 0);   /* never */
+}
+
+/* Broken at checkin after a fast-path checkout: the worker reconnects it,
+ * a waiting checkout gets the new connection, and the fast path works on
+ * it again. */
+static void test_broken_after_fast_checkout(void) {
+  ts_counts before = ts_get_counts(srv);
+  cpool_t *p = open_pool(1, 500);
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+  int64_t t0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_HELD);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "fast", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_BROKEN), 0);
+  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_NONE);
+
+  /* Waits for the reconnect (no backoff after a broken checkin). */
+  t0 = tu_now_ms();
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_INT(tu_now_ms() - t0, <, 1000);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "reconnected", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.broken_checkins, 1);
+  TU_ASSERT_EQ(st.connects, 2);
+  TU_ASSERT_EQ(st.disconnects, 1);
+  TU_ASSERT_EQ(st.idle_check_failures, 0);
+  TU_ASSERT_EQ(st.checkouts, 3);
+  CU_ASSERT(ts_wait_accepted(srv, before.accepted + 2, 5000));
+
+  /* Parked again, and taken on the fast path again. */
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_HELD);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "fast again", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.checkouts, 4);
+  TU_ASSERT_EQ(st.idle, 1);
+  TU_ASSERT_EQ(st.busy, 0);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* One thread, two pools in turn: the thread remembers one parked slot,
+ * of one pool, at a time; the other pool's checkouts go under the lock,
+ * and both keep working with the right counts. */
+typedef struct tp_state {
+  cpool_t *pool[2];
+  int n[2], fast[2]; /* checkouts, and of them fast-path ones */
+  int failed;
+} tp_state;
+
+static cpool_conn_t *tp_out(tp_state *t, int q) {
+  cpool_conn_t *c = NULL;
+  int rc = cpool_checkout(t->pool[q], &c, CPOOL_NOWAIT, NULL);
+
+  if (rc != 0) {
+    fprintf(stderr, "two pools: checkout from pool %d: %s\n", q,
+            cpool_err_name(rc));
+    t->failed++;
+    return NULL;
+  }
+  t->n[q]++;
+  t->fast[q] += lease_of(c) == CPOOL__LEASE_HELD;
+  return c;
+}
+
+static void tp_in(tp_state *t, int q, cpool_conn_t *c) {
+  if (c != NULL && cpool_checkin(t->pool[q], c, CPOOL_CONN_OK) != 0)
+    t->failed++;
+}
+
+static void test_two_pools_alternating(void) {
+  enum { SIZE = 2, N = 400 };
+  tp_state t;
+  cpool_stats_t st;
+
+  memset(&t, 0, sizeof t);
+  t.pool[0] = open_pool(SIZE, -1);
+  t.pool[1] = open_pool(SIZE, -1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(t.pool[0]);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(t.pool[1]);
+  for (int i = 0; i < N && !t.failed; i++) {
+    int a = i % 8 < 4 ? 0 : 1, b = 1 - a; /* which pool goes first */
+    cpool_conn_t *ca, *cb;
+
+    switch (i % 4) {
+    case 0: /* a out and in, then b */
+      ca = tp_out(&t, a);
+      tp_in(&t, a, ca);
+      cb = tp_out(&t, b);
+      tp_in(&t, b, cb);
+      break;
+    case 1: /* both out; a in first */
+      ca = tp_out(&t, a);
+      cb = tp_out(&t, b);
+      tp_in(&t, a, ca);
+      tp_in(&t, b, cb);
+      break;
+    case 2: /* both out; b in first */
+      ca = tp_out(&t, a);
+      cb = tp_out(&t, b);
+      if (i == 2 && ca != NULL) /* a connection of the other pool */
+        TU_ASSERT_CODE(cpool_checkin(t.pool[b], ca, CPOOL_CONN_OK),
+                       CPOOL_EINVAL);
+      tp_in(&t, b, cb);
+      tp_in(&t, a, ca);
+      break;
+    default: /* a twice in a row, then b twice: each second one fast */
+      for (int k = 0; k < 2; k++) {
+        int q = k == 0 ? a : b;
+        cpool_conn_t *c = tp_out(&t, q);
+        tp_in(&t, q, c);
+        c = tp_out(&t, q);
+        if (c != NULL && lease_of(c) != CPOOL__LEASE_HELD) {
+          fprintf(stderr,
+                  "two pools: round %d: pool %d's remembered slot "
+                  "not taken on the fast path\n",
+                  i, q);
+          t.failed++;
+        }
+        if (c != NULL && i % 50 == 3 &&
+            tu_echo(cpool_conn_fd(c), "pool", 2000) != 0)
+          t.failed++;
+        tp_in(&t, q, c);
+      }
+      break;
+    }
+  }
+  TU_ASSERT_EQ(t.failed, 0);
+  printf("\nFIGURE: two pools alternating: %d and %d checkouts, %d and %d "
+         "on the fast path\n",
+         t.n[0], t.n[1], t.fast[0], t.fast[1]);
+  for (int q = 0; q < 2; q++) {
+    TU_ASSERT_INT(t.fast[q], >, 0);
+    TU_ASSERT_INT(t.fast[q], <, t.n[q]);
+    TU_ASSERT_CODE(cpool_stats(t.pool[q], &st), 0);
+    TU_ASSERT_EQ(st.checkouts, (uint64_t)t.n[q]);
+    TU_ASSERT_EQ(st.idle, SIZE);
+    TU_ASSERT_EQ(st.busy, 0);
+    TU_ASSERT_EQ(st.connects, SIZE);
+    TU_ASSERT_EQ(st.checked_out_errors, 0);
+    assert_all_slots_free(t.pool[q], SIZE);
+  }
+  TU_ASSERT_CODE(cpool_close(t.pool[0], 0), 0);
+  TU_ASSERT_CODE(cpool_close(t.pool[1], 0), 0);
+}
+
+/* on_ping for the echo server: a round trip. */
+static int ping_echo(int fd, void *data, void *arg) {
+  (void)data;
+  atomic_fetch_add((atomic_int *)arg, 1);
+  return tu_echo(fd, "PING\r\n", 1000);
+}
+
+/* A parked slot is idle: its worker reclaims and pings it once its ping
+ * is due.  A slot held on the fast path is not idle: never pinged while
+ * held, however long. */
+static void test_ping_reclaims_parked(void) {
+  enum { INTERVAL_MS = 200 };
+  cpool_config cfg;
+  cpool_conn_t *c = NULL, *d = NULL;
+  cpool_stats_t st;
+  cpool_t *p = NULL;
+  atomic_int pings = 0;
+  uint64_t held_pings;
+
+  tu_config(&cfg, ts_port(srv), 1);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.ping_interval_ms = INTERVAL_MS;
+  cfg.on_ping = ping_echo;
+  cfg.cb_arg = &pings;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 1000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_WAIT_STATS(p, st, st.pings >= 1 && st.idle == 1, 3000);
+  TU_ASSERT_INT(st.pings, >=, 1);
+  TU_ASSERT_EQ(st.ping_failures, 0);
+  TU_ASSERT_EQ(st.idle, 1);
+  TU_ASSERT_INT(atomic_load(&pings), >=, 1);
+  /* Reclaimed from the park by its worker. */
+  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_NONE);
+
+  /* The ping's bytes were its own: the stream is clean. */
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "after ping", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+
+  /* Parked just now, taken back at once on the fast path, and held past
+   * the interval: no ping meanwhile, the socket untouched. */
+  TU_ASSERT_CODE(cpool_checkout(p, &d, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  TU_ASSERT_EQ(lease_of(d), CPOOL__LEASE_HELD);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  held_pings = st.pings;
+  tu_sleep_ms(INTERVAL_MS + 150); /* holding it is what is under test */
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.pings, held_pings);
+  TU_ASSERT_EQ(st.busy, 1);
+  TU_ASSERT_EQ(lease_of(d), CPOOL__LEASE_HELD);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(d), "held", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, d, CPOOL_CONN_OK), 0);
+
+  /* Parked again: pinged again once due. */
+  TU_WAIT_STATS(p, st, st.pings > held_pings && st.idle == 1, 3000);
+  TU_ASSERT_INT(st.pings, >, held_pings);
+  TU_ASSERT_EQ(st.ping_failures, 0);
+  TU_ASSERT_EQ(st.connects, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+CU_TestInfo fastpath_tests[] = {
+    {"same_thread_counts", test_same_thread_counts},
+    {"double_checkin_einval", test_double_checkin_einval},
+    {"parked_slots_reclaimed", test_parked_slots_reclaimed},
+    {"waiter_gets_checkin", test_waiter_gets_checkin},
+    {"waiter_beside_parked_slot", test_waiter_beside_parked_slot},
+    {"no_double_hold", test_no_double_hold},
+    {"close_with_parked_slots", test_close_with_parked_slots},
+    {"close_while_hammering", test_close_while_hammering},
+    {"idle_check_parked_dead", test_idle_check_parked_dead},
+    {"broken_after_fast_checkout", test_broken_after_fast_checkout},
+    {"two_pools_alternating", test_two_pools_alternating},
+    {"ping_reclaims_parked", test_ping_reclaims_parked},
+    CU_TEST_INFO_NULL,
+};
