@@ -233,12 +233,15 @@ typedef struct cpool_config {
 
   /* Fair hand-off: a connection checked in while callers wait may be taken
    * by a caller that is already running ("barging", which keeps throughput
-   * high: no connection idles while a thread is scheduled) until the
-   * oldest waiter has waited handoff_after_us * (1 + waiters / size);
-   * from then on it is handed straight to the oldest waiter.  A caller
-   * also stops barging after 64 checkouts in a row past waiters, so each
-   * thread's share stays even.  0 = 250 us; -1 = always hand off (strict
-   * FIFO, the lowest tail latency, the most context switches). */
+   * high: no connection idles while a thread is scheduled, and a thread
+   * that comes straight back pays no context switch), but each caller only
+   * for a turn of handoff_after_us, counted from when it was served from
+   * the queue (or first barged past a waiter); then it queues behind the
+   * others, and freed connections go to the oldest waiter.  0 = 250 us;
+   * -1 = always hand off (strict FIFO: the smallest spread of waits, the
+   * most context switches).  While nobody waits, a thread's checkin parks
+   * the connection for that thread and its next checkout takes it back
+   * without a lock; anyone who needs it takes it from there. */
   int handoff_after_us;
 
   cpool_connect_cb on_connect;

@@ -19,9 +19,19 @@
  * other.  Waiters reclaim every parked slot as they queue, and a checkin
  * that finds waiters after parking reclaims its own (a Dekker pair on
  * lease and nwaiters, both sequentially consistent), so a parked slot and
- * a sleeping waiter are never left side by side.  This is HikariCP's
- * ConcurrentBag idea (a thread-local list of recently used connections in
- * front of the shared one), for a fixed pool in C.
+ * a sleeping waiter are not left side by side...
+ *
+ * ...except within a turn (pool.c, may_barge): a thread served from the
+ * queue, or barging past it, may keep using the fast path for
+ * handoff_after_us, as it could barge anyway.  What it leaves parked when
+ * it stops calling is collected by the oldest waiter, which then sleeps
+ * with a timer (one turn, backing off to 16; "polling").  Whoever parks a
+ * slot within a turn, or leaves the head of the queue while slots are on
+ * the fast list, wakes a head that has no timer.  In strict mode there are
+ * no turns.
+ *
+ * This is HikariCP's ConcurrentBag idea (a thread-local list of recently
+ * used connections in front of the shared one), for a fixed pool in C.
  */
 #ifndef CPOOL_INTERNAL_H
 #define CPOOL_INTERNAL_H

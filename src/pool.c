@@ -646,12 +646,14 @@ static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
 }
 
 /* The fast path: this thread's parked slot, taken back with one
- * compare-and-swap, when nobody waits (a waiter comes first).  Returns it
- * HELD, or NULL. */
+ * compare-and-swap, when nobody waits or within this thread's turn.
+ * Returns it HELD, or NULL. */
 static struct cpool_conn *fast_take(struct cpool *p) {
-  if (last_parked.pool != p || last_parked.gen != p->gen ||
-      (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) != 0 &&
-       !in_turn(p)))
+  if (last_parked.pool != p || last_parked.gen != p->gen)
+    return NULL;
+  if (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) == 0)
+    turn_start_us = 0; /* nobody to take turns with */
+  else if (!in_turn(p))
     return NULL;
   struct cpool_conn *s = last_parked.slot;
   int parked = CPOOL__LEASE_PARKED;
