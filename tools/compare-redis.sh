@@ -8,7 +8,9 @@
 #     redis-benchmark -t ping_inline -P 1 -c C, for each C in --connections;
 #     both send the inline command "PING\r\n" and wait for "+PONG";
 #   - cpool-bench with 32 threads on a pool of 8 (oversubscribed), to set
-#     beside 8 threads on 8;
+#     beside 8 threads on 8, once per hand-off setting in --handoffs
+#     (cpool-bench --handoff-us: "default" is the library's, -1 strict
+#     FIFO, a number a turn in microseconds);
 #   - cpool-bench --connect-per-request with 8 threads: connect, PING,
 #     close, the way without a pool.
 # It prints Markdown tables of medians (requests/s, p50, p99) and the
@@ -16,6 +18,7 @@
 #
 # usage: tools/compare-redis.sh [--duration S] [--repeat N]
 #                               [--connections "8 32"] [--build-dir DIR]
+#                               [--handoffs "default -1 10000"]
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server,
 # redis-tools); without them it says so and exits 0.  cpool-bench comes
@@ -31,6 +34,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 duration=3
 repeat=3
 conns_list="8 32"
+handoffs="default -1 10000"
 over_threads=32
 over_pool=8
 build_dir="$here/build"
@@ -39,7 +43,10 @@ usage() {
   cat <<'EOF'
 usage: tools/compare-redis.sh [--duration S] [--repeat N]
                               [--connections "8 32"] [--build-dir DIR]
+                              [--handoffs "default -1 10000"]
   defaults: --duration 3 --repeat 3 --connections "8 32" --build-dir build/
+  --handoffs: the oversubscribed run's hand-off settings (default = the
+  library's, -1 = strict FIFO, N = turns of N microseconds).
   CPOOL_BENCH, when set, names the cpool-bench binary to use.
 EOF
 }
@@ -53,6 +60,12 @@ while [ $# -gt 0 ]; do
     --connections) [ $# -ge 2 ] || die_usage "missing --connections value"
       for c in $2; do is_count "$c" || die_usage "bad --connections: $c"; done
       conns_list=$2; shift 2 ;;
+    --handoffs) [ $# -ge 2 ] || die_usage "missing --handoffs value"
+      for h in $2; do
+        [ "$h" = default ] || [ "$h" = -1 ] || is_count "$h" ||
+          die_usage "bad --handoffs: $h"
+      done
+      handoffs=$2; shift 2 ;;
     --build-dir) [ $# -ge 2 ] || die_usage "missing --build-dir value"
       build_dir=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -133,14 +146,16 @@ start_server() {
 start_server || exit 1
 
 # Figures per run, stored as space-separated lists under "what,C".
-declare -A rps p50 p99 errs
+declare -A rps p50 p99 p999 fair errs
 failed=0
 
-record() { # record KEY RPS P50 P99 ERRORS
+record() { # record KEY RPS P50 P99 ERRORS [P999 FAIRNESS]
   rps[$1]+="$2 "
   p50[$1]+="$3 "
   p99[$1]+="$4 "
   errs[$1]+="$5 "
+  [ $# -ge 7 ] && p999[$1]+="$6 " && fair[$1]+="$7 "
+  return 0
 }
 
 # cpool_run KEY LABEL ARGS...: one cpool-bench run against the server.
@@ -157,7 +172,9 @@ cpool_run() {
   a=$(json_sub_num latency_us p50 "$line")
   b=$(json_sub_num latency_us p99 "$line")
   e=$(json_sub_sum errors "$line")
-  record "$key" "$r" "$a" "$b" "$e"
+  record "$key" "$r" "$a" "$b" "$e" "$(json_sub_num latency_us p999 "$line")" \
+    "$(calc "%.2f" "a / b" a="$(json_num thread_ops_min "$line")" \
+      b="$(json_num thread_ops_max "$line")")"
   say "$(printf '%-44s %9.0f req/s  p50 %6.0f us  p99 %6.0f us  errors %s' \
     "$label" "$r" "$a" "$b" "$e")"
 }
@@ -214,8 +231,12 @@ for ((r = 1; r <= repeat; r++)); do
     cpool_run "$base_key" "cpool-bench $over_pool threads, pool $over_pool" \
       --threads "$over_pool" --pool "$over_pool"
   fi
-  cpool_run over "cpool-bench $over_threads threads, pool $over_pool" \
-    --threads "$over_threads" --pool "$over_pool"
+  for h in $handoffs; do
+    hflag=()
+    [ "$h" = default ] || hflag=(--handoff-us "$h")
+    cpool_run "over,$h" "cpool-bench $over_threads threads, pool $over_pool, handoff $h" \
+      --threads "$over_threads" --pool "$over_pool" "${hflag[@]}"
+  done
   cpool_run cpr "cpool-bench --connect-per-request, $over_pool threads" \
     --connect-per-request --threads "$over_pool" --pool "$over_pool"
 done
@@ -244,20 +265,25 @@ done
 echo
 echo "## Oversubscribed: $over_threads threads on a pool of $over_pool"
 echo
-echo "| threads on pool | req/s | p50 µs | p99 µs | p99 ÷ p50 | errors |"
-echo "|--:|--:|--:|--:|--:|--:|"
-for key in "$base_key" over; do
-  t=$over_pool
-  [ "$key" = over ] && t=$over_threads
-  a=$(m "p50[$key]") b=$(m "p99[$key]")
-  printf '| %s on %s | %s | %s | %s | %s | %s |\n' "$t" "$over_pool" \
-    "$(mi "rps[$key]")" "$(mi "p50[$key]")" "$(mi "p99[$key]")" \
-    "$(calc "%.1f" "b / a" a="$a" b="$b")" "$(mi "errs[$key]")"
-done
+echo "Hand-off: \`--handoff-us\` of cpool-bench (the pool's \`handoff_after_us\`): \"default\" is the library's"
+echo "default, -1 strict FIFO, a number a turn in microseconds. Fairness: the fewest ÷ the most requests any one thread completed."
 echo
-echo "$over_threads on $over_pool ÷ $over_pool on $over_pool, req/s: $(calc "%.2f×" "a / b" \
-  a="$(m "rps[over]")" b="$(m "rps[$base_key]")")"
-
+echo "| threads on pool | hand-off | req/s | ÷ $over_pool on $over_pool | p50 µs | p99 µs | p99 ÷ p50 | p99.9 µs | fairness | errors |"
+echo "|--:|--|--:|--:|--:|--:|--:|--:|--:|--:|"
+a=$(m "p50[$base_key]") b=$(m "p99[$base_key]")
+printf '| %s on %s | default | %s | 1.00× | %s | %s | %s | %s | %s | %s |\n' "$over_pool" \
+  "$over_pool" "$(mi "rps[$base_key]")" "$(mi "p50[$base_key]")" \
+  "$(mi "p99[$base_key]")" "$(calc "%.1f" "b / a" a="$a" b="$b")" \
+  "$(mi "p999[$base_key]")" "$(m "fair[$base_key]")" "$(mi "errs[$base_key]")"
+for h in $handoffs; do
+  key="over,$h"
+  a=$(m "p50[$key]") b=$(m "p99[$key]")
+  printf '| %s on %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+    "$over_threads" "$over_pool" "$h" "$(mi "rps[$key]")" \
+    "$(calc "%.2f×" "x / y" x="$(m "rps[$key]")" y="$(m "rps[$base_key]")")" \
+    "$(mi "p50[$key]")" "$(mi "p99[$key]")" "$(calc "%.1f" "b / a" a="$a" b="$b")" \
+    "$(mi "p999[$key]")" "$(m "fair[$key]")" "$(mi "errs[$key]")"
+done
 echo
 echo "## Connect per request: the same PING without a pool, $over_pool threads"
 echo

@@ -34,6 +34,9 @@ bad=(
   "--timeout-ms 0"
   "--requests -1"
   "--chaos 0"
+  "--handoff-us -2"
+  "--handoff-us 10000001"
+  "--handoff-us soon"
   "--quiet=yes"
   "positional"
   "-t 4"
@@ -67,6 +70,8 @@ good=(
   "--duration 300ms --quiet --no-io --threads 2 --pool 2"
   "--duration=300ms --threads=2 --pool=2 --mode=nowait --quiet --json"
   "--requests 100 --threads 1 --pool 1 --protocol set --size 1 --quiet"
+  "--duration 300ms --quiet --no-io --threads 4 --pool 2 --handoff-us -1"
+  "--duration 300ms --quiet --threads 4 --pool 2 --handoff-us 1000"
 )
 for line in "${good[@]}"; do
   read -r -a args <<<"$line"
