@@ -326,7 +326,10 @@ CPOOL_EXTERN int cpool_open(cpool_t **pool, const cpool_config *cfg,
  *
  * Returns 0 and sets *conn, or:
  *   CPOOL_ECHECKEDOUT  nowait and no connected slot free (all checked out,
- *                      or some reconnecting), or queue_max waiters already;
+ *                      or some reconnecting, or the free ones due to
+ *                      callers that waited, once this caller's turn is
+ *                      over: see handoff_after_us), or queue_max waiters
+ *                      already;
  *   CPOOL_ETIMEDOUT    the timeout passed; a slot handed over at that
  *                      instant is returned instead, never lost;
  *   CPOOL_ECLOSED      no slot is connected and none is connecting (every

@@ -20,8 +20,8 @@
  * median latency 3-9x, for the same p99 and fairness; see
  * docs/BENCHMARKS.md.)
  *
- * The fast path, which needs no lock while nobody waits, is described in
- * internal.h.
+ * The fast path, which needs no lock while nobody waits (or within a
+ * turn), is described in internal.h.
  */
 #include "internal.h"
 
@@ -78,10 +78,10 @@ static _Thread_local struct {
 
 static _Atomic uint64_t pools_opened;
 
-/* Parked slots at most: each is one more place a caller short of a slot
- * must look, and only running threads gain from them. */
-#define FAST_MAX_MIN 4
-#define FAST_MAX_MAX 64
+/* Slots on the fast list at most: each is one more place a caller short of
+ * a slot must look (under the lock), and only running threads gain from
+ * them. */
+#define FAST_MAX 64
 
 void cpool_config_init(cpool_config *cfg) {
   if (cfg == NULL)
@@ -277,7 +277,6 @@ static void wq_append(struct cpool *p, cpool__waiter *w) {
   p->wq_tail = w;
   p->nwaiters++;
 }
-
 
 /* Free slots and sleeping waiters must never be left side by side: wake
  * the oldest waiter not yet told to look at the free stack, unless enough
@@ -571,9 +570,10 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
 /* May a caller that is not queued take a free slot now?  Always when
  * nobody waits.  Past waiters, only in non-strict mode and within its
  * turn: handoff_after_us from when it was served (or first barged); then
- * it queues like everyone else (see the top of this file).  A turn in time, not in
- * checkouts, is the same bound whether slots are held for nanoseconds or
- * for a network round trip.  Only contended checkouts read the clock. */
+ * it queues like everyone else (see the top of this file).  A turn in
+ * time, not in checkouts, is the same bound whether slots are held for
+ * nanoseconds or for a network round trip.  Only contended checkouts read
+ * the clock. */
 static int may_barge(const struct cpool *p) {
   if (p->wq_head == NULL) {
     turn_start_us = 0;
@@ -932,7 +932,7 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   p->codel_min_wait_ms = -1;
   p->codel_start_ms = cpool__now_ms();
   p->counts[CPOOL_SLOT_CONNECTING] = p->size;
-  p->fast_max = p->size < FAST_MAX_MAX ? p->size : FAST_MAX_MAX;
+  p->fast_max = p->size < FAST_MAX ? p->size : FAST_MAX;
   for (int i = 0; i < p->size; i++) {
     struct cpool_conn *s = &p->slots[i];
     s->pool = p;
