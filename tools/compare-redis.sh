@@ -18,7 +18,7 @@
 #
 # usage: tools/compare-redis.sh [--duration S] [--repeat N]
 #                               [--connections "8 32"] [--build-dir DIR]
-#                               [--handoffs "default -1 10000"]
+#                               [--handoffs "default -1 30000"]
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server,
 # redis-tools); without them it says so and exits 0.  cpool-bench comes
@@ -34,7 +34,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 duration=3
 repeat=3
 conns_list="8 32"
-handoffs="default -1 10000"
+handoffs="default -1 30000"
 over_threads=32
 over_pool=8
 build_dir="$here/build"
@@ -43,7 +43,7 @@ usage() {
   cat <<'EOF'
 usage: tools/compare-redis.sh [--duration S] [--repeat N]
                               [--connections "8 32"] [--build-dir DIR]
-                              [--handoffs "default -1 10000"]
+                              [--handoffs "default -1 30000"]
   defaults: --duration 3 --repeat 3 --connections "8 32" --build-dir build/
   --handoffs: the oversubscribed run's hand-off settings (default = the
   library's, -1 = strict FIFO, N = turns of N microseconds).
