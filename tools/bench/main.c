@@ -6,6 +6,7 @@
  * none succeeded or something failed at run time; 2 for bad arguments or a
  * target that cannot be reached.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +26,9 @@
 
 #define EXIT_USAGE 2
 #define SLICE_NS (100 * NS_PER_MS) /* how soon Ctrl-C is seen */
+/* After a --chaos run, how long the slots get to come back: the pool's
+ * backoff_max_ms and connect_timeout_ms (target.c), and a refusal. */
+#define SETTLE_MS 5000
 
 static volatile sig_atomic_t interrupted;
 
@@ -64,8 +68,42 @@ struct bench {
   target_t target;
   runner_t *runner;
   report_t *report;
+  report_end end;
   char err[512];
 };
+
+/* Open file descriptors of this process, or -1. */
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n - 1; /* not the directory's own */
+}
+
+/* Once the run is over: with --chaos, stop the faults and give the slots
+ * time to come back; then how many are connected and idle.  A slot that
+ * never comes back is a lost slot. */
+static void settle(struct bench *b) {
+  cpool_stats_t st;
+  uint64_t t0 = now_ns();
+  uint64_t limit = b->a.chaos_ms ? SETTLE_MS * NS_PER_MS : 0;
+
+  server_calm(b->srv);
+  for (;;) {
+    if (cpool_stats(b->pool, &st) != 0)
+      return;
+    uint64_t now = now_ns();
+    if (st.idle == b->a.pool || now - t0 >= limit || interrupted)
+      break;
+    sleep_until_ns(now + 10 * NS_PER_MS);
+  }
+  b->end.slots_idle = st.idle;
+  b->end.settle_ms = (int64_t)((now_ns() - t0) / NS_PER_MS);
+}
 
 /* Start the built-in server and point the arguments at it. */
 static int start_server(struct bench *b) {
@@ -142,6 +180,8 @@ static uint64_t drive(struct bench *b) {
   return last;
 }
 
+/* The run, up to its figures (report_finish); the summary is printed once
+ * the pool and the server are gone, with the descriptors left. */
 static int run(struct bench *b, const sigset_t *blocked) {
   if (runner_start(&b->runner, &b->a, b->pool, &b->target, b->err,
                    sizeof b->err) != 0)
@@ -155,23 +195,23 @@ static int run(struct bench *b, const sigset_t *blocked) {
   }
   pthread_sigmask(SIG_UNBLOCK, blocked, NULL); /* every thread is started */
   uint64_t end = drive(b);
-  uint64_t ok = report_summary(b->report, end);
-  if (ok == 0) {
-    snprintf(b->err, sizeof b->err, "no request succeeded");
-    return 1;
-  }
+  if (b->pool != NULL)
+    settle(b);
+  report_finish(b->report, end);
   return 0;
 }
 
 static void cleanup(struct bench *b) {
-  report_free(b->report);
   runner_free(b->runner);
+  b->runner = NULL;
   if (b->pool != NULL) {
     int rc = cpool_close(b->pool, 1000);
     if (rc != 0)
       fprintf(stderr, "cpool-bench: cpool_close: %s\n", cpool_strerror(rc));
+    b->pool = NULL;
   }
   server_stop(b->srv);
+  b->srv = NULL;
 }
 
 int main(int argc, char **argv) {
@@ -184,6 +224,8 @@ int main(int argc, char **argv) {
   }
   sigset_t blocked;
   setup_signals(&blocked);
+  b.end = (report_end){.slots_idle = -1, .settle_ms = -1, .fds_end = -1};
+  b.end.fds_start = count_fds();
   int rc = 0;
   if (b.a.builtin && start_server(&b) != 0)
     rc = 1;
@@ -191,10 +233,19 @@ int main(int argc, char **argv) {
     rc = connect_target(&b);
   if (rc == 0)
     rc = run(&b, &blocked);
+  cleanup(&b);
+  if (rc == 0) {
+    if (b.end.fds_start >= 0)
+      b.end.fds_end = count_fds();
+    if (report_summary(b.report, &b.end) == 0) {
+      snprintf(b.err, sizeof b.err, "no request succeeded");
+      rc = 1;
+    }
+  }
+  report_free(b.report);
   if (rc == EXIT_USAGE)
     usage_error(b.err);
   else if (rc != 0)
     fprintf(stderr, "cpool-bench: %s\n", b.err);
-  cleanup(&b);
   return rc;
 }

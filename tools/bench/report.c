@@ -46,6 +46,8 @@ struct report {
   uint64_t err_prev[ERR_KINDS];
   struct pool_counts pool0, pool_prev;
   uint64_t faults_prev;
+  struct figures final; /* report_finish */
+  bool finished;
 };
 
 report_t *report_new(const bench_args *a, runner_t *r, cpool_t *pool,
@@ -280,7 +282,8 @@ static const char *mode_name(const bench_args *a) {
                                 : "wait";
 }
 
-static void json_summary(const report_t *rep, const struct figures *f) {
+static void json_summary(const report_t *rep, const struct figures *f,
+                         const report_end *e) {
   const bench_args *a = &rep->a;
   fprintf(stdout, "{\"type\":\"summary\",\"elapsed_s\":%.3f,\"threads\":%d,",
           f->secs, a->threads);
@@ -298,6 +301,12 @@ static void json_summary(const report_t *rep, const struct figures *f) {
   json_string(stdout, rep->target);
   fputc(',', stdout);
   json_figures(stdout, f);
+  if (e->slots_idle >= 0)
+    fprintf(stdout, ",\"slots_idle\":%d,\"settle_ms\":%lld", e->slots_idle,
+            (long long)e->settle_ms);
+  if (e->fds_start >= 0 && e->fds_end >= 0)
+    fprintf(stdout, ",\"fds_start\":%d,\"fds_end\":%d", e->fds_start,
+            e->fds_end);
   fputs("}\n", stdout);
   fflush(stdout);
 }
@@ -333,7 +342,8 @@ static void text_header(const report_t *rep, const struct figures *f) {
          a->builtin ? " (built-in server)" : "");
 }
 
-static void text_summary(const report_t *rep, const struct figures *f) {
+static void text_summary(const report_t *rep, const struct figures *f,
+                         const report_end *e) {
   const bench_args *a = &rep->a;
   char n[32], r[32];
   text_header(rep, f);
@@ -366,25 +376,46 @@ static void text_summary(const report_t *rep, const struct figures *f) {
          "fairness", grouped(n, sizeof n, f->ops_min),
          grouped(r, sizeof r, f->ops_max),
          f->ops_max ? (double)f->ops_min / (double)f->ops_max : 0.0);
+  if (e->slots_idle >= 0)
+    printf("  %-18s %d of %d slots idle, %lld ms after the run\n", "settled",
+           e->slots_idle, a->pool, (long long)e->settle_ms);
+  if (e->fds_start >= 0 && e->fds_end >= 0)
+    printf("  %-18s %d open at the start, %d at the end%s\n", "descriptors",
+           e->fds_start, e->fds_end,
+           e->fds_end > e->fds_start ? " (leaked!)" : "");
 }
 
-uint64_t report_summary(report_t *rep, uint64_t end) {
-  struct figures f = {.t_s = (double)(end - rep->t0) / 1e9,
-                      .secs = (double)(end - rep->t0) / 1e9,
-                      .lat = rep->lat_now,
-                      .wait = rep->wait_now};
+void report_finish(report_t *rep, uint64_t end) {
+  struct figures *f = &rep->final;
+  *f = (struct figures){.t_s = (double)(end - rep->t0) / 1e9,
+                        .secs = (double)(end - rep->t0) / 1e9,
+                        .lat = rep->lat_now,
+                        .wait = rep->wait_now};
   if (rep->progress_shown) {
     fputs("\r\033[K", stderr);
     fflush(stderr);
+    rep->progress_shown = false;
   }
   merge_threads(rep);
-  count_threads(rep, &f, false);
-  count_pool(rep, &f, &rep->pool0);
-  f.faults = faults(rep);
+  count_threads(rep, f, false);
+  count_pool(rep, f, &rep->pool0);
+  f->faults = faults(rep);
+  rep->pool = NULL; /* the pool may be closed from here on */
+  rep->srv = NULL;
+  rep->finished = true;
+}
+
+uint64_t report_summary(report_t *rep, const report_end *e) {
+  static const report_end none = {.slots_idle = -1, .fds_start = -1,
+                                  .fds_end = -1};
+  if (!rep->finished)
+    return 0;
+  if (e == NULL)
+    e = &none;
   if (rep->a.json)
-    json_summary(rep, &f);
+    json_summary(rep, &rep->final, e);
   else
-    text_summary(rep, &f);
+    text_summary(rep, &rep->final, e);
   fflush(stdout);
-  return f.ok;
+  return rep->final.ok;
 }

@@ -28,9 +28,21 @@ void report_begin(report_t *rep, uint64_t t0);
  * progress line and/or a JSON object, as the options say. */
 void report_interval(report_t *rep, uint64_t now);
 
-/* report_summary: the whole run, from t0 to end.  Returns the requests
- * that succeeded. */
-uint64_t report_summary(report_t *rep, uint64_t end);
+/* How the run ended, after it: -1 where not known. */
+typedef struct report_end {
+  int slots_idle;    /* connected and idle after settling */
+  int64_t settle_ms; /* how long settling took */
+  int fds_start;     /* open descriptors before the server and the pool */
+  int fds_end;       /* and after both are gone */
+} report_end;
+
+/* report_finish: gather the whole run's figures, from t0 to end, the
+ * pool's counters included; after it the pool and the server may go. */
+void report_finish(report_t *rep, uint64_t end);
+
+/* report_summary: print the figures gathered by report_finish, with e
+ * (NULL: nothing known).  Returns the requests that succeeded. */
+uint64_t report_summary(report_t *rep, const report_end *e);
 
 void report_free(report_t *rep); /* NULL is a no-op */
 

@@ -59,6 +59,7 @@ struct server {
   struct worker *workers;
   kv_map *kv;
   _Atomic uint64_t faults;
+  atomic_bool calm; /* no more faults (server_calm) */
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -433,6 +434,8 @@ static void *acceptor_main(void *arg) {
     if (p[0].revents)
       break;
     now = now_ns();
+    if (next_fault != 0 && atomic_load(&s->calm))
+      next_fault = 0; /* a refusal under way still ends at resume_at */
     if (resume_at == 0 && next_fault != 0 && now >= next_fault) {
       inject_fault(s);
       resume_at = now + refuse;
@@ -458,6 +461,13 @@ int server_port(const server_t *s) {
 
 int server_threads(const server_t *s) {
   return s->nworkers;
+}
+
+void server_calm(server_t *s) {
+  if (s == NULL)
+    return;
+  /* The acceptor looks at it when it wakes for the next fault. */
+  atomic_store(&s->calm, true);
 }
 
 uint64_t server_faults(const server_t *s) {

@@ -40,6 +40,10 @@ int server_start(server_t **out, const server_opts *o, char *err,
 int server_port(const server_t *s);
 int server_threads(const server_t *s);
 
+/* server_calm: inject no more faults (chaos); a refusal under way ends as
+ * planned.  Thread-safe; NULL is a no-op. */
+void server_calm(server_t *s);
+
 /* Faults injected so far (chaos).  Thread-safe. */
 uint64_t server_faults(const server_t *s);
 

@@ -60,6 +60,19 @@ for e in checked_out timed_out closed overload io bad_reply; do
   grep -q "\"errors\":{[^}]*\"$e\":[0-9]" <<<"$summary" || fail "no errors.$e"
 done
 
+# Nothing left open, and no slot lost: the summary says how many
+# descriptors were open before the server and the pool and after both went,
+# and (with a pool) how many slots were idle once the run had settled.
+fds_start=$(field fds_start) fds_end=$(field fds_end)
+[ -n "$fds_start" ] && [ -n "$fds_end" ] || fail "no fds_start/fds_end"
+[ "$fds_end" -le "$fds_start" ] ||
+  fail "descriptors: $fds_start at the start, $fds_end at the end"
+pool=$(field pool)
+if [ "$pool" != 0 ]; then
+  [ "$(field slots_idle)" = "$pool" ] ||
+    fail "slots_idle is '$(field slots_idle)', not the pool's $pool"
+fi
+
 # An error count from the summary: errors KIND.
 errors() {
   sed -n "s/.*\"errors\":{[^}]*\"$1\":\([0-9]*\).*/\1/p" <<<"$summary"
