@@ -239,9 +239,12 @@ typedef struct cpool_config {
    * the queue (or first barged past a waiter); then it queues behind the
    * others, and freed connections go to the oldest waiter.  0 = 250 us;
    * -1 = always hand off (strict FIFO: the smallest spread of waits, the
-   * most context switches).  While nobody waits, a thread's checkin parks
-   * the connection for that thread and its next checkout takes it back
-   * without a lock; anyone who needs it takes it from there. */
+   * most context switches).  While nobody waits, or within the caller's
+   * turn, a thread's checkin parks the connection for that thread and its
+   * next checkout takes it back without a lock; anyone who needs it takes
+   * it from there (a waiter at most one turn, and at least 500 us, late).
+   * A nowait caller whose turn is over gets CPOOL_ECHECKEDOUT until the
+   * queue empties. */
   int handoff_after_us;
 
   cpool_connect_cb on_connect;

@@ -23,12 +23,22 @@
  *
  * ...except within a turn (pool.c, may_barge): a thread served from the
  * queue, or barging past it, may keep using the fast path for
- * handoff_after_us, as it could barge anyway.  What it leaves parked when
- * it stops calling is collected by the oldest waiter, which then sleeps
- * with a timer (one turn, backing off to 16; "polling").  Whoever parks a
- * slot within a turn, or leaves the head of the queue while slots are on
- * the fast list, wakes a head that has no timer.  In strict mode there are
- * no turns.
+ * handoff_after_us, as it could barge anyway; it holds the slot as
+ * HELD_TURN, and parks it again at checkin.  What it leaves parked when it
+ * stops calling is collected by the oldest waiter: while any slot is
+ * PARKED or HELD_TURN it sleeps with a timer of one turn (at least 500 us;
+ * "polling").  A slot taken without a turn (HELD) is never parked beside
+ * waiters (the Dekker pair), so it needs no polling.  Whoever parks a slot
+ * within a turn under the lock, or leaves the head of the queue while
+ * slots are on the fast list, wakes a head that is not polling.  In strict
+ * mode there are no turns.
+ *
+ * Once its store of PARKED is visible, a fast checkin no longer holds the
+ * slot: another thread may take it and check it in, and cpool_close may
+ * then find nothing checked out.  The checkin still reads nwaiters and
+ * closing, and may take the lock; so it raises the slot's in_checkin
+ * first and lowers it last, and cpool_close waits for every in_checkin to
+ * be 0 before it frees the pool.
  *
  * This is HikariCP's ConcurrentBag idea (a thread-local list of recently
  * used connections in front of the shared one), for a fixed pool in C.
@@ -55,9 +65,11 @@ enum cpool__reason {
 
 /* A slot's lease word (see the top of this file). */
 enum cpool__lease {
-  CPOOL__LEASE_NONE = 0, /* the locked side owns the slot's state */
-  CPOOL__LEASE_PARKED,   /* BUSY for the locked side, free to reclaim */
-  CPOOL__LEASE_HELD      /* taken on the fast path: checked out */
+  CPOOL__LEASE_NONE = 0,  /* the locked side owns the slot's state */
+  CPOOL__LEASE_PARKED,    /* BUSY for the locked side, free to reclaim */
+  CPOOL__LEASE_HELD,      /* taken on the fast path: checked out */
+  CPOOL__LEASE_HELD_TURN  /* the same, past waiters within a turn: its
+                             checkin may park it again beside them */
 };
 
 typedef struct cpool__waiter {
@@ -76,7 +88,9 @@ typedef struct cpool__waiter {
  * holding the slot. */
 struct cpool_conn {
   alignas(64) _Atomic int lease; /* enum cpool__lease */
-  int fast_pos;                  /* [mu] position in pool->fast_list, or -1 */
+  _Atomic int in_checkin; /* a fast checkin may still touch the pool:
+                             cpool_close waits for 0 before freeing it */
+  int fast_pos;           /* [mu] position in pool->fast_list, or -1 */
   _Atomic uint64_t fast_checkouts; /* written by the holder only */
   struct cpool *pool;
   int index;

@@ -26,6 +26,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,17 +55,40 @@
 #endif
 #define MIN_WORKER_STACK (64 * 1024)
 
-/* When this thread's turn began: when it was served from the queue, or
- * when it first barged past waiters; 0: no turn (nobody waited when it
- * last took a slot).  Per thread, not per pool: it bounds one thread. */
-static _Thread_local int64_t turn_start_us;
+/* This thread's turn (see may_barge): in which pool, and when it began:
+ * when the thread was served from that pool's queue, or first barged past
+ * its waiters.  start_us 0: no turn (nobody waited when it last took a
+ * slot).  One per thread: a thread that goes from pool to pool while
+ * others wait in both queues for its next turn. */
+static _Thread_local struct {
+  const struct cpool *pool;
+  uint64_t gen;
+  int64_t start_us;
+} turn;
 
-/* Is this thread within its turn (see may_barge)?  Only one that was
- * served from the queue or barged has a turn: a thread that took its slot
- * when nobody waited gives it up at checkin if somebody does now. */
+static int turn_is_for(const struct cpool *p) {
+  return turn.pool == p && turn.gen == p->gen;
+}
+
+static void turn_begin(const struct cpool *p, int64_t now_us) {
+  turn.pool = p;
+  turn.gen = p->gen;
+  turn.start_us = now_us;
+}
+
+/* Nobody waits in p: nothing to take turns for. */
+static void turn_clear(const struct cpool *p) {
+  if (turn_is_for(p))
+    turn.start_us = 0;
+}
+
+/* Is this thread within its turn in p?  Only one that was served from the
+ * queue or barged has a turn: a thread that took its slot when nobody
+ * waited gives it up at checkin if somebody does now. */
 static int in_turn(const struct cpool *p) {
-  return turn_start_us != 0 && p->cfg.handoff_after_us > 0 &&
-         cpool__now_us() - turn_start_us <= p->cfg.handoff_after_us;
+  return turn_is_for(p) && turn.start_us != 0 &&
+         p->cfg.handoff_after_us > 0 &&
+         cpool__now_us() - turn.start_us <= p->cfg.handoff_after_us;
 }
 
 /* The fast path (see internal.h): the slot this thread parked last, and
@@ -82,6 +106,10 @@ static _Atomic uint64_t pools_opened;
  * a slot must look (under the lock), and only running threads gain from
  * them. */
 #define FAST_MAX 64
+
+/* The oldest waiter's poll for slots parked within a turn: every turn,
+ * but no more often than this. */
+#define POLL_MIN_US 500
 
 void cpool_config_init(cpool_config *cfg) {
   if (cfg == NULL)
@@ -239,6 +267,20 @@ static void clear_woken(struct cpool *p, cpool__waiter *w) {
   }
 }
 
+/* Might a slot be left parked beside the waiters?  Only one parked within
+ * a turn: PARKED now, or HELD_TURN and parked again at its checkin.  The
+ * oldest waiter then polls (wait_for_slot). */
+static int turn_parks(const struct cpool *p) {
+  if (p->cfg.handoff_after_us <= 0)
+    return 0;
+  for (int i = 0; i < p->nfast; i++) {
+    int l = atomic_load(&p->slots[p->fast_list[i]].lease);
+    if (l == CPOOL__LEASE_PARKED || l == CPOOL__LEASE_HELD_TURN)
+      return 1;
+  }
+  return 0;
+}
+
 /* A slot is parked within a turn while callers wait: the oldest waiter
  * must be awake or asleep with a timer to take it once the turn is over
  * (wait_for_slot).  Wake it if it is neither. */
@@ -263,7 +305,7 @@ static void wq_remove(struct cpool *p, cpool__waiter *w) {
   p->nwaiters--;
   /* The oldest waiter watches slots parked within a turn; the next one
    * takes over. */
-  if (was_head && p->nfast > 0)
+  if (was_head && p->nfast > 0 && turn_parks(p))
     watch_parked(p);
 }
 
@@ -490,7 +532,6 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
     reclaim_all(p);
   p->st.waits++;
   p->sleepers++;
-  int64_t poll_us = 0; /* see w.polling below */
 
   for (;;) {
     /* A slot handed over wins over everything, even a deadline that
@@ -512,10 +553,8 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
     /* A slot parked by a thread within its turn may be left there: the
      * oldest waiter takes it once the turn is over. */
     if (p->wq_head == &w && p->nfree == 0 && p->nfast > 0 &&
-        reclaim_one(p)) {
-      poll_us = 0;
+        reclaim_one(p))
       continue;
-    }
     clear_woken(p, &w);
     int64_t now_us = cpool__now_us();
     if (deadline_us >= 0 && now_us >= deadline_us) {
@@ -533,14 +572,11 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
       }
     }
     int64_t until = wait_deadline_us(p, &w, deadline_us);
-    w.polling = p->wq_head == &w && p->nfast > 0 &&
-                p->cfg.handoff_after_us > 0;
+    w.polling = p->wq_head == &w && turn_parks(p);
     if (w.polling) {
-      /* Every turn at first, then less and less often while the
-       * parked slots are in use, at least every 16 turns. */
-      int64_t turn = p->cfg.handoff_after_us;
-      poll_us = poll_us == 0 ? turn : poll_us < 16 * turn ? 2 * poll_us
-                                                            : poll_us;
+      int64_t poll_us = p->cfg.handoff_after_us > POLL_MIN_US
+                            ? p->cfg.handoff_after_us
+                            : POLL_MIN_US;
       if (until < 0 || now_us + poll_us < until)
         until = now_us + poll_us;
     }
@@ -551,7 +587,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
   if (rc == 0) {
     /* Served: a turn from now, so a caller that holds its slot for
      * longer than the turn queues again instead of barging. */
-    turn_start_us = cpool__now_us();
+    turn_begin(p, cpool__now_us());
     p->st.checkouts++;
     if (p->cfg.queue_target_ms > 0) {
       int64_t now_us = cpool__now_us();
@@ -570,25 +606,28 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
 /* May a caller that is not queued take a free slot now?  Always when
  * nobody waits.  Past waiters, only in non-strict mode and within its
  * turn: handoff_after_us from when it was served (or first barged); then
- * it queues like everyone else (see the top of this file).  A turn in
+ * it queues like everyone else (see the top of this file), and a nowait
+ * caller gets CPOOL_ECHECKEDOUT until the queue empties.  A turn in
  * time, not in checkouts, is the same bound whether slots are held for
  * nanoseconds or for a network round trip.  Only contended checkouts read
  * the clock. */
 static int may_barge(const struct cpool *p) {
   if (p->wq_head == NULL) {
-    turn_start_us = 0;
+    turn_clear(p);
     return 1;
   }
   if (must_hand_off(p))
     return 0;
   int64_t now = cpool__now_us();
-  if (turn_start_us == 0)
-    turn_start_us = now;
-  else if (now - turn_start_us > p->cfg.handoff_after_us) {
-    turn_start_us = 0;
-    return 0;
+  if (turn.start_us == 0) { /* no turn anywhere: one begins */
+    turn_begin(p, now);
+    return 1;
   }
-  return 1;
+  /* A turn that is over stays over until this thread is served from the
+   * queue (or the queue empties): a nowait caller, or one turned away by
+   * queue_max, does not win a new turn by asking again.  A turn in
+   * another pool does not count here. */
+  return turn_is_for(p) && now - turn.start_us <= p->cfg.handoff_after_us;
 }
 
 static int take_or_wait(struct cpool *p, int timeout_ms, int64_t *deadline_us,
@@ -651,15 +690,18 @@ static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
 static struct cpool_conn *fast_take(struct cpool *p) {
   if (last_parked.pool != p || last_parked.gen != p->gen)
     return NULL;
+  int held = CPOOL__LEASE_HELD;
   if (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) == 0)
-    turn_start_us = 0; /* nobody to take turns with */
-  else if (!in_turn(p))
+    turn_clear(p); /* nobody to take turns with */
+  else if (in_turn(p))
+    held = CPOOL__LEASE_HELD_TURN;
+  else
     return NULL;
   struct cpool_conn *s = last_parked.slot;
   int parked = CPOOL__LEASE_PARKED;
-  if (!atomic_compare_exchange_strong_explicit(
-          &s->lease, &parked, CPOOL__LEASE_HELD, memory_order_acquire,
-          memory_order_relaxed))
+  if (!atomic_compare_exchange_strong_explicit(&s->lease, &parked, held,
+                                               memory_order_acquire,
+                                               memory_order_relaxed))
     return NULL;
   return s;
 }
@@ -784,24 +826,29 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s,
 }
 
 /* The fast checkin of a slot taken on the fast path: park it again with
- * one store.  Then, if a waiter queued or close began meanwhile (they
- * reclaim parked slots, so one of the two sides sees the other: both the
- * store and the loads are sequentially consistent), take it back and
- * check it in under the lock. */
-static void fast_checkin(struct cpool *p, struct cpool_conn *s) {
+ * one store.  Then, if close began, or somebody waits and this is not a
+ * slot held within a turn, take it back and check it in under the lock.
+ * (Waiters and close reclaim parked slots, so one of the two sides sees
+ * the other: both the store and the loads are sequentially consistent.)
+ * From the store on the slot may be someone else's and the pool might be
+ * closed, so in_checkin keeps cpool_close from freeing it until the end. */
+static void fast_checkin(struct cpool *p, struct cpool_conn *s, int held) {
   if (p->cfg.ping_interval_ms > 0)
     cpool__set_last_used(s, cpool__coarse_ms());
+  atomic_store_explicit(&s->in_checkin, 1, memory_order_relaxed);
   atomic_store(&s->lease, CPOOL__LEASE_PARKED);
   last_parked.pool = p;
   last_parked.gen = p->gen;
   last_parked.slot = s;
-  if (!atomic_load(&p->closing) &&
-      (atomic_load(&p->nwaiters) == 0 || in_turn(p)))
-    return;
-  pthread_mutex_lock(&p->mu);
-  if (s->fast_pos >= 0 && unpark(p, s))
-    checkin_locked(p, s, CPOOL_CONN_OK);
-  pthread_mutex_unlock(&p->mu);
+  if (atomic_load(&p->closing) ||
+      (atomic_load(&p->nwaiters) != 0 &&
+       !(held == CPOOL__LEASE_HELD_TURN && in_turn(p)))) {
+    pthread_mutex_lock(&p->mu);
+    if (s->fast_pos >= 0 && unpark(p, s))
+      checkin_locked(p, s, CPOOL_CONN_OK);
+    pthread_mutex_unlock(&p->mu);
+  }
+  atomic_store_explicit(&s->in_checkin, 0, memory_order_release);
 }
 
 int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
@@ -812,9 +859,10 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
     return CPOOL_EINVAL;
 
   int lease = atomic_load_explicit(&s->lease, memory_order_relaxed);
-  if (lease == CPOOL__LEASE_HELD && status == CPOOL_CONN_OK &&
+  int held = lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN;
+  if (held && status == CPOOL_CONN_OK &&
       (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {
-    fast_checkin(p, s);
+    fast_checkin(p, s, lease);
     return 0;
   }
 
@@ -823,8 +871,8 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
     rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
   } else {
-    if (lease == CPOOL__LEASE_HELD) /* broken or expired */
-      lease_drop(p, s);
+    if (lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN)
+      lease_drop(p, s); /* broken or expired */
     checkin_locked(p, s, status);
   }
   pthread_mutex_unlock(&p->mu);
@@ -1010,7 +1058,8 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   fail_waiters(p, CPOOL_ESHUTDOWN);
   /* Parked slots are idle: back to the locked side before the workers
    * look; a checkin parking one from now on sees closing and takes it
-   * back itself. */
+   * back itself, unless another caller's checkout takes it first (and
+   * gets CPOOL_ESHUTDOWN and gives it back). */
   reclaim_all(p);
   wake_workers(p);
   /* Woken waiters still need the lock to leave, and one handed a slot
@@ -1035,6 +1084,13 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   for (int i = 0; i < p->size; i++)
     if (p->slots[i].thread_started)
       pthread_join(p->slots[i].thread, NULL);
+  /* A fast checkin that parked its slot may not be done with the pool
+   * yet, though the slot was taken and given back since (see
+   * internal.h): a few instructions, unless its thread was preempted. */
+  for (int i = 0; i < p->size; i++)
+    while (atomic_load_explicit(&p->slots[i].in_checkin,
+                                memory_order_acquire))
+      sched_yield();
   return busy;
 }
 

@@ -215,8 +215,9 @@ static int ping_due(struct cpool *p, struct cpool_conn *s,
   int64_t now = cpool__coarse_ms();
   int64_t due = cpool__last_used(s) + interval;
   if (s->state == CPOOL_SLOT_BUSY) {
-    if (now >= due && cpool__reclaim(p, s))
-      return s->state == CPOOL_SLOT_IDLE;
+    /* Reclaimed, it may have gone straight to a waiter: look again. */
+    if (now >= due && cpool__reclaim(p, s) && s->state == CPOOL_SLOT_IDLE)
+      return 1;
     *wake_at_ms = now >= due ? now + interval : due;
     return 0;
   }

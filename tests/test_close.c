@@ -387,9 +387,8 @@ static void test_close_vs_handoff_hammer(void) {
     cfg.start = CPOOL_START_SYNC;
     cfg.idle_check_ms = 0; /* peek at every checkout: the old unlocked path */
     /* In turn: strict hand-off (checkin gives the slot to the oldest
-     * waiter), the default (starvation mode soon hands off too, the
-     * waiters having queued for over 250 us), and a bound never reached
-     * (checkin frees the slot and wakes the oldest waiter to take it). */
+     * waiter), the default turns of 250 us, and turns never over (checkin
+     * frees the slot and wakes the oldest waiter to take it). */
     cfg.handoff_after_us = (const int[]){-1, 0, 10000000}[rounds % 3];
     TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);

@@ -41,9 +41,11 @@ int fastpath_cleanup(void) {
 }
 
 /* The slot's lease word: CPOOL__LEASE_HELD right after a checkout means
- * it was taken on the fast path; PARKED after a checkin means parked. */
+ * it was taken on the fast path (HELD_TURN, within a turn, counts as
+ * HELD here); PARKED after a checkin means parked. */
 static int lease_of(cpool_conn_t *c) {
-  return atomic_load(&c->lease);
+  int l = atomic_load(&c->lease);
+  return l == CPOOL__LEASE_HELD_TURN ? CPOOL__LEASE_HELD : l;
 }
 
 /* Sync start, so every slot is up when it returns.  idle_check_ms as given
