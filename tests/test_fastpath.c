@@ -5,7 +5,10 @@
  * parked slots idle in the stats and free for any other thread, a second
  * checkin refused, no waiter asleep beside a parked slot, close not held
  * up by parked slots, the idle check, broken checkins and pings still
- * applied, and one thread using two pools in turn.
+ * applied, and one thread using two pools in turn.  And, from a review of
+ * the fast path (167c16f): no polling by a waiter beside a slot held
+ * without a turn, no new turn for a nowait caller by asking again, and a
+ * slot parked within a turn taken by the waiter beside it.
  *
  * White-box in one place: lease_of() reads a slot's lease word from
  * internal.h, so that a test can tell a checkout taken on the fast path
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static ts_server *srv;
@@ -1104,6 +1108,339 @@ static void test_ping_reclaims_parked(void) {
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
+/* ---- waiters beside the fast path: the review of 167c16f -------------- */
+
+/* A slot taken on the fast path while nobody waits (HELD, no turn) is
+ * handed over at its checkin like any other, so a waiter that queues
+ * meanwhile has nothing to poll for: it sleeps until that checkin wakes
+ * it.  It used to poll whenever any slot was on the fast list, every turn
+ * and backing off to 16 turns (4 ms by default): 483 wake-ups while a
+ * slot was held for 2 s.  Counted here as the waiting thread's voluntary
+ * context switches (getrusage RUSAGE_THREAD, read in that thread) while
+ * this thread holds the slot for HOLD_MS: before the fix over 100, now 1
+ * or 2 (the condition wait, and perhaps the lock on the way out). */
+typedef struct csw_waiter {
+  cpool_t *pool;
+  pthread_t thread;
+  int rc;
+  cpool_conn_t *conn;
+  long nvcsw; /* voluntary context switches during the checkout */
+  int64_t t0_us, t1_us;
+} csw_waiter;
+
+static void *csw_waiter_main(void *arg) {
+  csw_waiter *w = arg;
+  struct rusage r0, r1;
+
+  getrusage(RUSAGE_THREAD, &r0);
+  w->t0_us = tu_now_us();
+  w->rc = cpool_checkout(w->pool, &w->conn, 5000, NULL);
+  w->t1_us = tu_now_us();
+  getrusage(RUSAGE_THREAD, &r1);
+  w->nvcsw = r1.ru_nvcsw - r0.ru_nvcsw;
+  return NULL;
+}
+
+static void test_waiter_no_polling_held(void) {
+  enum { HOLD_MS = 500, MAX_SWITCHES = 10 };
+  cpool_t *p = open_pool(1, -1); /* default turns of 250 us */
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+  csw_waiter w;
+  int64_t t_in;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  /* On the fast path, and without a turn: nobody waited. */
+  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_HELD);
+
+  memset(&w, 0, sizeof w);
+  w.pool = p;
+  w.rc = 1; /* not a cpool code: did not return */
+  CU_ASSERT_FATAL(pthread_create(&w.thread, NULL, csw_waiter_main, &w) == 0);
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+  TU_ASSERT_EQ(st.waiters, 1);
+  tu_sleep_ms(HOLD_MS); /* the slot held while a caller waits: under test */
+  t_in = tu_now_us();
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  pthread_join(w.thread, NULL);
+  printf("\nFIGURE: waiter beside a slot held %d ms on the fast path: %ld "
+         "voluntary context switches, served %lld us after the checkin\n",
+         HOLD_MS, w.nvcsw, (long long)(w.t1_us - t_in));
+  TU_ASSERT_CODE(w.rc, 0);
+  if (w.rc == 0) {
+    CU_ASSERT(w.conn == c);
+    TU_ASSERT_CODE(cpool_checkin(p, w.conn, CPOOL_CONN_OK), 0);
+  }
+  TU_ASSERT_INT(w.t1_us - w.t0_us, >=, HOLD_MS * 1000LL);
+  TU_ASSERT_INT(w.t1_us - t_in, <, 500000);
+  TU_ASSERT_INT(w.nvcsw, <=, MAX_SWITCHES);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.waits, 1);
+  TU_ASSERT_EQ(st.timeouts, 0);
+  assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* A caller that asks with CPOOL_NOWAIT in a tight loop, holding the slot
+ * 20 us each time, while this thread checks out with a timeout.  Once its
+ * turn (250 us) is over it must be refused until the waiter is served.  It
+ * used to win a new turn by asking again (the refusal reset its turn), and
+ * so barged past the waiter turn after turn: about 100 ms per checkout,
+ * thousands of its checkouts, against a few ms and a turn's worth (a dozen)
+ * now.  Both are counted: its checkouts made while somebody waited (it
+ * looks at the stats while it holds the slot), per checkout of this
+ * thread, which bounds the turns whatever the scheduler does, and this
+ * thread's waits over SLOW_MS, with a few allowed for a busy machine.
+ * Rounds: up to ROUNDS, as many as fit in the budget; each waits until the
+ * hammering thread has cycled twice, so that it holds or has just parked
+ * the slot when this thread asks. */
+typedef struct nowait_hammer {
+  cpool_t *pool;
+  pthread_t thread;
+  atomic_int stop;
+  atomic_int ok, refused, barged, errors, last_err, bad_checkin;
+} nowait_hammer;
+
+static void *nowait_hammer_main(void *arg) {
+  nowait_hammer *h = arg;
+
+  while (!atomic_load(&h->stop)) {
+    cpool_conn_t *c = NULL;
+    cpool_stats_t st;
+    int rc = cpool_checkout(h->pool, &c, CPOOL_NOWAIT, NULL);
+    int64_t until = tu_now_us() + 20; /* a 20 us request, on the CPU */
+
+    if (rc == CPOOL_ECHECKEDOUT) {
+      /* Asks again 5 us later: far sooner than a woken waiter runs, but
+       * not so often that the pool's lock (which is not fair) is hardly
+       * ever free for the waiter to take once it is woken.  (With no
+       * pause, under ASan, a waiter was seen to wait up to 450 ms for
+       * the lock alone, past no checkout: a million refusals a second.) */
+      atomic_fetch_add(&h->refused, 1);
+      for (int64_t again = tu_now_us() + 5; tu_now_us() < again;)
+        ;
+      continue;
+    }
+    if (rc != 0) {
+      atomic_fetch_add(&h->errors, 1);
+      atomic_store(&h->last_err, rc);
+      continue;
+    }
+    atomic_fetch_add(&h->ok, 1);
+    if (cpool_stats(h->pool, &st) == 0 && st.waiters > 0)
+      atomic_fetch_add(&h->barged, 1); /* while held: past the waiter */
+    while (tu_now_us() < until)
+      ;
+    if (cpool_checkin(h->pool, c, CPOOL_CONN_OK) != 0)
+      atomic_fetch_add(&h->bad_checkin, 1);
+  }
+  return NULL;
+}
+
+static void test_nowait_no_new_turn(void) {
+  /* A turn of 250 us is a dozen 20 us checkouts: MAX_BARGES is 4 turns. */
+  enum { ROUNDS = 60, MIN_ROUNDS = 10, MAX_BARGES = 50 };
+  enum { SLOW_MS = 30, MAX_SLOW = 2 };
+  const int64_t budget_ms = 1200;
+  cpool_t *p = open_pool(1, -1); /* default turns of 250 us */
+  int done = 0, got = 0, slow = 0, starved = 0, errors = 0, err_rc = 0;
+  int bad_checkin = 0, h_idle = 0, max_barges = 0;
+  int64_t worst_us = 0, t0 = tu_now_ms();
+  cpool_stats_t st;
+  nowait_hammer h;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memset(&h, 0, sizeof h);
+  h.pool = p;
+  CU_ASSERT_FATAL(pthread_create(&h.thread, NULL, nowait_hammer_main, &h) == 0);
+  while (done < ROUNDS && tu_now_ms() - t0 < budget_ms) {
+    cpool_conn_t *c = NULL;
+    int seen = atomic_load(&h.ok), b0, barges, rc;
+    int64_t dl = tu_now_ms() + 2000, w0, waited;
+
+    while (atomic_load(&h.ok) < seen + 2 && tu_now_ms() < dl)
+      sched_yield();
+    h_idle += atomic_load(&h.ok) < seen + 2;
+    b0 = atomic_load(&h.barged);
+    w0 = tu_now_us();
+    rc = cpool_checkout(p, &c, 1000, NULL);
+    waited = tu_now_us() - w0;
+    barges = atomic_load(&h.barged) - b0;
+    if (waited > worst_us)
+      worst_us = waited;
+    if (barges > max_barges)
+      max_barges = barges;
+    slow += waited > SLOW_MS * 1000LL;
+    starved += barges > MAX_BARGES;
+    if (rc == 0) {
+      got++;
+      bad_checkin += cpool_checkin(p, c, CPOOL_CONN_OK) != 0;
+    } else {
+      errors++;
+      err_rc = rc;
+    }
+    done++;
+  }
+  atomic_store(&h.stop, 1);
+  pthread_join(h.thread, NULL);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  printf("\nFIGURE: waiter against a nowait caller: %d checkouts in %lld ms "
+         "(%llu queued), %d over %d ms, longest %lld us; nowait caller: %d "
+         "served (%d past the waiter, at most %d in one wait), %d refused\n",
+         done, (long long)(tu_now_ms() - t0), (unsigned long long)st.waits,
+         slow, SLOW_MS, (long long)worst_us, atomic_load(&h.ok),
+         atomic_load(&h.barged), max_barges, atomic_load(&h.refused));
+  if (errors)
+    fprintf(stderr, "waiter against a nowait caller: checkout got %s\n",
+            cpool_err_name(err_rc));
+  TU_ASSERT_EQ(errors, 0);
+  TU_ASSERT_EQ(got, done);
+  TU_ASSERT_EQ(bad_checkin, 0);
+  TU_ASSERT_EQ(h_idle, 0);
+  TU_ASSERT_INT(done, >=, MIN_ROUNDS);
+  /* Most checkouts queue: the hammering thread holds the slot.  (How
+   * often it barges or is refused depends on the scheduler: on a busy
+   * machine the waiter may run at once on its checkin, every time.) */
+  TU_ASSERT_INT(st.waits, >=, (uint64_t)done / 2);
+  TU_ASSERT_EQ(starved, 0);
+  TU_ASSERT_INT(slow, <=, MAX_SLOW);
+  TU_ASSERT_EQ(atomic_load(&h.errors), 0);
+  TU_ASSERT_EQ(atomic_load(&h.bad_checkin), 0);
+  TU_ASSERT_EQ(st.timeouts, 0);
+  assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* Long turns (100 ms).  This thread holds slot X on the fast path (HELD,
+ * no turn), and thread A holds slot Y, taken under the lock; a waiter
+ * queues; QUEUED_MS later A checks Y in and barges straight back for it
+ * (a turn begins), uses it for USE_MS and checks it in within that turn:
+ * parked beside the waiter, and then left there.  The waiter must take it
+ * within about a turn (it is woken for it now).  It used to be polling
+ * since it queued, because X was on the fast list, backing off to 16
+ * turns; the wake-up for Y that it lost to the barge doubled its poll
+ * again, and Y sat idle beside it until that poll, about 800 ms later.
+ * (Were Y parked before the waiter had run after that wake-up, it would
+ * find Y then, before and after the fix: the use of Y is what leaves it
+ * time to.)  A is a new thread each round, with no turn behind it in any
+ * pool (a turn elsewhere would keep it from barging here).  Barging back
+ * can lose to the waiter: then the round is run again. */
+typedef struct turn_parker {
+  cpool_t *pool;
+  pthread_t thread;
+  sem_t holding, go;
+  int rc, barge_rc, echo_rc, checkin_rc[2], waiters, slot, barged_slot;
+  int64_t t_park_ms; /* just before the checkin that parks Y */
+} turn_parker;
+
+static void *turn_parker_main(void *arg) {
+  enum { USE_MS = 20 };
+  turn_parker *a = arg;
+  cpool_conn_t *y = NULL;
+  cpool_stats_t st;
+
+  a->rc = cpool_checkout(a->pool, &y, CPOOL_NOWAIT, NULL);
+  a->slot = y ? cpool_conn_slot(y) : -1;
+  sem_post(&a->holding);
+  if (a->rc != 0)
+    return NULL;
+  sem_wait(&a->go);
+  a->checkin_rc[0] = cpool_checkin(a->pool, y, CPOOL_CONN_OK);
+  y = NULL;
+  a->barge_rc = cpool_checkout(a->pool, &y, CPOOL_NOWAIT, NULL);
+  if (a->barge_rc != 0)
+    return NULL;
+  a->barged_slot = cpool_conn_slot(y);
+  /* Still queued?  Else the waiter took Y and gave it back first. */
+  a->waiters = cpool_stats(a->pool, &st) == 0 ? st.waiters : -1;
+  a->echo_rc = tu_echo(cpool_conn_fd(y), "within the turn", 2000);
+  tu_sleep_ms(USE_MS);        /* the rest of a request within the turn */
+  a->t_park_ms = tu_now_ms(); /* the waiter cannot be served before this */
+  a->checkin_rc[1] = cpool_checkin(a->pool, y, CPOOL_CONN_OK);
+  return NULL;
+}
+
+static void test_parked_in_turn_taken(void) {
+  enum { TURN_US = 100000, QUEUED_MS = 350, MAX_TAKE_MS = 200, TRIES = 5 };
+  cpool_config cfg;
+  cpool_conn_t *x = NULL;
+  cpool_stats_t st;
+  cpool_t *p = NULL;
+  int tries = 0, measured = 0;
+  int64_t took_ms = -1, queued_ms = 0;
+
+  tu_config(&cfg, ts_port(srv), 2);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.idle_check_ms = -1;
+  cfg.handoff_after_us = TURN_US;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  TU_ASSERT_CODE(cpool_checkout(p, &x, CPOOL_NOWAIT, NULL), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, x, CPOOL_CONN_OK), 0);
+  x = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &x, CPOOL_NOWAIT, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+  TU_ASSERT_EQ(lease_of(x), CPOOL__LEASE_HELD);
+
+  while (!measured && tries < TRIES) {
+    turn_parker a;
+    tu_waiter w;
+    int64_t t_q;
+
+    tries++;
+    memset(&a, 0, sizeof a);
+    a.pool = p;
+    a.barge_rc = a.rc = 1; /* not a cpool code: not run */
+    sem_init(&a.holding, 0, 0);
+    sem_init(&a.go, 0, 0);
+    CU_ASSERT_FATAL(pthread_create(&a.thread, NULL, turn_parker_main, &a) == 0);
+    CU_ASSERT_FATAL(sem_wait_ms(&a.holding, 5000) == 0);
+    TU_ASSERT_CODE(a.rc, 0);
+    TU_ASSERT_INT(a.slot, !=, cpool_conn_slot(x));
+    TU_ASSERT_EQ(tu_waiter_start(&w, p, 3000, 1, NULL), 0);
+    TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+    TU_ASSERT_EQ(st.waiters, 1);
+    t_q = tu_now_ms();
+    tu_sleep_ms(QUEUED_MS); /* how long it has waited: under test */
+    sem_post(&a.go);
+    pthread_join(a.thread, NULL);
+    tu_waiter_join(&w);
+    TU_ASSERT_CODE(a.checkin_rc[0], 0);
+    TU_ASSERT_CODE(w.rc, 0);
+    TU_ASSERT_CODE(w.checkin_rc, 0);
+    if (a.barge_rc == 0) {
+      TU_ASSERT_EQ(a.barged_slot, a.slot);
+      TU_ASSERT_EQ(a.echo_rc, 0);
+      TU_ASSERT_CODE(a.checkin_rc[1], 0);
+    } else {
+      TU_ASSERT_CODE(a.barge_rc, CPOOL_ECHECKEDOUT); /* the waiter has Y */
+    }
+    if (a.barge_rc == 0 && a.waiters == 1) {
+      measured = 1;
+      queued_ms = a.t_park_ms - t_q;
+      took_ms = w.t1_ms - a.t_park_ms;
+      TU_ASSERT_EQ(w.slot, a.slot);
+    }
+    sem_destroy(&a.holding);
+    sem_destroy(&a.go);
+  }
+  printf("\nFIGURE: slot parked within a 100 ms turn beside a waiter queued "
+         "for %lld ms: taken %lld ms later (%d tries)\n",
+         (long long)queued_ms, (long long)took_ms, tries);
+  TU_ASSERT_EQ(measured, 1);
+  TU_ASSERT_BETWEEN(took_ms, 0, MAX_TAKE_MS);
+  TU_ASSERT_CODE(cpool_checkin(p, x, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.timeouts, 0);
+  assert_all_slots_free(p, 2);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
 CU_TestInfo fastpath_tests[] = {
     {"same_thread_counts", test_same_thread_counts},
     {"double_checkin_einval", test_double_checkin_einval},
@@ -1117,5 +1454,8 @@ CU_TestInfo fastpath_tests[] = {
     {"broken_after_fast_checkout", test_broken_after_fast_checkout},
     {"two_pools_alternating", test_two_pools_alternating},
     {"ping_reclaims_parked", test_ping_reclaims_parked},
+    {"waiter_no_polling_held", test_waiter_no_polling_held},
+    {"nowait_no_new_turn", test_nowait_no_new_turn},
+    {"parked_in_turn_taken", test_parked_in_turn_taken},
     CU_TEST_INFO_NULL,
 };
