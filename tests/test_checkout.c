@@ -48,24 +48,6 @@ static cpool_t *open_pool(int size, cpool_start start, int handoff_after_us) {
   return p;
 }
 
-/* Every slot idle, none lost, and each one can be checked out at once. */
-static void assert_all_slots_free(cpool_t *p, int size) {
-  cpool_conn_t *c[64];
-  cpool_stats_t st;
-  int got = 0;
-
-  TU_WAIT_STATS(p, st, st.idle == size && st.waiters == 0, 5000);
-  TU_ASSERT_EQ(st.idle, size);
-  TU_ASSERT_EQ(st.busy, 0);
-  TU_ASSERT_EQ(st.waiters, 0);
-  for (int i = 0; i < size && i < 64; i++)
-    if (cpool_checkout(p, &c[got], CPOOL_NOWAIT, NULL) == 0)
-      got++;
-  TU_ASSERT_EQ(got, size < 64 ? size : 64);
-  for (int i = 0; i < got; i++)
-    TU_ASSERT_CODE(cpool_checkin(p, c[i], CPOOL_CONN_OK), 0);
-}
-
 /* ---- nowait and waiting ------------------------------------------------ */
 
 static void test_nowait_checkedout(void) {
@@ -94,7 +76,7 @@ static void test_nowait_checkedout(void) {
   CU_ASSERT(c == a || cpool_conn_slot(c) == cpool_conn_slot(a));
   TU_ASSERT_CODE(cpool_checkin(p, b, CPOOL_CONN_OK), 0);
   TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
-  assert_all_slots_free(p, 2);
+  tu_assert_all_slots_free(p, 2);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -117,7 +99,7 @@ static void test_wait_timeout(void) {
   TU_ASSERT_EQ(st.waiters, 0);
   TU_ASSERT_EQ(st.busy, 1);
   TU_ASSERT_CODE(cpool_checkin(p, a, CPOOL_CONN_OK), 0);
-  assert_all_slots_free(p, 1);
+  tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -146,7 +128,7 @@ static void test_wait_forever_gets_checkin(void) {
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
   TU_ASSERT_EQ(st.checkouts, 2);
   TU_ASSERT_EQ(st.waits, 1);
-  assert_all_slots_free(p, 1);
+  tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -174,7 +156,7 @@ static void fifo_order(int handoff_after_us) {
     TU_ASSERT_CODE(w[i].checkin_rc, 0);
     TU_ASSERT_EQ(w[i].order, i);
   }
-  assert_all_slots_free(p, 1);
+  tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -277,7 +259,7 @@ static void test_timeout_race_hammer(void) {
   TU_ASSERT_EQ(st.checkouts, (uint64_t)rounds + (uint64_t)r.got);
   TU_ASSERT_EQ(st.timeouts, (uint64_t)r.timedout);
   TU_ASSERT_EQ(st.idle + st.busy, 1);
-  assert_all_slots_free(p, 1);
+  tu_assert_all_slots_free(p, 1);
   sem_destroy(&r.go);
   sem_destroy(&r.done);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
@@ -358,7 +340,7 @@ static void test_many_threads(void) {
   TU_ASSERT_EQ(st.broken_checkins, (uint64_t)m.broken);
   TU_WAIT_STATS(p, st, st.connects >= (uint64_t)(MT_SIZE + m.broken), 5000);
   TU_ASSERT_EQ(st.connects, (uint64_t)(MT_SIZE + m.broken));
-  assert_all_slots_free(p, MT_SIZE);
+  tu_assert_all_slots_free(p, MT_SIZE);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -476,7 +458,7 @@ static int64_t ns_run(int handoff_after_us, int cycles) {
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
   TU_ASSERT_EQ(st.checkouts, (uint64_t)NS_THREADS * (uint64_t)cycles);
   TU_ASSERT_EQ(st.timeouts, 0);
-  assert_all_slots_free(p, NS_SIZE);
+  tu_assert_all_slots_free(p, NS_SIZE);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
   return stuck_max;
 }

@@ -69,24 +69,6 @@ static cpool_t *open_pool(int size, int idle_check_ms) {
   return open_pool_at(ts_port(srv), size, idle_check_ms);
 }
 
-/* Every slot idle, none lost, and each one can be checked out at once. */
-static void assert_all_slots_free(cpool_t *p, int size) {
-  cpool_conn_t *c[64];
-  cpool_stats_t st;
-  int got = 0;
-
-  TU_WAIT_STATS(p, st, st.idle == size && st.waiters == 0, 5000);
-  TU_ASSERT_EQ(st.idle, size);
-  TU_ASSERT_EQ(st.busy, 0);
-  TU_ASSERT_EQ(st.waiters, 0);
-  for (int i = 0; i < size && i < 64; i++)
-    if (cpool_checkout(p, &c[got], CPOOL_NOWAIT, NULL) == 0)
-      got++;
-  TU_ASSERT_EQ(got, size < 64 ? size : 64);
-  for (int i = 0; i < got; i++)
-    TU_ASSERT_CODE(cpool_checkin(p, c[i], CPOOL_CONN_OK), 0);
-}
-
 /* sem_wait bounded to ms: 0 once posted, -1 on timeout. */
 static int sem_wait_ms(sem_t *s, int ms) {
   struct timespec dl;
@@ -161,7 +143,7 @@ static void test_same_thread_counts(void) {
   TU_ASSERT_EQ(st.connects, SIZE);
   TU_ASSERT_EQ(st.idle, SIZE);
   TU_ASSERT_EQ(st.busy, 0);
-  assert_all_slots_free(p, SIZE);
+  tu_assert_all_slots_free(p, SIZE);
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
   TU_ASSERT_EQ(st.checkouts, N + SIZE);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
@@ -211,7 +193,7 @@ static void test_double_checkin_einval(void) {
   TU_ASSERT_EQ(st.disconnects, 1);
   TU_ASSERT_EQ(st.checkouts, 3);
 
-  assert_all_slots_free(p, SIZE);
+  tu_assert_all_slots_free(p, SIZE);
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
   TU_ASSERT_EQ(st.checkouts, 3 + SIZE);
   TU_ASSERT_EQ(st.broken_checkins, 1);
@@ -332,7 +314,7 @@ static void test_parked_slots_reclaimed(void) {
   TU_ASSERT_EQ(st.checkouts, 5);
   TU_ASSERT_EQ(st.checked_out_errors, 1);
   TU_ASSERT_EQ(st.connects, 2);
-  assert_all_slots_free(p, 2);
+  tu_assert_all_slots_free(p, 2);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -415,7 +397,7 @@ static void test_waiter_gets_checkin(void) {
   TU_ASSERT_EQ(st.timeouts, 0);
   /* 3 x (ours + the waiter's) + one fast one + ours + the last thread's */
   TU_ASSERT_EQ(st.checkouts, 3 * 2 + 1 + 2);
-  assert_all_slots_free(p, 1);
+  tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -488,7 +470,7 @@ static void test_no_double_hold(void) {
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
   TU_ASSERT_EQ(st.checkouts, (uint64_t)atomic_load(&m.ok));
   TU_ASSERT_EQ(st.timeouts, 0);
-  assert_all_slots_free(p, DH_SIZE);
+  tu_assert_all_slots_free(p, DH_SIZE);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -748,7 +730,7 @@ static void test_waiter_beside_parked_slot(void) {
   TU_ASSERT_INT(atomic_load(&a.fast), >, 0);
   TU_ASSERT_EQ(st.checkouts, (uint64_t)got + (uint64_t)atomic_load(&a.ok));
   TU_ASSERT_EQ(st.timeouts, 0);
-  assert_all_slots_free(p, 1);
+  tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -1035,7 +1017,7 @@ static void test_two_pools_alternating(void) {
     TU_ASSERT_EQ(st.busy, 0);
     TU_ASSERT_EQ(st.connects, SIZE);
     TU_ASSERT_EQ(st.checked_out_errors, 0);
-    assert_all_slots_free(t.pool[q], SIZE);
+    tu_assert_all_slots_free(t.pool[q], SIZE);
   }
   TU_ASSERT_CODE(cpool_close(t.pool[0], 0), 0);
   TU_ASSERT_CODE(cpool_close(t.pool[1], 0), 0);
@@ -1182,7 +1164,7 @@ static void test_waiter_no_polling_held(void) {
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
   TU_ASSERT_EQ(st.waits, 1);
   TU_ASSERT_EQ(st.timeouts, 0);
-  assert_all_slots_free(p, 1);
+  tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -1312,7 +1294,7 @@ static void test_nowait_no_new_turn(void) {
   TU_ASSERT_EQ(atomic_load(&h.errors), 0);
   TU_ASSERT_EQ(atomic_load(&h.bad_checkin), 0);
   TU_ASSERT_EQ(st.timeouts, 0);
-  assert_all_slots_free(p, 1);
+  tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
@@ -1437,7 +1419,7 @@ static void test_parked_in_turn_taken(void) {
   TU_ASSERT_CODE(cpool_checkin(p, x, CPOOL_CONN_OK), 0);
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
   TU_ASSERT_EQ(st.timeouts, 0);
-  assert_all_slots_free(p, 2);
+  tu_assert_all_slots_free(p, 2);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 

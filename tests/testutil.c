@@ -181,6 +181,23 @@ void tu_config(cpool_config *cfg, int port, int size) {
   cfg->backoff_max_ms = 100;
 }
 
+void tu_assert_all_slots_free(cpool_t *p, int size) {
+  cpool_conn_t *c[64];
+  cpool_stats_t st;
+  int got = 0;
+
+  TU_WAIT_STATS(p, st, st.idle == size && st.waiters == 0, 5000);
+  TU_ASSERT_EQ(st.idle, size);
+  TU_ASSERT_EQ(st.busy, 0);
+  TU_ASSERT_EQ(st.waiters, 0);
+  for (int i = 0; i < size && i < 64; i++)
+    if (cpool_checkout(p, &c[got], CPOOL_NOWAIT, NULL) == 0)
+      got++;
+  TU_ASSERT_EQ(got, size < 64 ? size : 64);
+  for (int i = 0; i < got; i++)
+    TU_ASSERT_CODE(cpool_checkin(p, c[i], CPOOL_CONN_OK), 0);
+}
+
 static void *waiter_main(void *arg) {
   tu_waiter *w = arg;
 

@@ -95,6 +95,10 @@ int tu_poll_(int64_t deadline_ms, int64_t round);
  * 500 ms, backoff 10..100 ms), size slots, async. */
 void tu_config(cpool_config *cfg, int port, int size);
 
+/* Every slot of a pool of size is idle (waits up to 5 s for it), none is
+ * lost, and each one can be checked out at once (and is checked back in). */
+void tu_assert_all_slots_free(cpool_t *p, int size);
+
 /* A checkout on its own thread, for tests that need waiters. */
 typedef struct tu_waiter {
   cpool_t *pool;
