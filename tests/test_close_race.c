@@ -61,22 +61,6 @@ static _Thread_local int is_closer;      /* this thread runs cpool_close */
 static atomic_int stops, closer_yields;
 static sem_t at_lock, go_lock;
 
-/* sem_wait bounded to ms: 0 once posted, -1 on timeout. */
-static int sem_wait_ms(sem_t *s, int ms) {
-  struct timespec dl;
-
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += ms / 1000;
-  dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
-  while (sem_timedwait(s, &dl) != 0)
-    if (errno != EINTR)
-      return -1;
-  return 0;
-}
 
 int __wrap_pthread_mutex_lock(pthread_mutex_t *m) {
   if (armed && m == atomic_load(&stop_at)) {
@@ -85,7 +69,7 @@ int __wrap_pthread_mutex_lock(pthread_mutex_t *m) {
     sem_post(&at_lock);
     /* Longer than the test runs: when it is not let go, the process
      * exits first. */
-    sem_wait_ms(&go_lock, 60000);
+    tu_sem_wait_ms(&go_lock, 60000);
   }
   return __real_pthread_mutex_lock(m);
 }
@@ -182,7 +166,7 @@ static void test_fast_checkin_vs_close(void) {
   sem_init(&t.holding, 0, 0);
   sem_init(&t.go, 0, 0);
   CU_ASSERT_FATAL(pthread_create(&t.thread, NULL, holder_main, &t) == 0);
-  CU_ASSERT_FATAL(sem_wait_ms(&t.holding, 5000) == 0);
+  CU_ASSERT_FATAL(tu_sem_wait_ms(&t.holding, 5000) == 0);
   TU_ASSERT_CODE(t.rc[0], 0);
   TU_ASSERT_CODE(t.rc[1], 0);
   TU_ASSERT_CODE(t.rc[2], 0);
@@ -203,7 +187,7 @@ static void test_fast_checkin_vs_close(void) {
   /* 4 */
   atomic_store(&stop_at, &p->mu);
   sem_post(&t.go);
-  CU_ASSERT_FATAL(sem_wait_ms(&at_lock, 5000) == 0);
+  CU_ASSERT_FATAL(tu_sem_wait_ms(&at_lock, 5000) == 0);
   /* Stopped before the lock, its checkin not returned. */
   TU_ASSERT_EQ(atomic_load(&stops), 1);
   TU_ASSERT_EQ(atomic_load(&t.checkin_rc), 1);

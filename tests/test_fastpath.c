@@ -69,22 +69,6 @@ static cpool_t *open_pool(int size, int idle_check_ms) {
   return open_pool_at(ts_port(srv), size, idle_check_ms);
 }
 
-/* sem_wait bounded to ms: 0 once posted, -1 on timeout. */
-static int sem_wait_ms(sem_t *s, int ms) {
-  struct timespec dl;
-
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += ms / 1000;
-  dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
-  while (sem_timedwait(s, &dl) != 0)
-    if (errno != EINTR)
-      return -1;
-  return 0;
-}
 
 /* ---- one thread: counts and slot states ------------------------------ */
 
@@ -255,7 +239,7 @@ static int parker_start(parker *k, cpool_t *pool, int n, int block, int again) {
 
 /* Waits until k parked its slots; asserts they all did. */
 static void parker_wait_parked(parker *k) {
-  CU_ASSERT_FATAL(sem_wait_ms(&k->parked, 5000) == 0);
+  CU_ASSERT_FATAL(tu_sem_wait_ms(&k->parked, 5000) == 0);
   for (int i = 0; i < k->n; i++) {
     TU_ASSERT_CODE(k->rc[i], 0);
     TU_ASSERT_CODE(k->checkin_rc[i], 0);
@@ -1381,7 +1365,7 @@ static void test_parked_in_turn_taken(void) {
     sem_init(&a.holding, 0, 0);
     sem_init(&a.go, 0, 0);
     CU_ASSERT_FATAL(pthread_create(&a.thread, NULL, turn_parker_main, &a) == 0);
-    CU_ASSERT_FATAL(sem_wait_ms(&a.holding, 5000) == 0);
+    CU_ASSERT_FATAL(tu_sem_wait_ms(&a.holding, 5000) == 0);
     TU_ASSERT_CODE(a.rc, 0);
     TU_ASSERT_INT(a.slot, !=, cpool_conn_slot(x));
     TU_ASSERT_EQ(tu_waiter_start(&w, p, 3000, 1, NULL), 0);

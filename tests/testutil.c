@@ -41,6 +41,22 @@ void tu_sleep_us(int us) {
     ;
 }
 
+int tu_sem_wait_ms(sem_t *s, int ms) {
+  struct timespec dl;
+
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += ms / 1000;
+  dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  while (sem_timedwait(s, &dl) != 0)
+    if (errno != EINTR)
+      return -1;
+  return 0;
+}
+
 void tu_sleep_ms(int ms) {
   tu_sleep_us(ms * 1000);
 }

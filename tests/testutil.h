@@ -11,6 +11,8 @@
 
 #include "cpool.h"
 
+#include <semaphore.h>
+
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -30,6 +32,8 @@ int64_t tu_now_ms(void); /* CLOCK_MONOTONIC */
 int64_t tu_now_us(void);
 void tu_sleep_ms(int ms);
 void tu_sleep_us(int us);
+/* sem_wait bounded to ms: 0 once posted, -1 on timeout. */
+int tu_sem_wait_ms(sem_t *s, int ms);
 int tu_count_fds(void); /* entries of /proc/self/fd, -1 on error */
 long tu_rss_kib(void);  /* VmRSS from /proc/self/status, -1 on error */
 int tu_have_ipv6(void); /* ::1 can be bound here */
