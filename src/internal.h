@@ -121,6 +121,10 @@ struct cpool {
   _Atomic int nwaiters;     /* [mu] to write; waiters queued */
   _Atomic int closing;      /* [mu] to write; cpool_close has begun */
 
+  /* Refusals counted without the lock (cpool_checkout), on a line of
+   * their own: one caller asking in a loop writes it. */
+  alignas(64) _Atomic uint64_t nowait_refusals;
+
   alignas(64) pthread_mutex_t mu;
   pthread_condattr_t cond_attr; /* CLOCK_MONOTONIC */
   pthread_cond_t state_cv;      /* sync open and close's drain wait here */

@@ -684,6 +684,17 @@ static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
   return cpool__net_alive(s->fd);
 }
 
+/* Would may_barge turn this caller away if anybody waited?  The same
+ * rules, read without the lock (the turn is this thread's own). */
+static int turn_refused(const struct cpool *p) {
+  if (p->cfg.handoff_after_us < 0)
+    return 1;
+  if (turn.start_us == 0)
+    return 0;
+  return !turn_is_for(p) ||
+         cpool__now_us() - turn.start_us > p->cfg.handoff_after_us;
+}
+
 /* The fast path: this thread's parked slot, taken back with one
  * compare-and-swap, when nobody waits or within this thread's turn.
  * Returns it HELD, or NULL. */
@@ -725,6 +736,19 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
   if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
     return CPOOL_EINVAL;
   *conn = NULL;
+
+  /* A nowait caller past its turn, while others wait, would only be
+   * turned away under the lock: turn it away without, so that one asking
+   * in a loop cannot keep the waiter woken for a free slot from taking the
+   * lock (which is not fair).  (While the pool closes or the backend is
+   * down nobody waits: fail_waiters emptied the queue.) */
+  if (timeout_ms == CPOOL_NOWAIT &&
+      atomic_load_explicit(&p->nwaiters, memory_order_relaxed) > 0 &&
+      !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
+      turn_refused(p)) {
+    atomic_fetch_add_explicit(&p->nowait_refusals, 1, memory_order_relaxed);
+    return CPOOL_ECHECKEDOUT;
+  }
 
   s = fast_take(p);
   if (s != NULL) {
@@ -911,6 +935,8 @@ int cpool_stats(cpool_t *p, cpool_stats_t *out) {
   for (int i = 0; i < p->size; i++)
     out->checkouts += atomic_load_explicit(&p->slots[i].fast_checkouts,
                                            memory_order_relaxed);
+  out->checked_out_errors +=
+      atomic_load_explicit(&p->nowait_refusals, memory_order_relaxed);
   if (out->last_error.code != 0)
     out->last_error.age_ms = cpool__now_ms() - p->last_error_at_ms;
   pthread_mutex_unlock(&p->mu);
