@@ -243,8 +243,8 @@ typedef struct cpool_config {
    * turn, a thread's checkin parks the connection for that thread and its
    * next checkout takes it back without a lock; anyone who needs it takes
    * it from there (a waiter at most one turn, and at least 500 us, late).
-   * A nowait caller whose turn is over gets CPOOL_ECHECKEDOUT until the
-   * queue empties. */
+   * A nowait caller whose turn is over gets CPOOL_ECHECKEDOUT until it
+   * finds nobody waiting (a turn held in another pool counts as over). */
   int handoff_after_us;
 
   cpool_connect_cb on_connect;

@@ -24,20 +24,25 @@
  * ...except within a turn (pool.c, may_barge): a thread served from the
  * queue, or barging past it, may keep using the fast path for
  * handoff_after_us, as it could barge anyway; it holds the slot as
- * HELD_TURN, and parks it again at checkin.  What it leaves parked when it
- * stops calling is collected by the oldest waiter: while any slot is
- * PARKED or HELD_TURN it sleeps with a timer of one turn (at least 500 us;
- * "polling").  A slot taken without a turn (HELD) is never parked beside
- * waiters (the Dekker pair), so it needs no polling.  Whoever parks a slot
- * within a turn under the lock, or leaves the head of the queue while
- * slots are on the fast list, wakes a head that is not polling.  In strict
- * mode there are no turns.
+ * HELD_TURN (with its turn's end), and parks it again at checkin if the
+ * turn is not over.  What it leaves parked when it stops calling is
+ * collected by the oldest waiter: while any slot is PARKED, or HELD_TURN
+ * with its turn not over, it sleeps with a timer of one turn (at least
+ * 500 us; "polling").  A slot taken without a turn (HELD), or held past
+ * its turn, comes back through the lock when it is checked in (the Dekker
+ * pair), so it needs no polling; but between that checkin's store and its
+ * lock another thread within its turn may take the slot (PARKED ->
+ * HELD_TURN), and then the checkin, finding it gone, wakes the head.
+ * Whoever parks a slot within a turn under the lock, or leaves the head of
+ * the queue while such slots exist, also wakes a head that is not
+ * polling.  In strict mode there are no turns.
  *
  * Once its store of PARKED is visible, a fast checkin no longer holds the
  * slot: another thread may take it and check it in, and cpool_close may
  * then find nothing checked out.  The checkin still reads nwaiters and
- * closing, and may take the lock; so it raises the slot's in_checkin
- * first and lowers it last, and cpool_close waits for every in_checkin to
+ * closing, and may take the lock; so it adds one to the slot's in_checkin
+ * first and takes it off last (a count: the next holder's checkin of the
+ * same slot may overlap), and cpool_close waits for every in_checkin to
  * be 0 before it frees the pool.
  *
  * This is HikariCP's ConcurrentBag idea (a thread-local list of recently
@@ -63,7 +68,10 @@ enum cpool__reason {
   CPOOL__RECYCLE    /* older than max_lifetime_ms */
 };
 
-/* A slot's lease word (see the top of this file). */
+/* A slot's lease word (see the top of this file): the state in its low
+ * two bits; with HELD_TURN, the end of the holder's turn above them, in
+ * us on CLOCK_MONOTONIC, so that a waiter knows, in the same load, until
+ * when the slot may come back parked. */
 enum cpool__lease {
   CPOOL__LEASE_NONE = 0,  /* the locked side owns the slot's state */
   CPOOL__LEASE_PARKED,    /* BUSY for the locked side, free to reclaim */
@@ -71,6 +79,10 @@ enum cpool__lease {
   CPOOL__LEASE_HELD_TURN  /* the same, past waiters within a turn: its
                              checkin may park it again beside them */
 };
+#define CPOOL__LEASE_STATE(v) ((int)((v)&3))
+#define CPOOL__LEASE_TURN_END(v) ((v) >> 2)
+#define CPOOL__LEASE_TURN(end_us)                                             \
+  (((int64_t)(end_us) << 2) | CPOOL__LEASE_HELD_TURN)
 
 typedef struct cpool__waiter {
   struct cpool__waiter *prev, *next; /* [mu] FIFO queue links */
@@ -87,9 +99,9 @@ typedef struct cpool__waiter {
  * fast path writes lease, last_used_ms and fast_checkouts from the thread
  * holding the slot. */
 struct cpool_conn {
-  alignas(64) _Atomic int lease; /* enum cpool__lease */
-  _Atomic int in_checkin; /* a fast checkin may still touch the pool:
-                             cpool_close waits for 0 before freeing it */
+  alignas(64) _Atomic int64_t lease; /* enum cpool__lease, see above */
+  _Atomic int in_checkin; /* fast checkins that may still touch the pool
+                             (two can overlap): cpool_close waits for 0 */
   int fast_pos;           /* [mu] position in pool->fast_list, or -1 */
   _Atomic uint64_t fast_checkouts; /* written by the holder only */
   struct cpool *pool;

@@ -253,7 +253,7 @@ static void lease_drop(struct cpool *p, struct cpool_conn *s) {
 /* Take a parked slot from whoever parked it: 1 if it is now ours (BUSY,
  * lease NONE), 0 if its holder took it back first. */
 static int unpark(struct cpool *p, struct cpool_conn *s) {
-  int parked = CPOOL__LEASE_PARKED;
+  int64_t parked = CPOOL__LEASE_PARKED;
   if (!atomic_compare_exchange_strong(&s->lease, &parked, CPOOL__LEASE_NONE))
     return 0;
   fast_remove(p, s);
@@ -268,15 +268,23 @@ static void clear_woken(struct cpool *p, cpool__waiter *w) {
 }
 
 /* Might a slot be left parked beside the waiters?  Only one parked within
- * a turn: PARKED now, or HELD_TURN and parked again at its checkin.  The
- * oldest waiter then polls (wait_for_slot). */
+ * a turn: PARKED now, or HELD_TURN with its turn not over (its checkin
+ * will park it again).  The oldest waiter then polls (wait_for_slot). */
 static int turn_parks(const struct cpool *p) {
   if (p->cfg.handoff_after_us <= 0)
     return 0;
+  int64_t now = -1;
   for (int i = 0; i < p->nfast; i++) {
-    int l = atomic_load(&p->slots[p->fast_list[i]].lease);
-    if (l == CPOOL__LEASE_PARKED || l == CPOOL__LEASE_HELD_TURN)
+    int64_t v = atomic_load(&p->slots[p->fast_list[i]].lease);
+    int st = CPOOL__LEASE_STATE(v);
+    if (st == CPOOL__LEASE_PARKED)
       return 1;
+    if (st == CPOOL__LEASE_HELD_TURN) {
+      if (now < 0)
+        now = cpool__now_us();
+      if (CPOOL__LEASE_TURN_END(v) >= now)
+        return 1;
+    }
   }
   return 0;
 }
@@ -607,7 +615,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
  * nobody waits.  Past waiters, only in non-strict mode and within its
  * turn: handoff_after_us from when it was served (or first barged); then
  * it queues like everyone else (see the top of this file), and a nowait
- * caller gets CPOOL_ECHECKEDOUT until the queue empties.  A turn in
+ * caller gets CPOOL_ECHECKEDOUT until it finds nobody waiting.  A turn in
  * time, not in checkouts, is the same bound whether slots are held for
  * nanoseconds or for a network round trip.  Only contended checkouts read
  * the clock. */
@@ -624,7 +632,7 @@ static int may_barge(const struct cpool *p) {
     return 1;
   }
   /* A turn that is over stays over until this thread is served from the
-   * queue (or the queue empties): a nowait caller, or one turned away by
+   * queue (or finds it empty): a nowait caller, or one turned away by
    * queue_max, does not win a new turn by asking again.  A turn in
    * another pool does not count here. */
   return turn_is_for(p) && now - turn.start_us <= p->cfg.handoff_after_us;
@@ -696,20 +704,20 @@ static int turn_refused(const struct cpool *p) {
 }
 
 /* The fast path: this thread's parked slot, taken back with one
- * compare-and-swap, when nobody waits or within this thread's turn.
- * Returns it HELD, or NULL. */
+ * compare-and-swap, when nobody waits (HELD) or within this thread's turn
+ * (HELD_TURN, with the turn's end).  Returns it, or NULL. */
 static struct cpool_conn *fast_take(struct cpool *p) {
   if (last_parked.pool != p || last_parked.gen != p->gen)
     return NULL;
-  int held = CPOOL__LEASE_HELD;
+  int64_t held = CPOOL__LEASE_HELD;
   if (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) == 0)
     turn_clear(p); /* nobody to take turns with */
   else if (in_turn(p))
-    held = CPOOL__LEASE_HELD_TURN;
+    held = CPOOL__LEASE_TURN(turn.start_us + p->cfg.handoff_after_us);
   else
     return NULL;
   struct cpool_conn *s = last_parked.slot;
-  int parked = CPOOL__LEASE_PARKED;
+  int64_t parked = CPOOL__LEASE_PARKED;
   if (!atomic_compare_exchange_strong_explicit(&s->lease, &parked, held,
                                                memory_order_acquire,
                                                memory_order_relaxed))
@@ -815,7 +823,8 @@ static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
 }
 
 /* A slot checked in OK while the pool is open: parked for this thread if
- * nobody waits (see internal.h), else free for the next caller. */
+ * nobody waits or within its turn (see internal.h), else free for the
+ * next caller. */
 static void offer(struct cpool *p, struct cpool_conn *s) {
   if ((p->nwaiters == 0 || in_turn(p)) && p->nfast < p->fast_max) {
     fast_add(p, s);
@@ -856,23 +865,30 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s,
  * the other: both the store and the loads are sequentially consistent.)
  * From the store on the slot may be someone else's and the pool might be
  * closed, so in_checkin keeps cpool_close from freeing it until the end. */
-static void fast_checkin(struct cpool *p, struct cpool_conn *s, int held) {
+static void fast_checkin(struct cpool *p, struct cpool_conn *s,
+                         int64_t held) {
   if (p->cfg.ping_interval_ms > 0)
     cpool__set_last_used(s, cpool__coarse_ms());
-  atomic_store_explicit(&s->in_checkin, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
   atomic_store(&s->lease, CPOOL__LEASE_PARKED);
   last_parked.pool = p;
   last_parked.gen = p->gen;
   last_parked.slot = s;
+  /* Within a turn: the one written in the lease at checkout, which is
+   * what waiters looked at. */
   if (atomic_load(&p->closing) ||
       (atomic_load(&p->nwaiters) != 0 &&
-       !(held == CPOOL__LEASE_HELD_TURN && in_turn(p)))) {
+       !(CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN &&
+         cpool__now_us() <= CPOOL__LEASE_TURN_END(held)))) {
     pthread_mutex_lock(&p->mu);
     if (s->fast_pos >= 0 && unpark(p, s))
       checkin_locked(p, s, CPOOL_CONN_OK);
+    else if (s->fast_pos >= 0 && p->wq_head != NULL && turn_parks(p))
+      watch_parked(p); /* taken within a turn since our store: see
+                          internal.h */
     pthread_mutex_unlock(&p->mu);
   }
-  atomic_store_explicit(&s->in_checkin, 0, memory_order_release);
+  atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);
 }
 
 int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
@@ -882,16 +898,18 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
       (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
     return CPOOL_EINVAL;
 
-  int lease = atomic_load_explicit(&s->lease, memory_order_relaxed);
+  int64_t v = atomic_load_explicit(&s->lease, memory_order_relaxed);
+  int lease = CPOOL__LEASE_STATE(v);
   int held = lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN;
   if (held && status == CPOOL_CONN_OK &&
       (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {
-    fast_checkin(p, s, lease);
+    fast_checkin(p, s, v);
     return 0;
   }
 
   pthread_mutex_lock(&p->mu);
-  lease = atomic_load_explicit(&s->lease, memory_order_relaxed);
+  lease =
+      CPOOL__LEASE_STATE(atomic_load_explicit(&s->lease, memory_order_relaxed));
   if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
     rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
   } else {
@@ -927,7 +945,7 @@ int cpool_stats(cpool_t *p, cpool_stats_t *out) {
    * checkouts. */
   for (int i = 0; i < p->nfast; i++) {
     const struct cpool_conn *s = &p->slots[p->fast_list[i]];
-    if (atomic_load(&s->lease) == CPOOL__LEASE_PARKED) {
+    if (CPOOL__LEASE_STATE(atomic_load(&s->lease)) == CPOOL__LEASE_PARKED) {
       out->busy--;
       out->idle++;
     }
@@ -1112,7 +1130,8 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
       pthread_join(p->slots[i].thread, NULL);
   /* A fast checkin that parked its slot may not be done with the pool
    * yet, though the slot was taken and given back since (see
-   * internal.h): a few instructions, unless its thread was preempted. */
+   * internal.h): a few instructions, unless its thread was preempted or
+   * waits for the lock. */
   for (int i = 0; i < p->size; i++)
     while (atomic_load_explicit(&p->slots[i].in_checkin,
                                 memory_order_acquire))

@@ -102,7 +102,7 @@ static void *holder_main(void *arg) {
   c = NULL;
   t->rc[2] = cpool_checkout(t->pool, &c, CPOOL_NOWAIT, NULL);
   t->conn = c;
-  t->lease = c ? atomic_load(&c->lease) : -1;
+  t->lease = c ? CPOOL__LEASE_STATE(atomic_load(&c->lease)) : -1;
   sem_post(&t->holding);
   sem_wait(&t->go);
   if (c == NULL)
@@ -157,7 +157,8 @@ static void test_fast_checkin_vs_close(void) {
   TU_ASSERT_CODE(cpool_checkout(p, &m, CPOOL_NOWAIT, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   TU_ASSERT_CODE(cpool_checkin(p, m, CPOOL_CONN_OK), 0);
-  TU_ASSERT_EQ(atomic_load(&m->lease), CPOOL__LEASE_PARKED);
+  TU_ASSERT_EQ(CPOOL__LEASE_STATE(atomic_load(&m->lease)),
+               CPOOL__LEASE_PARKED);
 
   /* 2 */
   memset(&t, 0, sizeof t);

@@ -48,7 +48,7 @@ int fastpath_cleanup(void) {
  * it was taken on the fast path (HELD_TURN, within a turn, counts as
  * HELD here); PARKED after a checkin means parked. */
 static int lease_of(cpool_conn_t *c) {
-  int l = atomic_load(&c->lease);
+  int l = CPOOL__LEASE_STATE(atomic_load(&c->lease));
   return l == CPOOL__LEASE_HELD_TURN ? CPOOL__LEASE_HELD : l;
 }
 
