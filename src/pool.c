@@ -100,6 +100,12 @@ static _Thread_local struct {
   struct cpool_conn *slot;
 } last_parked;
 
+static void remember_parked(const struct cpool *p, struct cpool_conn *s) {
+  last_parked.pool = p;
+  last_parked.gen = p->gen;
+  last_parked.slot = s;
+}
+
 static _Atomic uint64_t pools_opened;
 
 /* Slots on the fast list at most: each is one more place a caller short of
@@ -611,6 +617,21 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
   return rc;
 }
 
+/* Would this caller be turned away if anybody waited?  Strict mode turns
+ * everyone away; with no turn anywhere one may begin; else only a turn in
+ * this pool that is not over lets it go ahead.  A turn that is over stays
+ * over until this thread is served from the queue (or finds it empty): a
+ * nowait caller, or one turned away by queue_max, does not win a new turn
+ * by asking again.  Needs no lock: the turn is this thread's own. */
+static int turn_refused(const struct cpool *p) {
+  if (must_hand_off(p))
+    return 1;
+  if (turn.start_us == 0)
+    return 0;
+  return !turn_is_for(p) ||
+         cpool__now_us() - turn.start_us > p->cfg.handoff_after_us;
+}
+
 /* May a caller that is not queued take a free slot now?  Always when
  * nobody waits.  Past waiters, only in non-strict mode and within its
  * turn: handoff_after_us from when it was served (or first barged); then
@@ -624,18 +645,11 @@ static int may_barge(const struct cpool *p) {
     turn_clear(p);
     return 1;
   }
-  if (must_hand_off(p))
+  if (turn_refused(p))
     return 0;
-  int64_t now = cpool__now_us();
-  if (turn.start_us == 0) { /* no turn anywhere: one begins */
-    turn_begin(p, now);
-    return 1;
-  }
-  /* A turn that is over stays over until this thread is served from the
-   * queue (or finds it empty): a nowait caller, or one turned away by
-   * queue_max, does not win a new turn by asking again.  A turn in
-   * another pool does not count here. */
-  return turn_is_for(p) && now - turn.start_us <= p->cfg.handoff_after_us;
+  if (turn.start_us == 0) /* no turn anywhere: one begins */
+    turn_begin(p, cpool__now_us());
+  return 1;
 }
 
 static int take_or_wait(struct cpool *p, int timeout_ms, int64_t *deadline_us,
@@ -681,26 +695,20 @@ static void hand_to_worker(struct cpool *p, struct cpool_conn *s,
  * used" time is stamped here, at checkout, and not again at checkin: one
  * clock read per cycle, and a slot held long merely looks idler than it
  * is (one extra peek at worst).  With p->mu held. */
-static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
+/* Has the slot sat idle past idle_check_ms (0: always), so that only a
+ * peek can tell whether it is alive? */
+static int needs_peek(const struct cpool *p, const struct cpool_conn *s,
+                      int64_t now) {
   int check = p->cfg.idle_check_ms;
-  int64_t now = cpool__coarse_ms();
-  int64_t idle = now - cpool__last_used(s);
-
-  cpool__set_last_used(s, now);
-  if (check < 0 || (check > 0 && idle <= check))
-    return 1;
-  return cpool__net_alive(s->fd);
+  return check == 0 || (check > 0 && now - cpool__last_used(s) > check);
 }
 
-/* Would may_barge turn this caller away if anybody waited?  The same
- * rules, read without the lock (the turn is this thread's own). */
-static int turn_refused(const struct cpool *p) {
-  if (p->cfg.handoff_after_us < 0)
-    return 1;
-  if (turn.start_us == 0)
-    return 0;
-  return !turn_is_for(p) ||
-         cpool__now_us() - turn.start_us > p->cfg.handoff_after_us;
+static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
+  int64_t now = cpool__coarse_ms();
+  int peek = needs_peek(p, s, now);
+
+  cpool__set_last_used(s, now);
+  return !peek || cpool__net_alive(s->fd);
 }
 
 /* The fast path: this thread's parked slot, taken back with one
@@ -728,9 +736,8 @@ static struct cpool_conn *fast_take(struct cpool *p) {
 /* idle_slot_alive without the peek: 1 if the slot may be used as it is
  * (and its "last used" time is stamped), 0 if it needs the peek. */
 static int fast_fresh(const struct cpool *p, struct cpool_conn *s) {
-  int check = p->cfg.idle_check_ms;
   int64_t now = cpool__coarse_ms();
-  if (check == 0 || (check > 0 && now - cpool__last_used(s) > check))
+  if (needs_peek(p, s, now))
     return 0;
   cpool__set_last_used(s, now);
   return 1;
@@ -831,9 +838,7 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
     watch_parked(p);
     atomic_store_explicit(&s->lease, CPOOL__LEASE_PARKED,
                           memory_order_release);
-    last_parked.pool = p;
-    last_parked.gen = p->gen;
-    last_parked.slot = s;
+    remember_parked(p, s);
     return;
   }
   cpool__make_available(p, s);
@@ -871,9 +876,7 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
     cpool__set_last_used(s, cpool__coarse_ms());
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
   atomic_store(&s->lease, CPOOL__LEASE_PARKED);
-  last_parked.pool = p;
-  last_parked.gen = p->gen;
-  last_parked.slot = s;
+  remember_parked(p, s);
   /* Within a turn: the one written in the lease at checkout, which is
    * what waiters looked at. */
   if (atomic_load(&p->closing) ||
