@@ -235,16 +235,24 @@ typedef struct cpool_config {
    * by a caller that is already running ("barging", which keeps throughput
    * high: no connection idles while a thread is scheduled, and a thread
    * that comes straight back pays no context switch), but each caller only
-   * for a turn of handoff_after_us, counted from when it was served from
-   * the queue (or first barged past a waiter); then it queues behind the
-   * others, and freed connections go to the oldest waiter.  0 = 250 us;
-   * -1 = always hand off (strict FIFO: the smallest spread of waits, the
-   * most context switches).  While nobody waits, or within the caller's
-   * turn, a thread's checkin parks the connection for that thread and its
-   * next checkout takes it back without a lock; anyone who needs it takes
-   * it from there (a waiter at most one turn, and at least 500 us, late).
-   * A nowait caller whose turn is over gets CPOOL_ECHECKEDOUT until it
-   * finds nobody waiting (a turn held in another pool counts as over). */
+   * within its turn, counted from when it was served from the queue (or
+   * first barged past a waiter); then it queues behind the others, and
+   * freed connections go to the oldest waiter.  A turn is earned: it
+   * lasts handoff_after_us, and each checkout within it adds another
+   * handoff_after_us, up to handoff_max_us (below).  So a caller that
+   * comes back within handoff_after_us keeps its connection for a long
+   * turn (few of its requests pay for a hand-off, few wait), and one that
+   * comes back slower hands it over at its next checkin.  Turns are
+   * shorter when more than 4 x size callers wait (a waiter then waits
+   * about 4 x handoff_max_us), and end in time for the oldest waiter to
+   * be served before its deadline.  0 = 250 us; -1 = always hand off
+   * (strict FIFO: the smallest spread of waits, the most context
+   * switches).  While nobody waits, or within the caller's turn, a
+   * thread's checkin parks the connection for that thread and its next
+   * checkout takes it back without a lock; anyone who needs it takes it
+   * from there (a waiter at most one turn late).  A nowait caller whose
+   * turn is over gets CPOOL_ECHECKEDOUT until it finds nobody waiting (a
+   * turn held in another pool counts as over). */
   int handoff_after_us;
 
   cpool_connect_cb on_connect;
@@ -257,6 +265,14 @@ typedef struct cpool_config {
    * on_ping.  Only the pages touched cost memory.  0 = 256 KiB; at least
    * 64 KiB. */
   size_t worker_stack_size;
+
+  /* The longest turn (see handoff_after_us), in us: how long a caller
+   * that keeps coming back may keep a connection while others wait, and
+   * so about a quarter of their longest wait.  0 = 25000 (some 250
+   * requests of 100 us: a hand-off for under 1% of them); a value up to
+   * handoff_after_us means turns of handoff_after_us exactly.  Ignored in
+   * strict FIFO. */
+  int handoff_max_us;
 } cpool_config;
 
 #define CPOOL_MAX_SIZE 65536

@@ -22,13 +22,14 @@
  * a sleeping waiter are not left side by side...
  *
  * ...except within a turn (pool.c, may_barge): a thread served from the
- * queue, or barging past it, may keep using the fast path for
- * handoff_after_us, as it could barge anyway; it holds the slot as
+ * queue, or barging past it, may keep using the fast path for its turn
+ * (earned: see pool.c), as it could barge anyway; it holds the slot as
  * HELD_TURN (with its turn's end), and parks it again at checkin if the
  * turn is not over.  What it leaves parked when it stops calling is
  * collected by the oldest waiter: while any slot is PARKED, or HELD_TURN
- * with its turn not over, it sleeps with a timer of one turn (at least
- * 500 us; "polling").  A slot taken without a turn (HELD), or held past
+ * with its turn not over, it sleeps with a timer ("polling"): until the
+ * first such turn ends, but first after max(handoff_after_us, 500 us),
+ * doubling each time.  A slot taken without a turn (HELD), or held past
  * its turn, comes back through the lock when it is checked in (the Dekker
  * pair), so it needs no polling; but between that checkin's store and its
  * lock another thread within its turn may take the slot (PARKED ->
@@ -93,6 +94,7 @@ typedef struct cpool__waiter {
   int polling;             /* [mu] the oldest, asleep with a timer to look
                               for slots parked within a turn */
   int64_t since_us;        /* when it joined the queue */
+  int64_t deadline_us;     /* when it times out, -1 never */
 } cpool__waiter;
 
 /* A slot: what cpool_conn_t points to.  Each on its own cache lines: the
@@ -131,6 +133,8 @@ struct cpool {
   alignas(64) uint64_t gen; /* unique per pool opened: tells a thread's
                                remembered slot from a reused address */
   _Atomic int nwaiters;     /* [mu] to write; waiters queued */
+  _Atomic int64_t head_deadline_us; /* [mu] to write; the oldest waiter's
+                                       deadline, 0 if none: cuts turns */
   _Atomic int closing;      /* [mu] to write; cpool_close has begun */
 
   /* Refusals counted without the lock (cpool_checkout), on a line of

@@ -9,9 +9,25 @@
  * keeps throughput high: no connection sits unused while a thread is being
  * scheduled, and a caller that comes straight back does not pay a context
  * switch per request.  What bounds the wait is the caller's turn: one
- * thread may barge past waiters for handoff_after_us at most, counted from
- * when it was served from the queue (or from its first barge), and then it
- * queues like everyone else.
+ * thread may barge past waiters only within its turn, counted from when it
+ * was served from the queue (or from its first barge), and then it queues
+ * like everyone else.
+ *
+ * A turn is earned (turn_earn): it starts at handoff_after_us, and each
+ * checkout within it adds another handoff_after_us, up to handoff_max_us
+ * from its start.  A thread that comes back faster than handoff_after_us
+ * keeps its connection for a long turn, one that comes back slower hands
+ * it over at its next checkin.  Why: each hand-off costs two context
+ * switches (the waiter wakes, the caller sleeps), which on a 2-CPU
+ * machine halves throughput when paid per request, and with turns of K
+ * checkouts, 1/K of them wait for the others' turns.  Below K of about a
+ * hundred that is more than 1% of requests, each waiting several turns:
+ * p99 is set by turn ends.  Short turns for fast callers are thus the
+ * worst of both; so a fast caller gets a long turn (25 ms by default:
+ * about 250 requests of 100 us), a slow one the FIFO it needs anyway.
+ * Turns shrink when so many wait that a waiter would wait more than
+ * WAIT_TURNS of the longest turns, and any turn ends early enough for
+ * the oldest waiter to be served before its deadline (turn_cut).
  *
  * (An earlier version also had Go's starvation mode: once a waiter had
  * waited too long, every freed slot went to the oldest waiter.  With turns
@@ -42,6 +58,7 @@
 #define DEFAULT_BACKOFF_MAX_MS 30000
 #define DEFAULT_IDLE_CHECK_MS 500
 #define DEFAULT_HANDOFF_AFTER_US 250
+#define DEFAULT_HANDOFF_MAX_US 25000
 #define DEFAULT_QUEUE_INTERVAL_MS 1000
 
 /* Worker stacks: only touched pages cost memory, and a worker touches a
@@ -55,25 +72,64 @@
 #endif
 #define MIN_WORKER_STACK (64 * 1024)
 
-/* This thread's turn (see may_barge): in which pool, and when it began:
- * when the thread was served from that pool's queue, or first barged past
- * its waiters.  start_us 0: no turn (nobody waited when it last took a
- * slot).  One per thread: a thread that goes from pool to pool while
- * others wait in both queues for its next turn. */
+/* This thread's turn (see may_barge): in which pool, when it began (when
+ * the thread was served from that pool's queue, or first barged past its
+ * waiters) and when it ends.  start_us 0: no turn (nobody waited when it
+ * last took a slot).  One per thread: a thread that goes from pool to
+ * pool while others wait in both queues for its next turn. */
 static _Thread_local struct {
   const struct cpool *pool;
   uint64_t gen;
   int64_t start_us;
+  int64_t end_us; /* earned so far (turn_earn) */
+  int64_t cap_us; /* and the most it can earn */
 } turn;
 
 static int turn_is_for(const struct cpool *p) {
   return turn.pool == p && turn.gen == p->gen;
 }
 
+/* A waiter waits for about waiters/size turns: turns are shorter than
+ * handoff_max_us when so many wait that this would be longer than
+ * WAIT_TURNS of the longest turns. */
+#define WAIT_TURNS 4
+
 static void turn_begin(const struct cpool *p, int64_t now_us) {
+  int64_t len = p->cfg.handoff_max_us;
+  int n = atomic_load_explicit(&p->nwaiters, memory_order_relaxed);
+  if (n > WAIT_TURNS * p->size)
+    len = len * WAIT_TURNS * p->size / n;
+  if (len < p->cfg.handoff_after_us)
+    len = p->cfg.handoff_after_us;
   turn.pool = p;
   turn.gen = p->gen;
   turn.start_us = now_us;
+  turn.end_us = now_us + p->cfg.handoff_after_us;
+  turn.cap_us = now_us + len;
+}
+
+/* A checkout within the turn earns it another handoff_after_us, up to
+ * handoff_max_us from its start: a thread that comes back faster than
+ * that keeps its connection for a long turn, which few of its checkouts
+ * pay for with a wait; one that comes back slower has a short turn
+ * (see the top of this file). */
+static int64_t turn_earned(const struct cpool *p) {
+  int64_t end = turn.end_us + p->cfg.handoff_after_us;
+  return end < turn.cap_us ? end : turn.cap_us;
+}
+
+static void turn_earn(const struct cpool *p) { turn.end_us = turn_earned(p); }
+
+/* A turn that would end at end_us, cut short so that the oldest waiter
+ * gets a slot before its deadline: a turn is never a reason to time
+ * out.  Needs no lock. */
+static int64_t turn_cut(const struct cpool *p, int64_t end_us) {
+  int64_t dl =
+      atomic_load_explicit(&p->head_deadline_us, memory_order_relaxed);
+  if (dl == 0)
+    return end_us;
+  int64_t cut = dl - 2 * (int64_t)p->cfg.handoff_after_us;
+  return cut < end_us ? cut : end_us;
 }
 
 /* Nobody waits in p: nothing to take turns for. */
@@ -88,7 +144,7 @@ static void turn_clear(const struct cpool *p) {
 static int in_turn(const struct cpool *p) {
   return turn_is_for(p) && turn.start_us != 0 &&
          p->cfg.handoff_after_us > 0 &&
-         cpool__now_us() - turn.start_us <= p->cfg.handoff_after_us;
+         cpool__now_us() <= turn_cut(p, turn.end_us);
 }
 
 /* The fast path (see internal.h): the slot this thread parked last, and
@@ -129,6 +185,7 @@ void cpool_config_init(cpool_config *cfg) {
   cfg->backoff_max_ms = DEFAULT_BACKOFF_MAX_MS;
   cfg->idle_check_ms = DEFAULT_IDLE_CHECK_MS;
   cfg->handoff_after_us = DEFAULT_HANDOFF_AFTER_US;
+  cfg->handoff_max_us = DEFAULT_HANDOFF_MAX_US;
 }
 
 /* ------------------------------------------------------------------ */
@@ -173,6 +230,11 @@ static int config_resolve(cpool_config *c, const cpool_config *cfg,
                             : DEFAULT_BACKOFF_MAX_MS;
   if (c->handoff_after_us == 0)
     c->handoff_after_us = DEFAULT_HANDOFF_AFTER_US;
+  if (c->handoff_max_us == 0)
+    c->handoff_max_us = DEFAULT_HANDOFF_MAX_US;
+  /* The longest turn is never shorter than the first. */
+  if (c->handoff_max_us > 0 && c->handoff_max_us < c->handoff_after_us)
+    c->handoff_max_us = c->handoff_after_us;
   if (c->queue_target_ms > 0 && c->queue_interval_ms == 0)
     c->queue_interval_ms = DEFAULT_QUEUE_INTERVAL_MS;
 
@@ -201,6 +263,7 @@ static int config_resolve(cpool_config *c, const cpool_config *cfg,
       {c->queue_target_ms < 0, "queue_target_ms is negative"},
       {c->queue_interval_ms < 0, "queue_interval_ms is negative"},
       {c->handoff_after_us < -1, "handoff_after_us must be >= -1"},
+      {c->handoff_max_us < 0, "handoff_max_us is negative"},
       {c->worker_stack_size != 0 && c->worker_stack_size < MIN_WORKER_STACK,
        "worker_stack_size must be 0 or at least 64 KiB"},
   };
@@ -275,24 +338,30 @@ static void clear_woken(struct cpool *p, cpool__waiter *w) {
 
 /* Might a slot be left parked beside the waiters?  Only one parked within
  * a turn: PARKED now, or HELD_TURN with its turn not over (its checkin
- * will park it again).  The oldest waiter then polls (wait_for_slot). */
-static int turn_parks(const struct cpool *p) {
+ * will park it again).  The oldest waiter then polls (wait_for_slot).
+ * Returns 0 if none, else the earliest time (us) at which such a slot is
+ * sure to be the waiters': now for one PARKED, else the first turn's
+ * end. */
+static int64_t turn_parks_until(const struct cpool *p) {
   if (p->cfg.handoff_after_us <= 0)
     return 0;
-  int64_t now = -1;
+  int64_t now = -1, first = 0;
   for (int i = 0; i < p->nfast; i++) {
     int64_t v = atomic_load(&p->slots[p->fast_list[i]].lease);
     int st = CPOOL__LEASE_STATE(v);
-    if (st == CPOOL__LEASE_PARKED)
-      return 1;
-    if (st == CPOOL__LEASE_HELD_TURN) {
-      if (now < 0)
-        now = cpool__now_us();
-      if (CPOOL__LEASE_TURN_END(v) >= now)
-        return 1;
-    }
+    if (st != CPOOL__LEASE_PARKED && st != CPOOL__LEASE_HELD_TURN)
+      continue;
+    if (now < 0)
+      now = cpool__now_us();
+    int64_t end = st == CPOOL__LEASE_PARKED ? now : CPOOL__LEASE_TURN_END(v);
+    if (end >= now && (first == 0 || end < first))
+      first = end;
   }
-  return 0;
+  return first;
+}
+
+static int turn_parks(const struct cpool *p) {
+  return turn_parks_until(p) != 0;
 }
 
 /* A slot is parked within a turn while callers wait: the oldest waiter
@@ -304,6 +373,13 @@ static void watch_parked(struct cpool *p) {
     pthread_cond_signal(&h->cv);
 }
 
+static void head_changed(struct cpool *p) {
+  const cpool__waiter *h = p->wq_head;
+  atomic_store_explicit(&p->head_deadline_us,
+                        h != NULL && h->deadline_us > 0 ? h->deadline_us : 0,
+                        memory_order_relaxed);
+}
+
 static void wq_remove(struct cpool *p, cpool__waiter *w) {
   clear_woken(p, w);
   int was_head = w->prev == NULL;
@@ -311,6 +387,8 @@ static void wq_remove(struct cpool *p, cpool__waiter *w) {
     w->prev->next = w->next;
   else
     p->wq_head = w->next;
+  if (was_head)
+    head_changed(p);
   if (w->next)
     w->next->prev = w->prev;
   else
@@ -330,6 +408,8 @@ static void wq_append(struct cpool *p, cpool__waiter *w) {
     p->wq_tail->next = w;
   else
     p->wq_head = w;
+  if (p->wq_head == w)
+    head_changed(p);
   p->wq_tail = w;
   p->nwaiters++;
 }
@@ -531,12 +611,17 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
                          struct cpool_conn **out, cpool_error_info *why) {
   cpool__waiter w = {0};
   int rc = 0;
+  /* The oldest waiter's poll for slots parked within a turn (see below). */
+  int64_t poll_us = p->cfg.handoff_after_us > POLL_MIN_US
+                        ? p->cfg.handoff_after_us
+                        : POLL_MIN_US;
 
   w.since_us = cpool__now_us();
   if (*deadline_p == 0)
     *deadline_p = timeout_ms > 0 ? w.since_us + (int64_t)timeout_ms * 1000
                                  : -1;
   int64_t deadline_us = *deadline_p;
+  w.deadline_us = deadline_us;
   pthread_cond_init(&w.cv, &p->cond_attr);
   wq_append(p, &w);
   /* Now that nwaiters counts us, no checkin parks a slot unseen: take
@@ -586,13 +671,22 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
       }
     }
     int64_t until = wait_deadline_us(p, &w, deadline_us);
-    w.polling = p->wq_head == &w && turn_parks(p);
+    /* The oldest waiter, while a slot may be left parked within a turn,
+     * sleeps with a timer: until the first such turn ends, but sooner at
+     * first (a thread that stops calling leaves its slot parked well
+     * before its turn is over), backing off from one short turn. */
+    int64_t parked_until = p->wq_head == &w ? turn_parks_until(p) : 0;
+    w.polling = parked_until != 0;
     if (w.polling) {
-      int64_t poll_us = p->cfg.handoff_after_us > POLL_MIN_US
-                            ? p->cfg.handoff_after_us
-                            : POLL_MIN_US;
-      if (until < 0 || now_us + poll_us < until)
-        until = now_us + poll_us;
+      int64_t at = now_us + poll_us;
+      if (parked_until < at)
+        at = parked_until;
+      if (at < now_us + POLL_MIN_US)
+        at = now_us + POLL_MIN_US;
+      if (until < 0 || at < until)
+        until = at;
+      if (poll_us < p->cfg.handoff_max_us)
+        poll_us *= 2;
     }
     cpool__timed_wait(&w.cv, &p->mu, until);
     w.polling = 0;
@@ -628,18 +722,15 @@ static int turn_refused(const struct cpool *p) {
     return 1;
   if (turn.start_us == 0)
     return 0;
-  return !turn_is_for(p) ||
-         cpool__now_us() - turn.start_us > p->cfg.handoff_after_us;
+  return !turn_is_for(p) || cpool__now_us() > turn_cut(p, turn.end_us);
 }
 
 /* May a caller that is not queued take a free slot now?  Always when
  * nobody waits.  Past waiters, only in non-strict mode and within its
- * turn: handoff_after_us from when it was served (or first barged); then
- * it queues like everyone else (see the top of this file), and a nowait
- * caller gets CPOOL_ECHECKEDOUT until it finds nobody waiting.  A turn in
- * time, not in checkouts, is the same bound whether slots are held for
- * nanoseconds or for a network round trip.  Only contended checkouts read
- * the clock. */
+ * turn (from when it was served, or first barged; see turn_earn and the
+ * top of this file); then it queues like everyone else, and a nowait
+ * caller gets CPOOL_ECHECKEDOUT until it finds nobody waiting.  Only
+ * contended checkouts read the clock. */
 static int may_barge(const struct cpool *p) {
   if (p->wq_head == NULL) {
     turn_clear(p);
@@ -649,6 +740,8 @@ static int may_barge(const struct cpool *p) {
     return 0;
   if (turn.start_us == 0) /* no turn anywhere: one begins */
     turn_begin(p, cpool__now_us());
+  else
+    turn_earn(p);
   return 1;
 }
 
@@ -717,19 +810,24 @@ static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
 static struct cpool_conn *fast_take(struct cpool *p) {
   if (last_parked.pool != p || last_parked.gen != p->gen)
     return NULL;
-  int64_t held = CPOOL__LEASE_HELD;
-  if (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) == 0)
+  int64_t held = CPOOL__LEASE_HELD, end = 0;
+  if (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) == 0) {
     turn_clear(p); /* nobody to take turns with */
-  else if (in_turn(p))
-    held = CPOOL__LEASE_TURN(turn.start_us + p->cfg.handoff_after_us);
-  else
+  } else if (in_turn(p)) {
+    end = turn_earned(p);
+    /* The lease says until when it may be parked. */
+    held = CPOOL__LEASE_TURN(turn_cut(p, end));
+  } else {
     return NULL;
+  }
   struct cpool_conn *s = last_parked.slot;
   int64_t parked = CPOOL__LEASE_PARKED;
   if (!atomic_compare_exchange_strong_explicit(&s->lease, &parked, held,
                                                memory_order_acquire,
                                                memory_order_relaxed))
     return NULL;
+  if (end != 0)
+    turn.end_us = end;
   return s;
 }
 

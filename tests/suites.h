@@ -13,6 +13,7 @@ extern CU_TestInfo reconnect_tests[];
 extern CU_TestInfo close_tests[];
 extern CU_TestInfo redis_tests[];
 extern CU_TestInfo fastpath_tests[];
+extern CU_TestInfo turns_tests[];
 
 /* Suites that share one test server start it in init, stop it in cleanup. */
 int config_init(void);
@@ -23,5 +24,7 @@ int close_init(void);
 int close_cleanup(void);
 int fastpath_init(void);
 int fastpath_cleanup(void);
+int turns_init(void);
+int turns_cleanup(void);
 
 #endif

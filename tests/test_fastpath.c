@@ -1206,18 +1206,27 @@ static void *nowait_hammer_main(void *arg) {
   return NULL;
 }
 
-static void test_nowait_no_new_turn(void) {
-  /* A turn of 250 us is a dozen 20 us checkouts: MAX_BARGES is 4 turns. */
-  enum { ROUNDS = 60, MIN_ROUNDS = 10, MAX_BARGES = 50 };
+/* Turns of 250 us that a caller coming back within that earns longer, up
+ * to handoff_max_us (max_us; 250 for turns of 250 us exactly).  A caller
+ * may barge for barge_limit checkouts in one wait of this thread. */
+static void nowait_no_new_turn(int max_us, int barge_limit) {
+  enum { ROUNDS = 60, MIN_ROUNDS = 10 };
   enum { SLOW_MS = 30, MAX_SLOW = 2 };
   const int64_t budget_ms = 1200;
-  cpool_t *p = open_pool(1, -1); /* default turns of 250 us */
+  cpool_config cfg;
+  cpool_t *p = NULL;
   int done = 0, got = 0, slow = 0, starved = 0, errors = 0, err_rc = 0;
   int bad_checkin = 0, h_idle = 0, max_barges = 0;
   int64_t worst_us = 0, t0 = tu_now_ms();
   cpool_stats_t st;
   nowait_hammer h;
 
+  tu_config(&cfg, ts_port(srv), 1);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.idle_check_ms = -1;
+  cfg.handoff_after_us = 250;
+  cfg.handoff_max_us = max_us;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   memset(&h, 0, sizeof h);
   h.pool = p;
@@ -1240,7 +1249,7 @@ static void test_nowait_no_new_turn(void) {
     if (barges > max_barges)
       max_barges = barges;
     slow += waited > SLOW_MS * 1000LL;
-    starved += barges > MAX_BARGES;
+    starved += barges > barge_limit;
     if (rc == 0) {
       got++;
       bad_checkin += cpool_checkin(p, c, CPOOL_CONN_OK) != 0;
@@ -1253,10 +1262,11 @@ static void test_nowait_no_new_turn(void) {
   atomic_store(&h.stop, 1);
   pthread_join(h.thread, NULL);
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
-  printf("\nFIGURE: waiter against a nowait caller: %d checkouts in %lld ms "
+  printf("\nFIGURE: waiter against a nowait caller, turns of 250 us earned "
+         "up to %d us: %d checkouts in %lld ms "
          "(%llu queued), %d over %d ms, longest %lld us; nowait caller: %d "
          "served (%d past the waiter, at most %d in one wait), %d refused\n",
-         done, (long long)(tu_now_ms() - t0), (unsigned long long)st.waits,
+         max_us, done, (long long)(tu_now_ms() - t0), (unsigned long long)st.waits,
          slow, SLOW_MS, (long long)worst_us, atomic_load(&h.ok),
          atomic_load(&h.barged), max_barges, atomic_load(&h.refused));
   if (errors)
@@ -1278,6 +1288,15 @@ static void test_nowait_no_new_turn(void) {
   TU_ASSERT_EQ(st.timeouts, 0);
   tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* Turns of 250 us exactly: a dozen 20 us checkouts, and 50 is 4 turns. */
+static void test_nowait_no_new_turn(void) { nowait_no_new_turn(250, 50); }
+
+/* The caller comes back within 250 us, so it earns its turn up to 5 ms:
+ * 250 of its checkouts.  Twice that is allowed. */
+static void test_nowait_no_new_turn_earned(void) {
+  nowait_no_new_turn(5000, 500);
 }
 
 /* Long turns (100 ms).  This thread holds slot X on the fast path (HELD,
@@ -1420,6 +1439,7 @@ CU_TestInfo fastpath_tests[] = {
     {"ping_reclaims_parked", test_ping_reclaims_parked},
     {"waiter_no_polling_held", test_waiter_no_polling_held},
     {"nowait_no_new_turn", test_nowait_no_new_turn},
+    {"nowait_no_new_turn_earned", test_nowait_no_new_turn_earned},
     {"parked_in_turn_taken", test_parked_in_turn_taken},
     CU_TEST_INFO_NULL,
 };

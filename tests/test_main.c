@@ -26,6 +26,7 @@ static CU_SuiteInfo suites[] = {
     {"close", close_init, close_cleanup, NULL, NULL, close_tests},
     {"redis", NULL, NULL, NULL, NULL, redis_tests},
     {"fastpath", fastpath_init, fastpath_cleanup, NULL, NULL, fastpath_tests},
+    {"turns", turns_init, turns_cleanup, NULL, NULL, turns_tests},
     CU_SUITE_INFO_NULL,
 };
 
