@@ -10,7 +10,9 @@
 #   - cpool-bench with 32 threads on a pool of 8 (oversubscribed), to set
 #     beside 8 threads on 8, once per hand-off setting in --handoffs
 #     (cpool-bench --handoff-us: "default" is the library's, -1 strict
-#     FIFO, a number a turn in microseconds);
+#     FIFO, N turns of N microseconds earned up to the library's longest
+#     turn, N/M turns of N earned up to M: 250/250 is turns of 250 us
+#     exactly);
 #   - cpool-bench --connect-per-request with 8 threads: connect, PING,
 #     close, the way without a pool.
 # It prints Markdown tables of medians (requests/s, p50, p99) and the
@@ -18,7 +20,7 @@
 #
 # usage: tools/compare-redis.sh [--duration S] [--repeat N]
 #                               [--connections "8 32"] [--build-dir DIR]
-#                               [--handoffs "default -1 30000"]
+#                               [--handoffs "default -1 250/250"]
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server,
 # redis-tools); without them it says so and exits 0.  cpool-bench comes
@@ -34,7 +36,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 duration=3
 repeat=3
 conns_list="8 32"
-handoffs="default -1 30000"
+handoffs="default -1 250/250"
 over_threads=32
 over_pool=8
 build_dir="$here/build"
@@ -43,10 +45,11 @@ usage() {
   cat <<'EOF'
 usage: tools/compare-redis.sh [--duration S] [--repeat N]
                               [--connections "8 32"] [--build-dir DIR]
-                              [--handoffs "default -1 30000"]
+                              [--handoffs "default -1 250/250"]
   defaults: --duration 3 --repeat 3 --connections "8 32" --build-dir build/
   --handoffs: the oversubscribed run's hand-off settings (default = the
-  library's, -1 = strict FIFO, N = turns of N microseconds).
+  library's, -1 = strict FIFO, N = turns of N microseconds earned up to
+  the library's longest turn, N/M = turns of N earned up to M).
   CPOOL_BENCH, when set, names the cpool-bench binary to use.
 EOF
 }
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
     --handoffs) [ $# -ge 2 ] || die_usage "missing --handoffs value"
       for h in $2; do
         [ "$h" = default ] || [ "$h" = -1 ] || is_count "$h" ||
+          { is_count "${h%%/*}" && is_count "${h#*/}"; } ||
           die_usage "bad --handoffs: $h"
       done
       handoffs=$2; shift 2 ;;
@@ -233,7 +237,11 @@ for ((r = 1; r <= repeat; r++)); do
   fi
   for h in $handoffs; do
     hflag=()
-    [ "$h" = default ] || hflag=(--handoff-us "$h")
+    case "$h" in
+      default) ;;
+      */*) hflag=(--handoff-us "${h%%/*}" --handoff-max-us "${h#*/}") ;;
+      *) hflag=(--handoff-us "$h") ;;
+    esac
     cpool_run "over,$h" "cpool-bench $over_threads threads, pool $over_pool, handoff $h" \
       --threads "$over_threads" --pool "$over_pool" "${hflag[@]}"
   done
@@ -266,7 +274,8 @@ echo
 echo "## Oversubscribed: $over_threads threads on a pool of $over_pool"
 echo
 echo "Hand-off: \`--handoff-us\` of cpool-bench (the pool's \`handoff_after_us\`): \"default\" is the library's"
-echo "default, -1 strict FIFO, a number a turn in microseconds. Fairness: the fewest ÷ the most requests any one thread completed."
+echo "default, -1 strict FIFO, N turns of N µs earned up to the library's longest turn, N/M turns of N µs earned"
+echo "up to M (\`--handoff-max-us\`; 250/250 is turns of 250 µs exactly). Fairness: the fewest ÷ the most requests any one thread completed."
 echo
 echo "| threads on pool | hand-off | req/s | ÷ $over_pool on $over_pool | p50 µs | p99 µs | p99 ÷ p50 | p99.9 µs | fairness | errors |"
 echo "|--:|--|--:|--:|--:|--:|--:|--:|--:|--:|"

@@ -24,6 +24,7 @@ enum opt_id {
   OPT_RATE,
   OPT_CHAOS,
   OPT_HANDOFF,
+  OPT_HANDOFF_MAX,
   OPT_BUILTIN,
   OPT_QUIET,
   OPT_JSON,
@@ -53,6 +54,7 @@ static const struct opt opts[] = {
     {"rate", OPT_RATE, true},
     {"chaos", OPT_CHAOS, true},
     {"handoff-us", OPT_HANDOFF, true},
+    {"handoff-max-us", OPT_HANDOFF_MAX, true},
     {"builtin-server", OPT_BUILTIN, false},
     {"quiet", OPT_QUIET, false},
     {"json", OPT_JSON, false},
@@ -87,6 +89,8 @@ void args_usage(FILE *out) {
         "T (s or ms)\n"
         "  --handoff-us N         the pool's handoff_after_us (-1 = strict FIFO,\n"
         "                         default: the library's)\n"
+        "  --handoff-max-us N     the pool's handoff_max_us, the longest turn\n"
+        "                         (default: the library's)\n"
         "  --builtin-server       serve the target (--port or --unix) with the "
         "built-in server\n"
         "  --quiet                no progress line\n"
@@ -239,6 +243,11 @@ static int apply(bench_args *a, const struct opt *o, const char *v,
     if (parse_num(o->name, v, -1, ARGS_MAX_HANDOFF_US, &n, err, errlen))
       return -1;
     a->handoff_us = (int)n; /* 0: the library's default */
+    return 0;
+  case OPT_HANDOFF_MAX:
+    if (parse_num(o->name, v, 0, ARGS_MAX_HANDOFF_US, &n, err, errlen))
+      return -1;
+    a->handoff_max_us = (int)n; /* 0: the library's default */
     return 0;
   case OPT_NO_IO:
     a->no_io = true;

@@ -37,6 +37,7 @@ typedef struct bench_args {
   int64_t rate;             /* --rate requests/s; 0 = closed loop */
   int64_t chaos_ms;         /* --chaos period; 0 = off */
   int handoff_us;           /* --handoff-us; 0 = the library's default */
+  int handoff_max_us;       /* --handoff-max-us; 0 = the library's */
   bool builtin;             /* run the built-in server (implied, or forced) */
   bool quiet;               /* --quiet */
   bool json;                /* --json */

@@ -290,14 +290,16 @@ static void json_summary(const report_t *rep, const struct figures *f,
   fprintf(stdout,
           "\"pool\":%d,\"mode\":\"%s\",\"timeout_ms\":%d,\"protocol\":\"%s\","
           "\"size\":%d,\"no_io\":%s,\"connect_per_request\":%s,\"rate\":%lld,"
-          "\"chaos_ms\":%lld,\"handoff_us\":%d,\"builtin_server\":%s,"
+          "\"chaos_ms\":%lld,\"handoff_us\":%d,\"handoff_max_us\":%d,"
+          "\"builtin_server\":%s,"
           "\"target\":",
           a->connect_per_request ? 0 : a->pool, mode_name(a),
           a->nowait ? 0 : a->timeout_ms,
           a->no_io ? "none" : proto_name(a->protocol), a->size,
           a->no_io ? "true" : "false",
           a->connect_per_request ? "true" : "false", (long long)a->rate,
-          (long long)a->chaos_ms, a->handoff_us, a->builtin ? "true" : "false");
+          (long long)a->chaos_ms, a->handoff_us, a->handoff_max_us,
+          a->builtin ? "true" : "false");
   json_string(stdout, rep->target);
   fputc(',', stdout);
   json_figures(stdout, f);

@@ -125,6 +125,7 @@ int target_open_pool(cpool_t **pool, const bench_args *a, char *err,
   cfg.backoff_min_ms = 100; /* reconnects visible within a run */
   cfg.backoff_max_ms = 2000;
   cfg.handoff_after_us = a->handoff_us;
+  cfg.handoff_max_us = a->handoff_max_us;
   cfg.on_connect = on_connect;
   cfg.on_disconnect = on_disconnect;
   memset(&why, 0, sizeof why);

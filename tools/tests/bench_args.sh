@@ -37,6 +37,9 @@ bad=(
   "--handoff-us -2"
   "--handoff-us 10000001"
   "--handoff-us soon"
+  "--handoff-max-us -1"
+  "--handoff-max-us 10000001"
+  "--handoff-max-us"
   "--quiet=yes"
   "positional"
   "-t 4"
@@ -72,6 +75,7 @@ good=(
   "--requests 100 --threads 1 --pool 1 --protocol set --size 1 --quiet"
   "--duration 300ms --quiet --no-io --threads 4 --pool 2 --handoff-us -1"
   "--duration 300ms --quiet --threads 4 --pool 2 --handoff-us 1000"
+  "--duration 300ms --quiet --threads 4 --pool 2 --handoff-us 250 --handoff-max-us 250"
 )
 for line in "${good[@]}"; do
   read -r -a args <<<"$line"
