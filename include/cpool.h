@@ -240,9 +240,10 @@ typedef struct cpool_config {
    * freed connections go to the oldest waiter.  A turn is earned: it
    * lasts handoff_after_us, and each checkout within it adds another
    * handoff_after_us, up to handoff_max_us (below).  So a caller that
-   * comes back within handoff_after_us keeps its connection for a long
-   * turn (few of its requests pay for a hand-off, few wait), and one that
-   * comes back slower hands it over at its next checkin.  Turns are
+   * comes back within handoff_after_us on average keeps its connection for
+   * a long turn (few of its requests pay for a hand-off, few wait), and
+   * one that comes back slower from the start of its turn hands it over
+   * at its next checkin.  Turns are
    * shorter when more than 4 x size callers wait (a waiter then waits
    * about 4 x handoff_max_us), and end in time for the oldest waiter to
    * be served before its deadline.  0 = 250 us; -1 = always hand off

@@ -16,8 +16,9 @@
  * A turn is earned (turn_earn): it starts at handoff_after_us, and each
  * checkout within it adds another handoff_after_us, up to handoff_max_us
  * from its start.  A thread that comes back faster than handoff_after_us
- * keeps its connection for a long turn, one that comes back slower hands
- * it over at its next checkin.  Why: each hand-off costs two context
+ * on average keeps its connection for a long turn (what it earned early
+ * covers a slow request later), one that comes back slower from the start
+ * hands it over at its next checkin.  Why: each hand-off costs two context
  * switches (the waiter wakes, the caller sleeps), which on a 2-CPU
  * machine halves throughput when paid per request, and with turns of K
  * checkouts, 1/K of them wait for the others' turns.  Below K of about a
@@ -110,9 +111,9 @@ static void turn_begin(const struct cpool *p, int64_t now_us) {
 
 /* A checkout within the turn earns it another handoff_after_us, up to
  * handoff_max_us from its start: a thread that comes back faster than
- * that keeps its connection for a long turn, which few of its checkouts
- * pay for with a wait; one that comes back slower has a short turn
- * (see the top of this file). */
+ * that on average keeps its connection for a long turn, which few of its
+ * checkouts pay for with a wait; one that comes back slower has a short
+ * turn (see the top of this file). */
 static int64_t turn_earned(const struct cpool *p) {
   int64_t end = turn.end_us + p->cfg.handoff_after_us;
   return end < turn.cap_us ? end : turn.cap_us;
@@ -129,7 +130,19 @@ static int64_t turn_cut(const struct cpool *p, int64_t end_us) {
   if (dl == 0)
     return end_us;
   int64_t cut = dl - 2 * (int64_t)p->cfg.handoff_after_us;
+  if (cut < 0)
+    cut = 0;
   return cut < end_us ? cut : end_us;
+}
+
+/* Is this thread's turn (in p) not over at now?  A turn cut short stays
+ * over, even once the waiter that cut it has gone. */
+static int turn_live(const struct cpool *p, int64_t now) {
+  int64_t end = turn_cut(p, turn.end_us);
+  if (now <= end)
+    return 1;
+  turn.end_us = end;
+  return 0;
 }
 
 /* Nobody waits in p: nothing to take turns for. */
@@ -143,8 +156,7 @@ static void turn_clear(const struct cpool *p) {
  * waited gives it up at checkin if somebody does now. */
 static int in_turn(const struct cpool *p) {
   return turn_is_for(p) && turn.start_us != 0 &&
-         p->cfg.handoff_after_us > 0 &&
-         cpool__now_us() <= turn_cut(p, turn.end_us);
+         p->cfg.handoff_after_us > 0 && turn_live(p, cpool__now_us());
 }
 
 /* The fast path (see internal.h): the slot this thread parked last, and
@@ -345,14 +357,15 @@ static void clear_woken(struct cpool *p, cpool__waiter *w) {
 static int64_t turn_parks_until(const struct cpool *p) {
   if (p->cfg.handoff_after_us <= 0)
     return 0;
-  int64_t now = -1, first = 0;
+  /* The clock first: a holder that checks in after our load of its
+   * lease reads the clock after this, so a turn we find over, it finds
+   * over too, and it checks in under the lock. */
+  int64_t now = cpool__now_us(), first = 0;
   for (int i = 0; i < p->nfast; i++) {
     int64_t v = atomic_load(&p->slots[p->fast_list[i]].lease);
     int st = CPOOL__LEASE_STATE(v);
     if (st != CPOOL__LEASE_PARKED && st != CPOOL__LEASE_HELD_TURN)
       continue;
-    if (now < 0)
-      now = cpool__now_us();
     int64_t end = st == CPOOL__LEASE_PARKED ? now : CPOOL__LEASE_TURN_END(v);
     if (end >= now && (first == 0 || end < first))
       first = end;
@@ -722,7 +735,7 @@ static int turn_refused(const struct cpool *p) {
     return 1;
   if (turn.start_us == 0)
     return 0;
-  return !turn_is_for(p) || cpool__now_us() > turn_cut(p, turn.end_us);
+  return !turn_is_for(p) || !turn_live(p, cpool__now_us());
 }
 
 /* May a caller that is not queued take a free slot now?  Always when
@@ -738,10 +751,14 @@ static int may_barge(const struct cpool *p) {
   }
   if (turn_refused(p))
     return 0;
-  if (turn.start_us == 0) /* no turn anywhere: one begins */
-    turn_begin(p, cpool__now_us());
-  else
+  if (turn.start_us == 0) { /* no turn anywhere: one begins ... */
+    int64_t now = cpool__now_us();
+    if (turn_cut(p, now + p->cfg.handoff_after_us) < now)
+      return 0; /* ... unless the oldest waiter's deadline is near */
+    turn_begin(p, now);
+  } else {
     turn_earn(p);
+  }
   return 1;
 }
 
