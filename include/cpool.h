@@ -237,16 +237,18 @@ typedef struct cpool_config {
    * that comes straight back pays no context switch), but each caller only
    * within its turn, counted from when it was served from the queue (or
    * first barged past a waiter); then it queues behind the others, and
-   * freed connections go to the oldest waiter.  A turn is earned: it
-   * lasts handoff_after_us, and each checkout within it adds another
+   * freed connections go to the oldest waiter.  A turn lasts
+   * handoff_after_us; one that began when the caller was served from the
+   * queue is earned: each checkout within it adds another
    * handoff_after_us, up to handoff_max_us (below).  So a caller that
    * comes back within handoff_after_us on average keeps its connection for
    * a long turn (few of its requests pay for a hand-off, few wait), and
    * one that comes back slower from the start of its turn hands it over
-   * at its next checkin.  Turns are
-   * shorter when more than 4 x size callers wait (a waiter then waits
-   * about 4 x handoff_max_us), and end in time for the oldest waiter to
-   * be served before its deadline.  0 = 250 us; -1 = always hand off
+   * at its next checkin.  Turns are shorter when more than 4 x size
+   * callers wait (a waiter then waits about 4 x handoff_max_us), and end
+   * early enough for every waiter's deadline: a quarter of its timeout
+   * (at least 2 x handoff_after_us) before it, less the longest checkout
+   * the holder made in its turn.  0 = 250 us; -1 = always hand off
    * (strict FIFO: the smallest spread of waits, the most context
    * switches).  While nobody waits, or within the caller's turn, a
    * thread's checkin parks the connection for that thread and its next
@@ -271,8 +273,9 @@ typedef struct cpool_config {
    * that keeps coming back may keep a connection while others wait, and
    * so about a quarter of their longest wait.  0 = 25000 (some 250
    * requests of 100 us: a hand-off for under 1% of them); a value up to
-   * handoff_after_us means turns of handoff_after_us exactly.  Ignored in
-   * strict FIFO. */
+   * handoff_after_us means turns of handoff_after_us exactly.  With
+   * queue_target_ms set, at most half of it (so that a wait of one turn
+   * is not taken for a standing queue).  Ignored in strict FIFO. */
   int handoff_max_us;
 } cpool_config;
 

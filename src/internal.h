@@ -29,7 +29,8 @@
  * collected by the oldest waiter: while any slot is PARKED, or HELD_TURN
  * with its turn not over, it sleeps with a timer ("polling"): until the
  * first such turn ends, but first after max(handoff_after_us, 500 us),
- * doubling each time.  A slot taken without a turn (HELD), or held past
+ * doubling each time up to handoff_max_us.  A park under the lock within
+ * a turn that ends before that timer wakes it.  A slot taken without a turn (HELD), or held past
  * its turn, comes back through the lock when it is checked in (the Dekker
  * pair), so it needs no polling; but between that checkin's store and its
  * lock another thread within its turn may take the slot (PARKED ->
@@ -95,6 +96,8 @@ typedef struct cpool__waiter {
                               for slots parked within a turn */
   int64_t since_us;        /* when it joined the queue */
   int64_t deadline_us;     /* when it times out, -1 never */
+  int64_t cut_us;          /* when turns must be over for it, 0 never */
+  int64_t poll_at_us;      /* while polling: when its timer fires */
 } cpool__waiter;
 
 /* A slot: what cpool_conn_t points to.  Each on its own cache lines: the
@@ -133,8 +136,8 @@ struct cpool {
   alignas(64) uint64_t gen; /* unique per pool opened: tells a thread's
                                remembered slot from a reused address */
   _Atomic int nwaiters;     /* [mu] to write; waiters queued */
-  _Atomic int64_t head_deadline_us; /* [mu] to write; the oldest waiter's
-                                       deadline, 0 if none: cuts turns */
+  _Atomic int64_t cut_us; /* [mu] to write; when every turn must be over
+                             for the waiters' deadlines, 0 if none */
   _Atomic int closing;      /* [mu] to write; cpool_close has begun */
 
   /* Refusals counted without the lock (cpool_checkout), on a line of

@@ -26,9 +26,11 @@
  * p99 is set by turn ends.  Short turns for fast callers are thus the
  * worst of both; so a fast caller gets a long turn (25 ms by default:
  * about 250 requests of 100 us), a slow one the FIFO it needs anyway.
- * Turns shrink when so many wait that a waiter would wait more than
- * WAIT_TURNS of the longest turns, and any turn ends early enough for
- * the oldest waiter to be served before its deadline (turn_cut).
+ * Only a turn that began with the thread served from the queue is earned
+ * (turn_begin).  Turns shrink when so many wait that a waiter would wait
+ * more than WAIT_TURNS of the longest turns, are at most half of CoDel's
+ * target (config_resolve), and end early enough for every waiter's
+ * deadline (waiter_cut, turn_cut).
  *
  * (An earlier version also had Go's starvation mode: once a waiter had
  * waited too long, every freed slot went to the oldest waiter.  With turns
@@ -82,8 +84,10 @@ static _Thread_local struct {
   const struct cpool *pool;
   uint64_t gen;
   int64_t start_us;
-  int64_t end_us; /* earned so far (turn_earn) */
-  int64_t cap_us; /* and the most it can earn */
+  int64_t end_us;  /* earned so far (turn_earn) */
+  int64_t cap_us;  /* and the most it can earn */
+  int64_t out_us;  /* when its current checkout began, 0 if none */
+  int64_t hold_us; /* its longest checkout (to checkin) in this turn */
 } turn;
 
 static int turn_is_for(const struct cpool *p) {
@@ -95,8 +99,12 @@ static int turn_is_for(const struct cpool *p) {
  * WAIT_TURNS of the longest turns. */
 #define WAIT_TURNS 4
 
-static void turn_begin(const struct cpool *p, int64_t now_us) {
-  int64_t len = p->cfg.handoff_max_us;
+/* A turn begins: earned up to handoff_max_us if the thread was served from
+ * the queue; one that begins by barging past the queue is not earned (a
+ * caller that never waits, with CPOOL_NOWAIT say, would else keep the
+ * connection from the waiters turn after turn). */
+static void turn_begin(const struct cpool *p, int64_t now_us, int earned) {
+  int64_t len = earned ? p->cfg.handoff_max_us : p->cfg.handoff_after_us;
   int n = atomic_load_explicit(&p->nwaiters, memory_order_relaxed);
   if (n > WAIT_TURNS * p->size)
     len = len * WAIT_TURNS * p->size / n;
@@ -107,6 +115,8 @@ static void turn_begin(const struct cpool *p, int64_t now_us) {
   turn.start_us = now_us;
   turn.end_us = now_us + p->cfg.handoff_after_us;
   turn.cap_us = now_us + len;
+  turn.out_us = now_us;
+  turn.hold_us = 0;
 }
 
 /* A checkout within the turn earns it another handoff_after_us, up to
@@ -121,17 +131,20 @@ static int64_t turn_earned(const struct cpool *p) {
 
 static void turn_earn(const struct cpool *p) { turn.end_us = turn_earned(p); }
 
-/* A turn that would end at end_us, cut short so that the oldest waiter
- * gets a slot before its deadline: a turn is never a reason to time
- * out.  Needs no lock. */
+/* A turn that would end at end_us, cut short for the waiters' deadlines
+ * (p->cut_us, see waiter_cut): turns end then, and the waiters ahead of
+ * the one with the deadline are served in order, one checkout each.
+ * Needs no lock. */
 static int64_t turn_cut(const struct cpool *p, int64_t end_us) {
-  int64_t dl =
-      atomic_load_explicit(&p->head_deadline_us, memory_order_relaxed);
-  if (dl == 0)
+  int64_t cut = atomic_load_explicit(&p->cut_us, memory_order_relaxed);
+  if (cut == 0)
     return end_us;
-  int64_t cut = dl - 2 * (int64_t)p->cfg.handoff_after_us;
-  if (cut < 0)
-    cut = 0;
+  /* A checkout begun now should be over by the cut: as long as the
+   * longest of this turn, say. */
+  if (turn_is_for(p))
+    cut -= turn.hold_us;
+  if (cut < 1)
+    cut = 1;
   return cut < end_us ? cut : end_us;
 }
 
@@ -148,7 +161,7 @@ static int turn_live(const struct cpool *p, int64_t now) {
 /* Nobody waits in p: nothing to take turns for. */
 static void turn_clear(const struct cpool *p) {
   if (turn_is_for(p))
-    turn.start_us = 0;
+    turn.start_us = turn.out_us = 0;
 }
 
 /* Is this thread within its turn in p?  Only one that was served from the
@@ -244,6 +257,11 @@ static int config_resolve(cpool_config *c, const cpool_config *cfg,
     c->handoff_after_us = DEFAULT_HANDOFF_AFTER_US;
   if (c->handoff_max_us == 0)
     c->handoff_max_us = DEFAULT_HANDOFF_MAX_US;
+  /* With CoDel, waits of a turn would look like a standing queue: turns
+   * of at most half the target. */
+  if (c->queue_target_ms > 0 && c->handoff_max_us > 0 &&
+      c->handoff_max_us > (int64_t)c->queue_target_ms * 500)
+    c->handoff_max_us = c->queue_target_ms * 500;
   /* The longest turn is never shorter than the first. */
   if (c->handoff_max_us > 0 && c->handoff_max_us < c->handoff_after_us)
     c->handoff_max_us = c->handoff_after_us;
@@ -379,18 +397,45 @@ static int turn_parks(const struct cpool *p) {
 
 /* A slot is parked within a turn while callers wait: the oldest waiter
  * must be awake or asleep with a timer to take it once the turn is over
- * (wait_for_slot).  Wake it if it is neither. */
-static void watch_parked(struct cpool *p) {
+ * (wait_for_slot), at until_us (INT64_MAX: unknown).  Wake it if it is
+ * neither, or if its timer fires later than that. */
+static void watch_parked(struct cpool *p, int64_t until_us) {
   cpool__waiter *h = p->wq_head;
-  if (h != NULL && !h->polling && !h->woken)
+  if (h != NULL && !h->woken && (!h->polling || until_us < h->poll_at_us))
     pthread_cond_signal(&h->cv);
 }
 
-static void head_changed(struct cpool *p) {
-  const cpool__waiter *h = p->wq_head;
-  atomic_store_explicit(&p->head_deadline_us,
-                        h != NULL && h->deadline_us > 0 ? h->deadline_us : 0,
-                        memory_order_relaxed);
+/* When turns must end for w's deadline: early enough for the holders'
+ * next checkins to serve everyone ahead of it, with a margin of a quarter
+ * of its timeout (at least two handoff_after_us) for a request under way.
+ * 0: no deadline. */
+static int64_t waiter_cut(const struct cpool *p, const cpool__waiter *w) {
+  if (w->deadline_us <= 0)
+    return 0;
+  int64_t margin = (w->deadline_us - w->since_us) / 4;
+  if (margin < 2 * (int64_t)p->cfg.handoff_after_us)
+    margin = 2 * (int64_t)p->cfg.handoff_after_us;
+  int64_t cut = w->deadline_us - margin;
+  return cut > 1 ? cut : 1;
+}
+
+/* p->cut_us: the earliest cut of all waiters.  One waiter joins: O(1);
+ * the one with the earliest cut leaves: the queue is walked again. */
+static void cut_add(struct cpool *p, const cpool__waiter *w) {
+  int64_t cur = atomic_load_explicit(&p->cut_us, memory_order_relaxed);
+  if (w->cut_us != 0 && (cur == 0 || w->cut_us < cur))
+    atomic_store_explicit(&p->cut_us, w->cut_us, memory_order_relaxed);
+}
+
+static void cut_remove(struct cpool *p, const cpool__waiter *w) {
+  if (w->cut_us == 0 ||
+      w->cut_us != atomic_load_explicit(&p->cut_us, memory_order_relaxed))
+    return;
+  int64_t first = 0;
+  for (const cpool__waiter *q = p->wq_head; q != NULL; q = q->next)
+    if (q->cut_us != 0 && (first == 0 || q->cut_us < first))
+      first = q->cut_us;
+  atomic_store_explicit(&p->cut_us, first, memory_order_relaxed);
 }
 
 static void wq_remove(struct cpool *p, cpool__waiter *w) {
@@ -400,18 +445,17 @@ static void wq_remove(struct cpool *p, cpool__waiter *w) {
     w->prev->next = w->next;
   else
     p->wq_head = w->next;
-  if (was_head)
-    head_changed(p);
   if (w->next)
     w->next->prev = w->prev;
   else
     p->wq_tail = w->prev;
   w->prev = w->next = NULL;
   p->nwaiters--;
+  cut_remove(p, w);
   /* The oldest waiter watches slots parked within a turn; the next one
    * takes over. */
   if (was_head && p->nfast > 0 && turn_parks(p))
-    watch_parked(p);
+    watch_parked(p, INT64_MAX);
 }
 
 static void wq_append(struct cpool *p, cpool__waiter *w) {
@@ -421,10 +465,9 @@ static void wq_append(struct cpool *p, cpool__waiter *w) {
     p->wq_tail->next = w;
   else
     p->wq_head = w;
-  if (p->wq_head == w)
-    head_changed(p);
   p->wq_tail = w;
   p->nwaiters++;
+  cut_add(p, w);
 }
 
 /* Free slots and sleeping waiters must never be left side by side: wake
@@ -635,6 +678,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
                                  : -1;
   int64_t deadline_us = *deadline_p;
   w.deadline_us = deadline_us;
+  w.cut_us = waiter_cut(p, &w);
   pthread_cond_init(&w.cv, &p->cond_attr);
   wq_append(p, &w);
   /* Now that nwaiters counts us, no checkin parks a slot unseen: take
@@ -698,8 +742,9 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
         at = now_us + POLL_MIN_US;
       if (until < 0 || at < until)
         until = at;
-      if (poll_us < p->cfg.handoff_max_us)
-        poll_us *= 2;
+      w.poll_at_us = until;
+      poll_us = 2 * poll_us < p->cfg.handoff_max_us ? 2 * poll_us
+                                                    : p->cfg.handoff_max_us;
     }
     cpool__timed_wait(&w.cv, &p->mu, until);
     w.polling = 0;
@@ -708,7 +753,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
   if (rc == 0) {
     /* Served: a turn from now, so a caller that holds its slot for
      * longer than the turn queues again instead of barging. */
-    turn_begin(p, cpool__now_us());
+    turn_begin(p, cpool__now_us(), 1);
     p->st.checkouts++;
     if (p->cfg.queue_target_ms > 0) {
       int64_t now_us = cpool__now_us();
@@ -735,7 +780,10 @@ static int turn_refused(const struct cpool *p) {
     return 1;
   if (turn.start_us == 0)
     return 0;
-  return !turn_is_for(p) || !turn_live(p, cpool__now_us());
+  int64_t now = cpool__now_us();
+  if (!turn_is_for(p)) /* over, as long as it could run in its pool */
+    return now <= turn.cap_us;
+  return !turn_live(p, now);
 }
 
 /* May a caller that is not queued take a free slot now?  Always when
@@ -751,13 +799,14 @@ static int may_barge(const struct cpool *p) {
   }
   if (turn_refused(p))
     return 0;
-  if (turn.start_us == 0) { /* no turn anywhere: one begins ... */
+  if (turn.start_us == 0 || !turn_is_for(p)) { /* no turn: one begins */
     int64_t now = cpool__now_us();
-    if (turn_cut(p, now + p->cfg.handoff_after_us) < now)
-      return 0; /* ... unless the oldest waiter's deadline is near */
-    turn_begin(p, now);
+    turn_begin(p, now, 0);
+    if (!turn_live(p, now))
+      return 0; /* past a waiter's cut: over at once, and stays over */
   } else {
     turn_earn(p);
+    turn.out_us = cpool__now_us();
   }
   return 1;
 }
@@ -843,8 +892,10 @@ static struct cpool_conn *fast_take(struct cpool *p) {
                                                memory_order_acquire,
                                                memory_order_relaxed))
     return NULL;
-  if (end != 0)
+  if (end != 0) {
     turn.end_us = end;
+    turn.out_us = cpool__now_us();
+  }
   return s;
 }
 
@@ -950,7 +1001,7 @@ static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
 static void offer(struct cpool *p, struct cpool_conn *s) {
   if ((p->nwaiters == 0 || in_turn(p)) && p->nfast < p->fast_max) {
     fast_add(p, s);
-    watch_parked(p);
+    watch_parked(p, in_turn(p) ? turn_cut(p, turn.end_us) : INT64_MAX);
     atomic_store_explicit(&s->lease, CPOOL__LEASE_PARKED,
                           memory_order_release);
     remember_parked(p, s);
@@ -1002,7 +1053,7 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
     if (s->fast_pos >= 0 && unpark(p, s))
       checkin_locked(p, s, CPOOL_CONN_OK);
     else if (s->fast_pos >= 0 && p->wq_head != NULL && turn_parks(p))
-      watch_parked(p); /* taken within a turn since our store: see
+      watch_parked(p, INT64_MAX); /* taken within a turn since our store: see
                           internal.h */
     pthread_mutex_unlock(&p->mu);
   }
@@ -1015,6 +1066,14 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
       (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
     return CPOOL_EINVAL;
+
+  if (turn.out_us != 0 && turn_is_for(p)) {
+    /* Checked out within a turn: how long it was held (turn_cut). */
+    int64_t held_us = cpool__now_us() - turn.out_us;
+    if (held_us > turn.hold_us)
+      turn.hold_us = held_us;
+    turn.out_us = 0;
+  }
 
   int64_t v = atomic_load_explicit(&s->lease, memory_order_relaxed);
   int lease = CPOOL__LEASE_STATE(v);

@@ -58,8 +58,9 @@ enum { MAX_LOOPERS = 16, MAX_TURNS = 512 };
 
 typedef struct loop_run {
   cpool_t *pool;
-  int hold_us;  /* spin this long with the slot ... */
-  int sleep_ms; /* ... or sleep this long (the slow caller) */
+  int hold_us;             /* spin this long with the slot ... */
+  int sleep_ms;            /* ... or sleep this long (the slow caller) */
+  int long_every, long_us; /* every long_every-th hold is long_us */
   atomic_int stop;
   atomic_int pause;   /* loopers do not check out while set */
   atomic_int holding; /* loopers holding the slot now */
@@ -115,7 +116,9 @@ static void *looper_main(void *arg) {
     if (r->sleep_ms > 0) {
       tu_sleep_ms(r->sleep_ms);
     } else {
-      int64_t until = tu_now_us() + r->hold_us;
+      int hold = r->long_every > 0 && l->ops % r->long_every == 0 ? r->long_us
+                                                                  : r->hold_us;
+      int64_t until = tu_now_us() + hold;
       while (tu_now_us() < until)
         ;
     }
@@ -287,29 +290,39 @@ static void test_queue_shortens_turns(void) {
   TU_ASSERT_INT(r.min_ops, >, 0); /* nobody starved */
 }
 
-/* A caller with a turn that could last 10 s, and a waiter with a 100 ms
- * timeout behind it: the turn is cut short before the waiter's deadline
- * (2 x handoff_after_us before it), and the waiter is served instead of
- * timing out.  Each round: this thread holds the slot (the looper paused
- * meanwhile), lets the looper queue and then the waiter, and checks in:
- * the looper is served from the queue, so its turn begins, and earns up
- * to 10 s. */
-static void test_deadline_cuts_turn(void) {
-  enum { TIMEOUT_MS = 100, ROUNDS = 3 };
-  cpool_t *p = open_turns(2000, 10000000);
+/* A caller with a turn that could last 10 s (a looper), and a waiter with
+ * a 100 ms timeout behind it, alone or behind another that waits without
+ * a deadline (ahead): turns are cut a quarter of the timeout before the
+ * deadline, for the oldest waiter or any other, and the waiter is served
+ * instead of timing out.  Each round: this thread holds the slot (the
+ * looper paused meanwhile), lets the looper queue, then the waiters, and
+ * checks in: the looper is served from the queue, so its turn begins,
+ * and earns up to 10 s.  A round in which the waiter was served early
+ * (its poll found the slot parked between two of the looper's checkouts)
+ * does not test the cut: it is run again, up to TRIES. */
+typedef struct cut_result {
+  int rounds, served, timeouts, early;
+  int64_t shortest_ms, longest_ms;
+} cut_result;
+
+static cut_result deadline_rounds(int ahead, int hold_us, int long_every,
+                                  int long_us, int timeout_ms, int rounds) {
+  enum { TRIES = 15 };
+  cpool_t *p = open_turns(250, 10000000);
   static looper l;
   loop_run r;
-  int served = 0;
-  int64_t shortest_ms = -1, longest_ms = -1;
+  cut_result res = {.shortest_ms = -1, .longest_ms = -1};
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  loop_run_init(&r, p, 20, 0);
+  loop_run_init(&r, p, hold_us, 0);
+  r.long_every = long_every;
+  r.long_us = long_us;
   memset(&l, 0, sizeof l);
   loopers_start(&r, &l, 1);
-  for (int round = 0; round < ROUNDS; round++) {
+  for (int t = 0; t < TRIES && res.rounds - res.early < rounds; t++) {
     cpool_conn_t *c = NULL;
     cpool_stats_t st;
-    tu_waiter w;
+    tu_waiter w, first;
 
     atomic_store(&r.pause, 1);
     TU_WAIT(atomic_load(&r.holding) == 0, 5000);
@@ -318,32 +331,105 @@ static void test_deadline_cuts_turn(void) {
       break;
     atomic_store(&r.pause, 0);
     TU_WAIT_STATS(p, st, st.waiters == 1, 5000); /* the looper */
-    TU_ASSERT_EQ(tu_waiter_start(&w, p, TIMEOUT_MS, 1, NULL), 0);
-    TU_WAIT_STATS(p, st, st.waiters == 2, 5000); /* and the waiter */
-    TU_ASSERT_EQ(st.waiters, 2);
+    if (ahead) {
+      TU_ASSERT_EQ(tu_waiter_start(&first, p, CPOOL_WAIT_FOREVER, 1, NULL), 0);
+      TU_WAIT_STATS(p, st, st.waiters == 2, 5000);
+    }
+    TU_ASSERT_EQ(tu_waiter_start(&w, p, timeout_ms, 1, NULL), 0);
+    TU_WAIT_STATS(p, st, st.waiters == 2 + ahead, 5000);
+    TU_ASSERT_EQ(st.waiters, 2 + ahead);
     TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
     tu_waiter_join(&w);
-    TU_ASSERT_CODE(w.rc, 0);
-    if (w.rc == 0) {
-      int64_t waited = w.t1_ms - w.t0_ms;
-      served++;
-      if (shortest_ms < 0 || waited < shortest_ms)
-        shortest_ms = waited;
-      if (waited > longest_ms)
-        longest_ms = waited;
+    if (ahead) {
+      tu_waiter_join(&first);
+      TU_ASSERT_CODE(first.rc, 0);
     }
+    res.rounds++;
+    if (w.rc != 0) {
+      TU_ASSERT_CODE(w.rc, CPOOL_ETIMEDOUT);
+      res.timeouts++;
+      continue;
+    }
+    int64_t waited = w.t1_ms - w.t0_ms;
+    res.served++;
+    res.early += waited < timeout_ms / 4;
+    if (res.shortest_ms < 0 || waited < res.shortest_ms)
+      res.shortest_ms = waited;
+    if (waited > res.longest_ms)
+      res.longest_ms = waited;
   }
   atomic_store(&r.stop, 1);
   pthread_join(l.thread, NULL);
-  printf("\nFIGURE: a waiter with a %d ms timeout behind a caller whose "
-         "turn could last 10 s: served in %d of %d rounds, after %lld to "
-         "%lld ms\n",
-         TIMEOUT_MS, served, ROUNDS, (long long)shortest_ms,
-         (long long)longest_ms);
   TU_ASSERT_EQ(atomic_load(&r.errors), 0);
-  TU_ASSERT_EQ(served, ROUNDS);
   tu_assert_all_slots_free(p, 1);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  return res;
+}
+
+static void print_cut(const char *what, const cut_result *c) {
+  printf("\nFIGURE: %s: %d rounds, %d served (%d early), %d timed out; "
+         "waits %lld to %lld ms\n",
+         what, c->rounds, c->served, c->early, c->timeouts,
+         (long long)c->shortest_ms, (long long)c->longest_ms);
+}
+
+static void test_deadline_cuts_turn(void) {
+  cut_result c = deadline_rounds(0, 20, 0, 0, 100, 3);
+  print_cut("a waiter with a 100 ms timeout behind a caller whose turn could "
+            "last 10 s",
+            &c);
+  TU_ASSERT_EQ(c.timeouts, 0);
+  TU_ASSERT_INT(c.served - c.early, >=, 1); /* the cut was tested */
+}
+
+/* The same with a waiter without a deadline ahead of it: the cut is for
+ * every waiter's deadline, not only the oldest's. */
+static void test_deadline_cuts_turn_behind(void) {
+  cut_result c = deadline_rounds(1, 20, 0, 0, 100, 3);
+  print_cut("a waiter with a 100 ms timeout behind one without a deadline "
+            "and a caller whose turn could last 10 s",
+            &c);
+  TU_ASSERT_EQ(c.timeouts, 0);
+  TU_ASSERT_INT(c.served - c.early, >=, 1);
+}
+
+/* The caller's requests are mostly short, and one in 100 takes 8 ms (a
+ * slow command): the cut allows for the longest request seen in the turn,
+ * so a waiter with a 20 ms timeout (whose quarter, 5 ms, would not cover
+ * that request) is still served.  Without that, the second 8 ms request of
+ * the turn often starts just before the cut and ends past the deadline. */
+static void test_deadline_cut_allows_long_hold(void) {
+  cut_result c = deadline_rounds(0, 20, 100, 8000, 20, 6);
+  print_cut("a waiter with a 20 ms timeout behind a caller with an 8 ms "
+            "request in 100",
+            &c);
+  TU_ASSERT_EQ(c.timeouts, 0);
+}
+
+/* CoDel (queue_target_ms 10): a waiter served at the end of a turn must
+ * not look like a standing queue, so turns are kept to half the target.
+ * Two threads hammer one slot for a second: nothing is shed. */
+static void test_codel_with_turns(void) {
+  enum { RUN_MS = 1000 };
+  cpool_config cfg;
+  cpool_t *p = NULL;
+
+  tu_config(&cfg, ts_port(srv), 1);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.idle_check_ms = -1;
+  cfg.queue_target_ms = 10;
+  cfg.queue_interval_ms = 100;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  loop_result r = run_loopers(p, 2, 20, 0, RUN_MS);
+  print_run("two callers, CoDel target 10 ms", &r, RUN_MS);
+  tu_assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  if (r.errors)
+    TU_ASSERT_CODE(r.last_err, 0); /* names the error */
+  TU_ASSERT_EQ(r.errors, 0);
+  TU_ASSERT_INT(r.waits, >=, 20); /* they did take turns */
+  TU_ASSERT_INT(r.median_turn_us, <=, 5000 + 2000);
 }
 
 CU_TestInfo turns_tests[] = {
@@ -351,5 +437,8 @@ CU_TestInfo turns_tests[] = {
     {"slow_caller_short_turn", test_slow_caller_short_turn},
     {"queue_shortens_turns", test_queue_shortens_turns},
     {"deadline_cuts_turn", test_deadline_cuts_turn},
+    {"deadline_cuts_turn_behind", test_deadline_cuts_turn_behind},
+    {"deadline_cut_allows_long_hold", test_deadline_cut_allows_long_hold},
+    {"codel_with_turns", test_codel_with_turns},
     CU_TEST_INFO_NULL,
 };
