@@ -167,9 +167,13 @@ static void turn_clear(const struct cpool *p) {
 /* Is this thread within its turn in p?  Only one that was served from the
  * queue or barged has a turn: a thread that took its slot when nobody
  * waited gives it up at checkin if somebody does now. */
-static int in_turn(const struct cpool *p) {
+static int in_turn_at(const struct cpool *p, int64_t now) {
   return turn_is_for(p) && turn.start_us != 0 &&
-         p->cfg.handoff_after_us > 0 && turn_live(p, cpool__now_us());
+         p->cfg.handoff_after_us > 0 && turn_live(p, now);
+}
+
+static int in_turn(const struct cpool *p) {
+  return in_turn_at(p, cpool__now_us());
 }
 
 /* The fast path (see internal.h): the slot this thread parked last, and
@@ -876,10 +880,10 @@ static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
 static struct cpool_conn *fast_take(struct cpool *p) {
   if (last_parked.pool != p || last_parked.gen != p->gen)
     return NULL;
-  int64_t held = CPOOL__LEASE_HELD, end = 0;
+  int64_t held = CPOOL__LEASE_HELD, end = 0, now = 0;
   if (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) == 0) {
     turn_clear(p); /* nobody to take turns with */
-  } else if (in_turn(p)) {
+  } else if (in_turn_at(p, now = cpool__now_us())) {
     end = turn_earned(p);
     /* The lease says until when it may be parked. */
     held = CPOOL__LEASE_TURN(turn_cut(p, end));
@@ -894,7 +898,7 @@ static struct cpool_conn *fast_take(struct cpool *p) {
     return NULL;
   if (end != 0) {
     turn.end_us = end;
-    turn.out_us = cpool__now_us();
+    turn.out_us = now;
   }
   return s;
 }
@@ -1037,7 +1041,7 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s,
  * From the store on the slot may be someone else's and the pool might be
  * closed, so in_checkin keeps cpool_close from freeing it until the end. */
 static void fast_checkin(struct cpool *p, struct cpool_conn *s,
-                         int64_t held) {
+                         int64_t held, int64_t now) {
   if (p->cfg.ping_interval_ms > 0)
     cpool__set_last_used(s, cpool__coarse_ms());
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
@@ -1048,7 +1052,8 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
   if (atomic_load(&p->closing) ||
       (atomic_load(&p->nwaiters) != 0 &&
        !(CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN &&
-         cpool__now_us() <= CPOOL__LEASE_TURN_END(held)))) {
+         (now != 0 ? now : cpool__now_us()) <=
+             CPOOL__LEASE_TURN_END(held)))) {
     pthread_mutex_lock(&p->mu);
     if (s->fast_pos >= 0 && unpark(p, s))
       checkin_locked(p, s, CPOOL_CONN_OK);
@@ -1067,11 +1072,13 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
       (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
     return CPOOL_EINVAL;
 
+  int64_t now = 0;
   if (turn.out_us != 0 && turn_is_for(p)) {
-    /* Checked out within a turn: how long it was held (turn_cut). */
-    int64_t held_us = cpool__now_us() - turn.out_us;
-    if (held_us > turn.hold_us)
-      turn.hold_us = held_us;
+    /* Checked out within a turn: how long it was held (turn_cut).  The
+     * same clock read serves fast_checkin. */
+    now = cpool__now_us();
+    if (now - turn.out_us > turn.hold_us)
+      turn.hold_us = now - turn.out_us;
     turn.out_us = 0;
   }
 
@@ -1080,7 +1087,7 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   int held = lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN;
   if (held && status == CPOOL_CONN_OK &&
       (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {
-    fast_checkin(p, s, v);
+    fast_checkin(p, s, v, now);
     return 0;
   }
 
