@@ -274,8 +274,9 @@ typedef struct cpool_config {
    * so about a quarter of their longest wait.  0 = 25000 (some 250
    * requests of 100 us: a hand-off for under 1% of them); a value up to
    * handoff_after_us means turns of handoff_after_us exactly.  With
-   * queue_target_ms set, at most half of it (so that a wait of one turn
-   * is not taken for a standing queue).  Ignored in strict FIFO. */
+   * queue_target_ms set, at most half of it, but not below
+   * handoff_after_us (so that a wait of one turn is not taken for a
+   * standing queue).  Ignored in strict FIFO. */
   int handoff_max_us;
 } cpool_config;
 

@@ -37,7 +37,10 @@
  * HELD_TURN), and then the checkin, finding it gone, wakes the head.
  * Whoever parks a slot within a turn under the lock, or leaves the head of
  * the queue while such slots exist, also wakes a head that is not
- * polling.  In strict mode there are no turns.
+ * polling.  In strict mode there are no turns.  This needs the holder's
+ * clock read (is my turn over?) to come after its store of PARKED, and
+ * the waiter's before its loads of the leases: a turn the waiter finds
+ * over, the holder then finds over too, and checks in under the lock.
  *
  * Once its store of PARKED is visible, a fast checkin no longer holds the
  * slot: another thread may take it and check it in, and cpool_close may

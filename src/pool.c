@@ -158,6 +158,14 @@ static int turn_live(const struct cpool *p, int64_t now) {
   return 0;
 }
 
+/* A checkout within the turn ends at now: the longest is what turn_cut
+ * allows for. */
+static void turn_hold(int64_t now) {
+  if (now - turn.out_us > turn.hold_us)
+    turn.hold_us = now - turn.out_us;
+  turn.out_us = 0;
+}
+
 /* Nobody waits in p: nothing to take turns for. */
 static void turn_clear(const struct cpool *p) {
   if (turn_is_for(p))
@@ -806,8 +814,10 @@ static int may_barge(const struct cpool *p) {
   if (turn.start_us == 0 || !turn_is_for(p)) { /* no turn: one begins */
     int64_t now = cpool__now_us();
     turn_begin(p, now, 0);
-    if (!turn_live(p, now))
+    if (!turn_live(p, now)) {
+      turn.out_us = 0; /* nothing taken */
       return 0; /* past a waiter's cut: over at once, and stays over */
+    }
   } else {
     turn_earn(p);
     turn.out_us = cpool__now_us();
@@ -1041,12 +1051,18 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s,
  * From the store on the slot may be someone else's and the pool might be
  * closed, so in_checkin keeps cpool_close from freeing it until the end. */
 static void fast_checkin(struct cpool *p, struct cpool_conn *s,
-                         int64_t held, int64_t now) {
+                         int64_t held, int timed) {
   if (p->cfg.ping_interval_ms > 0)
     cpool__set_last_used(s, cpool__coarse_ms());
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
   atomic_store(&s->lease, CPOOL__LEASE_PARKED);
   remember_parked(p, s);
+  /* The clock only after the store: a waiter that found the turn over
+   * read its clock before, and reclaims the slot (turn_parks_until).  One
+   * read serves the turn's timing too. */
+  int64_t now = timed ? cpool__now_us() : 0;
+  if (timed)
+    turn_hold(now);
   /* Within a turn: the one written in the lease at checkout, which is
    * what waiters looked at. */
   if (atomic_load(&p->closing) ||
@@ -1072,22 +1088,15 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
       (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
     return CPOOL_EINVAL;
 
-  int64_t now = 0;
-  if (turn.out_us != 0 && turn_is_for(p)) {
-    /* Checked out within a turn: how long it was held (turn_cut).  The
-     * same clock read serves fast_checkin. */
-    now = cpool__now_us();
-    if (now - turn.out_us > turn.hold_us)
-      turn.hold_us = now - turn.out_us;
-    turn.out_us = 0;
-  }
+  /* Checked out within a turn: its hold is timed (turn_hold). */
+  int timed = turn.out_us != 0 && turn_is_for(p);
 
   int64_t v = atomic_load_explicit(&s->lease, memory_order_relaxed);
   int lease = CPOOL__LEASE_STATE(v);
   int held = lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN;
   if (held && status == CPOOL_CONN_OK &&
       (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {
-    fast_checkin(p, s, v, now);
+    fast_checkin(p, s, v, timed);
     return 0;
   }
 
@@ -1099,6 +1108,8 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   } else {
     if (lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN)
       lease_drop(p, s); /* broken or expired */
+    if (timed)
+      turn_hold(cpool__now_us());
     checkin_locked(p, s, status);
   }
   pthread_mutex_unlock(&p->mu);
