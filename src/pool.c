@@ -1074,8 +1074,8 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
     if (s->fast_pos >= 0 && unpark(p, s))
       checkin_locked(p, s, CPOOL_CONN_OK);
     else if (s->fast_pos >= 0 && p->wq_head != NULL && turn_parks(p))
-      watch_parked(p, INT64_MAX); /* taken within a turn since our store: see
-                          internal.h */
+      /* taken within a turn since our store: see internal.h */
+      watch_parked(p, INT64_MAX);
     pthread_mutex_unlock(&p->mu);
   }
   atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);
