@@ -213,13 +213,15 @@ static void print_run(const char *what, const loop_result *r, int run_ms) {
 /* ---- the tests --------------------------------------------------------- */
 
 /* Two threads come straight back (a 20 us hold): each earns its turn up
- * to 20 ms, so the slot changes hands about every 20 ms, one queued
- * checkout each time, against one every few checkouts with turns of
- * 250 us exactly (the same run, for comparison).  A steal by the oldest
- * waiter's poll, of a slot parked between two checkouts, or a thread not
- * scheduled for a while, ends a turn early: the bound allows 6 times the
- * turns.  The comparison counts only when the two threads did overlap in
- * the run with short turns (it queued 200 times or more). */
+ * to 20 ms, so the slot changes hands about every 20 ms, against every
+ * 250 us or so with turns of 250 us exactly (the same run, for
+ * comparison).  Asserted on the median turn: a thread not scheduled for a
+ * while, or the oldest waiter's poll finding the slot parked between two
+ * checkouts (more often under a sanitizer, or with other tests running),
+ * ends a turn early, so the median may be well under 20 ms (4 ms seen),
+ * but earned turns are still many times the fixed ones.  The count of
+ * queued checkouts is compared too when the threads did overlap in the
+ * run with short turns (it queued 400 times or more). */
 static void test_earned_turn_is_long(void) {
   enum { RUN_MS = 400, HOLD_US = 20, MAX_US = 20000 };
   cpool_t *earned = open_turns(250, MAX_US);
@@ -238,13 +240,15 @@ static void test_earned_turn_is_long(void) {
 
   TU_ASSERT_EQ(e.errors, 0);
   TU_ASSERT_EQ(f.errors, 0);
-  TU_ASSERT_INT(e.waits, <=, (uint64_t)6 * RUN_MS * 1000 / MAX_US);
   TU_ASSERT_INT(e.min_ops, >, 0); /* both were served */
-  if (f.waits >= 200)
+  TU_ASSERT_INT(e.nturns, >=, 2);
+  /* 8 fixed turns' worth at least (the fixed median is about 260 us). */
+  TU_ASSERT_INT(e.median_turn_us, >=, 2000);
+  if (f.waits >= 400)
     TU_ASSERT_INT(f.waits, >=, 4 * e.waits);
   else
     printf("\nNOTE: turns of 250 us queued only %llu times: the threads "
-           "hardly overlapped, no comparison\n",
+           "hardly overlapped, no comparison of counts\n",
            (unsigned long long)f.waits);
 }
 
@@ -430,7 +434,9 @@ static void test_codel_with_turns(void) {
     TU_ASSERT_CODE(r.last_err, 0); /* names the error */
   TU_ASSERT_EQ(r.errors, 0);
   TU_ASSERT_INT(r.waits, >=, 20); /* they did take turns */
-  TU_ASSERT_INT(r.median_turn_us, <=, 5000 + 2000);
+  /* Turns of 5 ms (25 ms without the cap); a thread preempted while it
+   * holds the slot makes its turn look longer. */
+  TU_ASSERT_INT(r.median_turn_us, <=, 12000);
 }
 
 CU_TestInfo turns_tests[] = {
