@@ -30,9 +30,12 @@
  * with its turn not over, it sleeps with a timer ("polling"): until the
  * first such turn ends, but first after max(handoff_after_us, 500 us),
  * doubling each time up to handoff_max_us.  A park under the lock within
- * a turn that ends before that timer wakes it.  A slot taken without a turn (HELD), or held past
- * its turn, comes back through the lock when it is checked in (the Dekker
- * pair), so it needs no polling; but between that checkin's store and its
+ * a turn that ends before that timer wakes it.  (A PARKED lease carries no
+ * turn end, so the waiter that finds one takes it, even between two
+ * checkouts of a turn that is not over.)  A slot taken without a turn
+ * (HELD), or held past its turn, comes back through the lock when it is
+ * checked in (the Dekker pair), so it needs no polling; but between that
+ * checkin's store and its
  * lock another thread within its turn may take the slot (PARKED ->
  * HELD_TURN), and then the checkin, finding it gone, wakes the head.
  * Whoever parks a slot within a turn under the lock, or leaves the head of
