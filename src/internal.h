@@ -91,6 +91,10 @@ enum cpool__lease {
 #define CPOOL__LEASE_TURN_END(v) ((v) >> 2)
 #define CPOOL__LEASE_TURN(end_us)                                             \
   (((int64_t)(end_us) << 2) | CPOOL__LEASE_HELD_TURN)
+/* PARKED within a turn: its holder's until end_us, and nobody else's
+ * (bar cpool_close) before. */
+#define CPOOL__LEASE_PARKED_UNTIL(end_us)                                     \
+  (((int64_t)(end_us) << 2) | CPOOL__LEASE_PARKED)
 
 typedef struct cpool__waiter {
   struct cpool__waiter *prev, *next; /* [mu] FIFO queue links */

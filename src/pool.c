@@ -361,11 +361,26 @@ static void lease_drop(struct cpool *p, struct cpool_conn *s) {
   fast_remove(p, s);
 }
 
+/* Until when a slot whose lease is v, PARKED, is its holder's: the end of
+ * the turn it was parked within, or sooner if a waiter's deadline cuts
+ * turns (the holder may have stopped calling); 0 if it was not parked
+ * within a turn. */
+static int64_t parked_until(const struct cpool *p, int64_t v) {
+  int64_t end = CPOOL__LEASE_TURN_END(v);
+  int64_t cut = atomic_load_explicit(&p->cut_us, memory_order_relaxed);
+  return cut != 0 && cut < end ? cut : end;
+}
+
 /* Take a parked slot from whoever parked it: 1 if it is now ours (BUSY,
- * lease NONE), 0 if its holder took it back first. */
-static int unpark(struct cpool *p, struct cpool_conn *s) {
-  int64_t parked = CPOOL__LEASE_PARKED;
-  if (!atomic_compare_exchange_strong(&s->lease, &parked, CPOOL__LEASE_NONE))
+ * lease NONE), 0 if its holder took it back first, or (unless forced: its
+ * holder, or close) it is parked within a turn that is not over. */
+static int unpark(struct cpool *p, struct cpool_conn *s, int force) {
+  int64_t v = atomic_load(&s->lease);
+  if (CPOOL__LEASE_STATE(v) != CPOOL__LEASE_PARKED)
+    return 0;
+  if (!force && parked_until(p, v) > cpool__now_us())
+    return 0;
+  if (!atomic_compare_exchange_strong(&s->lease, &v, CPOOL__LEASE_NONE))
     return 0;
   fast_remove(p, s);
   return 1;
@@ -396,7 +411,11 @@ static int64_t turn_parks_until(const struct cpool *p) {
     int st = CPOOL__LEASE_STATE(v);
     if (st != CPOOL__LEASE_PARKED && st != CPOOL__LEASE_HELD_TURN)
       continue;
-    int64_t end = st == CPOOL__LEASE_PARKED ? now : CPOOL__LEASE_TURN_END(v);
+    /* PARKED: now, or when the turn it is parked within ends. */
+    int64_t end = st == CPOOL__LEASE_PARKED ? parked_until(p, v)
+                                            : CPOOL__LEASE_TURN_END(v);
+    if (st == CPOOL__LEASE_PARKED && end < now)
+      end = now;
     if (end >= now && (first == 0 || end < first))
       first = end;
   }
@@ -521,28 +540,34 @@ void cpool__make_available(struct cpool *p, struct cpool_conn *s) {
   wake_one(p);
 }
 
-int cpool__reclaim(struct cpool *p, struct cpool_conn *s) {
-  if (s->fast_pos < 0 || !unpark(p, s))
+static int reclaim(struct cpool *p, struct cpool_conn *s, int force) {
+  if (s->fast_pos < 0 || !unpark(p, s, force))
     return 0;
   cpool__make_available(p, s);
   return 1;
 }
 
+int cpool__reclaim(struct cpool *p, struct cpool_conn *s) {
+  return reclaim(p, s, 0);
+}
+
 /* A caller needs a slot and none is on the free stack: take one parked
- * slot back.  Returns 1 if one was offered. */
+ * slot back; one parked within a turn only if nobody waits (then there
+ * are no turns to keep).  Returns 1 if one was offered. */
 static int reclaim_one(struct cpool *p) {
   for (int i = p->nfast - 1; i >= 0; i--)
-    if (cpool__reclaim(p, &p->slots[p->fast_list[i]]))
+    if (reclaim(p, &p->slots[p->fast_list[i]], p->wq_head == NULL))
       return 1;
   return 0;
 }
 
-/* Every parked slot back to the locked side (a waiter queues, or the pool
- * closes); those still held stay on the list.  Walking down, a slot
- * moved into place i by a removal was already seen. */
-static void reclaim_all(struct cpool *p) {
+/* Every parked slot back to the locked side (a waiter queues, or, forced,
+ * the pool closes); those still held, or parked within a turn, stay on
+ * the list.  Walking down, a slot moved into place i by a removal was
+ * already seen. */
+static void reclaim_all(struct cpool *p, int force) {
   for (int i = p->nfast - 1; i >= 0; i--)
-    cpool__reclaim(p, &p->slots[p->fast_list[i]]);
+    reclaim(p, &p->slots[p->fast_list[i]], force);
 }
 
 static int backend_down(const struct cpool *p) {
@@ -697,7 +722,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
    * back those parked before (the other half of the pair in
    * cpool_checkin). */
   if (p->nfast > 0)
-    reclaim_all(p);
+    reclaim_all(p, 0);
   p->st.waits++;
   p->sleepers++;
 
@@ -901,7 +926,9 @@ static struct cpool_conn *fast_take(struct cpool *p) {
     return NULL;
   }
   struct cpool_conn *s = last_parked.slot;
-  int64_t parked = CPOOL__LEASE_PARKED;
+  int64_t parked = atomic_load_explicit(&s->lease, memory_order_relaxed);
+  if (CPOOL__LEASE_STATE(parked) != CPOOL__LEASE_PARKED)
+    return NULL;
   if (!atomic_compare_exchange_strong_explicit(&s->lease, &parked, held,
                                                memory_order_acquire,
                                                memory_order_relaxed))
@@ -1014,9 +1041,14 @@ static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
  * next caller. */
 static void offer(struct cpool *p, struct cpool_conn *s) {
   if ((p->nwaiters == 0 || in_turn(p)) && p->nfast < p->fast_max) {
+    /* Within a turn it stays this thread's until the turn ends. */
+    int64_t end = p->nwaiters != 0 && in_turn(p) ? turn_cut(p, turn.end_us)
+                                                 : 0;
     fast_add(p, s);
-    watch_parked(p, in_turn(p) ? turn_cut(p, turn.end_us) : INT64_MAX);
-    atomic_store_explicit(&s->lease, CPOOL__LEASE_PARKED,
+    watch_parked(p, end != 0 ? end : INT64_MAX);
+    atomic_store_explicit(&s->lease,
+                          end != 0 ? CPOOL__LEASE_PARKED_UNTIL(end)
+                                   : CPOOL__LEASE_PARKED,
                           memory_order_release);
     remember_parked(p, s);
     return;
@@ -1055,7 +1087,11 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
   if (p->cfg.ping_interval_ms > 0)
     cpool__set_last_used(s, cpool__coarse_ms());
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
-  atomic_store(&s->lease, CPOOL__LEASE_PARKED);
+  /* Taken within a turn: parked as this thread's until the turn ends. */
+  atomic_store(&s->lease, CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN
+                              ? CPOOL__LEASE_PARKED_UNTIL(
+                                    CPOOL__LEASE_TURN_END(held))
+                              : CPOOL__LEASE_PARKED);
   remember_parked(p, s);
   /* The clock only after the store: a waiter that found the turn over
    * read its clock before, and reclaims the slot (turn_parks_until).  One
@@ -1071,7 +1107,7 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
          (now != 0 ? now : cpool__now_us()) <=
              CPOOL__LEASE_TURN_END(held)))) {
     pthread_mutex_lock(&p->mu);
-    if (s->fast_pos >= 0 && unpark(p, s))
+    if (s->fast_pos >= 0 && unpark(p, s, 1))
       checkin_locked(p, s, CPOOL_CONN_OK);
     else if (s->fast_pos >= 0 && p->wq_head != NULL && turn_parks(p))
       /* taken within a turn since our store: see internal.h */
@@ -1299,7 +1335,7 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
    * look; a checkin parking one from now on sees closing and takes it
    * back itself, unless another caller's checkout takes it first (and
    * gets CPOOL_ESHUTDOWN and gives it back). */
-  reclaim_all(p);
+  reclaim_all(p, 1);
   wake_workers(p);
   /* Woken waiters still need the lock to leave, and one handed a slot
    * just now gives it back: the pool must outlive them, and what the

@@ -66,6 +66,7 @@ typedef struct loop_run {
   atomic_int holding; /* loopers holding the slot now */
   atomic_int last;    /* the thread that checked out last, -1 none */
   atomic_int kept;    /* checkouts that kept the slot past a waiter */
+  atomic_int ops;     /* checkouts by all loopers */
   atomic_int errors, last_err;
 } loop_run;
 
@@ -113,6 +114,7 @@ static void *looper_main(void *arg) {
       atomic_fetch_add(&r->kept, 1);
     }
     l->ops++;
+    atomic_fetch_add(&r->ops, 1);
     if (r->sleep_ms > 0) {
       tu_sleep_ms(r->sleep_ms);
     } else {
@@ -424,6 +426,54 @@ static void test_deadline_cut_allows_long_hold(void) {
   note_untested(&c);
 }
 
+/* A caller within a long turn (another thread waits without a deadline)
+ * stops calling, its slot parked as its own until the turn ends, some
+ * 250 ms away; a waiter with a 50 ms timeout queues behind: the slot is
+ * the holder's only until that waiter's cut (a quarter of its timeout
+ * before its deadline), then the first waiter has it, gives it back, and
+ * the second is served in time. */
+static void test_parked_in_turn_yields_to_deadline(void) {
+  enum { TIMEOUT_MS = 50 };
+  cpool_t *p = open_turns(250, 10000000);
+  static looper l;
+  loop_run r;
+  cpool_conn_t *c = NULL;
+  cpool_stats_t st;
+  tu_waiter first, w;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  loop_run_init(&r, p, 20, 0);
+  memset(&l, 0, sizeof l);
+  atomic_store(&r.pause, 1);
+  loopers_start(&r, &l, 1);
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 5000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  atomic_store(&r.pause, 0);
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000); /* the looper queues */
+  TU_ASSERT_EQ(tu_waiter_start(&first, p, CPOOL_WAIT_FOREVER, 1, NULL), 0);
+  TU_WAIT_STATS(p, st, st.waiters == 2, 5000);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  /* Served from the queue: its turn earns 250 us a checkout. */
+  TU_WAIT(atomic_load(&r.ops) >= 1000, 5000);
+  atomic_store(&r.pause, 1);
+  TU_WAIT(atomic_load(&r.holding) == 0, 5000); /* parked, and left */
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.waiters, 1); /* the first still waits: a turn */
+  TU_ASSERT_EQ(tu_waiter_start(&w, p, TIMEOUT_MS, 1, NULL), 0);
+  tu_waiter_join(&w);
+  tu_waiter_join(&first);
+  TU_ASSERT_CODE(first.rc, 0);
+  printf("\nFIGURE: a slot parked within a turn and left, a waiter with a "
+         "%d ms timeout: %s after %lld ms\n",
+         TIMEOUT_MS, cpool_err_name(w.rc), (long long)(w.t1_ms - w.t0_ms));
+  TU_ASSERT_CODE(w.rc, 0);
+  atomic_store(&r.stop, 1);
+  pthread_join(l.thread, NULL);
+  TU_ASSERT_EQ(atomic_load(&r.errors), 0);
+  tu_assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
 /* CoDel (queue_target_ms 10): a waiter served at the end of a turn must
  * not look like a standing queue, so turns are kept to half the target.
  * Two threads hammer one slot for a second: nothing is shed. */
@@ -459,6 +509,8 @@ CU_TestInfo turns_tests[] = {
     {"deadline_cuts_turn", test_deadline_cuts_turn},
     {"deadline_cuts_turn_behind", test_deadline_cuts_turn_behind},
     {"deadline_cut_allows_long_hold", test_deadline_cut_allows_long_hold},
+    {"parked_in_turn_yields_to_deadline",
+     test_parked_in_turn_yields_to_deadline},
     {"codel_with_turns", test_codel_with_turns},
     CU_TEST_INFO_NULL,
 };
