@@ -253,7 +253,8 @@ typedef struct cpool_config {
    * switches).  While nobody waits, or within the caller's turn, a
    * thread's checkin parks the connection for that thread and its next
    * checkout takes it back without a lock; anyone who needs it takes it
-   * from there (a waiter at most one turn late).  A nowait caller whose
+   * from there, but one parked within a turn only when the turn is over
+   * or a waiter's deadline needs it.  A nowait caller whose
    * turn is over gets CPOOL_ECHECKEDOUT until it finds nobody waiting (a
    * turn held in another pool counts as over). */
   int handoff_after_us;

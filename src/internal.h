@@ -25,19 +25,19 @@
  * queue, or barging past it, may keep using the fast path for its turn
  * (earned: see pool.c), as it could barge anyway; it holds the slot as
  * HELD_TURN (with its turn's end), and parks it again at checkin if the
- * turn is not over.  What it leaves parked when it stops calling is
- * collected by the oldest waiter: while any slot is PARKED, or HELD_TURN
- * with its turn not over, it sleeps with a timer ("polling"): until the
- * first such turn ends, but first after max(handoff_after_us, 500 us),
- * doubling each time up to handoff_max_us.  A park under the lock within
- * a turn that ends before that timer wakes it.  (A PARKED lease carries no
- * turn end, so the waiter that finds one takes it, even between two
- * checkouts of a turn that is not over.)  A slot taken without a turn
- * (HELD), or held past its turn, comes back through the lock when it is
- * checked in (the Dekker pair), so it needs no polling; but between that
- * checkin's store and its
- * lock another thread within its turn may take the slot (PARKED ->
- * HELD_TURN), and then the checkin, finding it gone, wakes the head.
+ * turn is not over, as PARKED with the same end: nobody else reclaims it
+ * before then (or before p->cut_us, for a waiter's deadline), save
+ * cpool_close, and anyone while nobody waits.  What it leaves parked when
+ * it stops calling is collected by the oldest waiter: while any slot is
+ * PARKED, or HELD_TURN with its turn not over, it sleeps with a timer
+ * ("polling"): until the first such end, but first after
+ * max(handoff_after_us, 500 us), doubling each time up to handoff_max_us.
+ * A park under the lock within a turn that ends before that timer wakes
+ * it.  A slot taken without a turn (HELD), or held past its turn, comes
+ * back through the lock when it is checked in (the Dekker pair), so it
+ * needs no polling; but between that checkin's store and its lock another
+ * thread within its turn may take the slot (PARKED -> HELD_TURN), and
+ * then the checkin, finding it gone, wakes the head.
  * Whoever parks a slot within a turn under the lock, or leaves the head of
  * the queue while such slots exist, also wakes a head that is not
  * polling.  In strict mode there are no turns.  This needs the holder's
@@ -82,7 +82,8 @@ enum cpool__reason {
  * when the slot may come back parked. */
 enum cpool__lease {
   CPOOL__LEASE_NONE = 0,  /* the locked side owns the slot's state */
-  CPOOL__LEASE_PARKED,    /* BUSY for the locked side, free to reclaim */
+  CPOOL__LEASE_PARKED,    /* BUSY for the locked side, free to reclaim
+                             (within a turn: from the end above on) */
   CPOOL__LEASE_HELD,      /* taken on the fast path: checked out */
   CPOOL__LEASE_HELD_TURN  /* the same, past waiters within a turn: its
                              checkin may park it again beside them */
