@@ -411,10 +411,14 @@ static int64_t turn_parks_until(const struct cpool *p) {
     int st = CPOOL__LEASE_STATE(v);
     if (st != CPOOL__LEASE_PARKED && st != CPOOL__LEASE_HELD_TURN)
       continue;
-    /* PARKED: now, or when the turn it is parked within ends. */
-    int64_t end = st == CPOOL__LEASE_PARKED ? parked_until(p, v)
-                                            : CPOOL__LEASE_TURN_END(v);
-    if (st == CPOOL__LEASE_PARKED && end < now)
+    /* HELD_TURN with its turn over: its checkin takes the lock.  Else
+     * when the turn it is held or parked within ends, or sooner when a
+     * waiter's deadline cuts it (then its checkin may still park it
+     * without the lock: poll); PARKED without a turn: now. */
+    if (st == CPOOL__LEASE_HELD_TURN && CPOOL__LEASE_TURN_END(v) < now)
+      continue;
+    int64_t end = parked_until(p, v);
+    if (end < now)
       end = now;
     if (end >= now && (first == 0 || end < first))
       first = end;
@@ -547,8 +551,10 @@ static int reclaim(struct cpool *p, struct cpool_conn *s, int force) {
   return 1;
 }
 
+/* The worker's, for a ping: parked within a turn, the slot is left to its
+ * holder while others wait. */
 int cpool__reclaim(struct cpool *p, struct cpool_conn *s) {
-  return reclaim(p, s, 0);
+  return reclaim(p, s, p->wq_head == NULL);
 }
 
 /* A caller needs a slot and none is on the free stack: take one parked
@@ -723,6 +729,12 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
    * cpool_checkin). */
   if (p->nfast > 0)
     reclaim_all(p, 0);
+  /* Our deadline moved the cut earlier: slots parked or held within a
+   * turn are the waiters' from then on, and the oldest waiter, which
+   * polls for them, must look by then. */
+  if (w.cut_us != 0 && p->nfast > 0 &&
+      w.cut_us == atomic_load_explicit(&p->cut_us, memory_order_relaxed))
+    watch_parked(p, w.cut_us);
   p->st.waits++;
   p->sleepers++;
 

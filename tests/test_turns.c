@@ -427,11 +427,13 @@ static void test_deadline_cut_allows_long_hold(void) {
 }
 
 /* A caller within a long turn (another thread waits without a deadline)
- * stops calling, its slot parked as its own until the turn ends, some
- * 250 ms away; a waiter with a 50 ms timeout queues behind: the slot is
- * the holder's only until that waiter's cut (a quarter of its timeout
- * before its deadline), then the first waiter has it, gives it back, and
- * the second is served in time. */
+ * stops calling after 20000 checkouts, its slot parked as its own until
+ * the turn ends, over a second away; a waiter with a 50 ms timeout queues
+ * behind: the slot is the holder's only until that waiter's cut (a
+ * quarter of its timeout before its deadline), then the first waiter has
+ * it, gives it back, and the second is served in time.  The first waiter
+ * polls for the slot by then at intervals of hundreds of ms: the new waiter
+ * must wake it for its cut. */
 static void test_parked_in_turn_yields_to_deadline(void) {
   enum { TIMEOUT_MS = 50 };
   cpool_t *p = open_turns(250, 10000000);
@@ -454,7 +456,7 @@ static void test_parked_in_turn_yields_to_deadline(void) {
   TU_WAIT_STATS(p, st, st.waiters == 2, 5000);
   TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
   /* Served from the queue: its turn earns 250 us a checkout. */
-  TU_WAIT(atomic_load(&r.ops) >= 1000, 5000);
+  TU_WAIT(atomic_load(&r.ops) >= 20000, 10000);
   atomic_store(&r.pause, 1);
   TU_WAIT(atomic_load(&r.holding) == 0, 5000); /* parked, and left */
   TU_ASSERT_CODE(cpool_stats(p, &st), 0);
