@@ -253,6 +253,17 @@ static void test_earned_turn_is_long(void) {
   TU_ASSERT_EQ(f.errors, 0);
   TU_ASSERT_INT(e.min_ops, >, 0); /* both were served */
   TU_ASSERT_INT(e.nturns, >=, 2);
+  /* Only if the two threads contended: most checkouts made while the
+   * other waited.  With one busy loop on the other CPU they share one CPU
+   * and take turns by the scheduler's 4 ms ticks, hardly ever queued in
+   * the pool (10% of checkouts past a waiter, against over 95% on a
+   * quiet machine), and the pool decides nothing. */
+  if (e.kept * 2 < e.ops) {
+    printf("\nNOTE: the two threads hardly contended (%d of %d checkouts "
+           "past a waiter): turns not judged\n",
+           e.kept, e.ops);
+    return;
+  }
   /* Two fixed turns' worth at least (the fixed median is about 2 ms;
    * earned, 20 ms on a quiet machine, 5.8 ms seen with three busy loops
    * on the two CPUs). */
