@@ -420,7 +420,7 @@ static int64_t turn_parks_until(const struct cpool *p) {
     int64_t end = parked_until(p, v);
     if (end < now)
       end = now;
-    if (end >= now && (first == 0 || end < first))
+    if (first == 0 || end < first)
       first = end;
   }
   return first;
@@ -1052,10 +1052,10 @@ static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
  * nobody waits or within its turn (see internal.h), else free for the
  * next caller. */
 static void offer(struct cpool *p, struct cpool_conn *s) {
-  if ((p->nwaiters == 0 || in_turn(p)) && p->nfast < p->fast_max) {
-    /* Within a turn it stays this thread's until the turn ends. */
-    int64_t end = p->nwaiters != 0 && in_turn(p) ? turn_cut(p, turn.end_us)
-                                                 : 0;
+  /* Within a turn it stays this thread's until the turn ends (one clock
+   * read decides both). */
+  int64_t end = p->nwaiters != 0 && in_turn(p) ? turn_cut(p, turn.end_us) : 0;
+  if ((p->nwaiters == 0 || end != 0) && p->nfast < p->fast_max) {
     fast_add(p, s);
     watch_parked(p, end != 0 ? end : INT64_MAX);
     atomic_store_explicit(&s->lease,

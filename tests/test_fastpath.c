@@ -52,6 +52,23 @@ static int lease_of(cpool_conn_t *c) {
   return l == CPOOL__LEASE_HELD_TURN ? CPOOL__LEASE_HELD : l;
 }
 
+/* Check a slot out and in, then out again: the second checkout takes it on
+ * the fast path (HELD, without a turn: nobody waits).  NULL, with a
+ * failed assertion, if there was none. */
+static cpool_conn_t *take_fast(cpool_t *p) {
+  cpool_conn_t *c = NULL;
+
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  if (c == NULL)
+    return NULL;
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  if (c != NULL)
+    TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_HELD);
+  return c;
+}
+
 /* Sync start, so every slot is up when it returns.  idle_check_ms as given
  * (0 is "peek always" here, not the default). */
 static cpool_t *open_pool_at(int port, int size, int idle_check_ms) {
@@ -68,7 +85,6 @@ static cpool_t *open_pool_at(int port, int size, int idle_check_ms) {
 static cpool_t *open_pool(int size, int idle_check_ms) {
   return open_pool_at(ts_port(srv), size, idle_check_ms);
 }
-
 
 /* ---- one thread: counts and slot states ------------------------------ */
 
@@ -862,12 +878,8 @@ static void test_broken_after_fast_checkout(void) {
   int64_t t0;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
-  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
-  c = NULL;
-  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  c = take_fast(p);
   CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_HELD);
   TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "fast", 2000), 0);
   TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_BROKEN), 0);
   TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_NONE);
@@ -1116,13 +1128,8 @@ static void test_waiter_no_polling_held(void) {
   int64_t t_in;
 
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
-  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
-  c = NULL;
-  TU_ASSERT_CODE(cpool_checkout(p, &c, CPOOL_NOWAIT, NULL), 0);
+  c = take_fast(p); /* on the fast path, and without a turn */
   CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-  /* On the fast path, and without a turn: nobody waited. */
-  TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_HELD);
 
   memset(&w, 0, sizeof w);
   w.pool = p;
@@ -1266,9 +1273,10 @@ static void nowait_no_new_turn(int max_us, int barge_limit) {
          "up to %d us: %d checkouts in %lld ms "
          "(%llu queued), %d over %d ms, longest %lld us; nowait caller: %d "
          "served (%d past the waiter, at most %d in one wait), %d refused\n",
-         max_us, done, (long long)(tu_now_ms() - t0), (unsigned long long)st.waits,
-         slow, SLOW_MS, (long long)worst_us, atomic_load(&h.ok),
-         atomic_load(&h.barged), max_barges, atomic_load(&h.refused));
+         max_us, done, (long long)(tu_now_ms() - t0),
+         (unsigned long long)st.waits, slow, SLOW_MS, (long long)worst_us,
+         atomic_load(&h.ok), atomic_load(&h.barged), max_barges,
+         atomic_load(&h.refused));
   if (errors)
     fprintf(stderr, "waiter against a nowait caller: checkout got %s\n",
             cpool_err_name(err_rc));
@@ -1291,7 +1299,9 @@ static void nowait_no_new_turn(int max_us, int barge_limit) {
 }
 
 /* Turns of 250 us exactly: a dozen 20 us checkouts, and 50 is 4 turns. */
-static void test_nowait_no_new_turn(void) { nowait_no_new_turn(250, 50); }
+static void test_nowait_no_new_turn(void) {
+  nowait_no_new_turn(250, 50);
+}
 
 /* Turns earned up to 5 ms: the nowait caller comes back within 250 us,
  * but its turns begin by barging past the waiter, never by being served
@@ -1367,12 +1377,8 @@ static void test_parked_in_turn_taken(void) {
   cfg.handoff_after_us = TURN_US;
   TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  TU_ASSERT_CODE(cpool_checkout(p, &x, CPOOL_NOWAIT, NULL), 0);
-  TU_ASSERT_CODE(cpool_checkin(p, x, CPOOL_CONN_OK), 0);
-  x = NULL;
-  TU_ASSERT_CODE(cpool_checkout(p, &x, CPOOL_NOWAIT, NULL), 0);
+  x = take_fast(p);
   CU_ASSERT_PTR_NOT_NULL_FATAL(x);
-  TU_ASSERT_EQ(lease_of(x), CPOOL__LEASE_HELD);
 
   while (!measured && tries < TRIES) {
     turn_parker a;

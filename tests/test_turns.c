@@ -405,14 +405,13 @@ static void print_cut(const char *what, const cut_result *c) {
          (long long)c->shortest_ms, (long long)c->longest_ms);
 }
 
-/* Every round served early: the cut was not tested, and the test only
- * shows that nothing timed out.  Seen on a loaded machine under ASan,
- * where the waiter, woken when the looper's first checkin of its turn
- * parks the slot under the lock, takes it before the looper comes back
- * (a PARKED lease does not carry the turn's end, so the oldest waiter
- * cannot tell a slot parked between two checkouts of a turn from one
- * left behind). */
-static void note_untested(const cut_result *c) {
+/* No round may time out.  If every round was served early, the cut was
+ * not tested, and the test only shows that: seen on a loaded machine,
+ * where the looper, preempted early in its turn, lost it before the cut.
+ * Said, not failed. */
+static void judge_cut(const char *what, const cut_result *c) {
+  print_cut(what, c);
+  TU_ASSERT_EQ(c->timeouts, 0);
   if (c->served - c->early == 0)
     printf("\nNOTE: every round was served early: the cut was not "
            "tested this time\n");
@@ -420,22 +419,18 @@ static void note_untested(const cut_result *c) {
 
 static void test_deadline_cuts_turn(void) {
   cut_result c = deadline_rounds(0, 20, 2000, NULL, NULL, 100, 3);
-  print_cut("a waiter with a 100 ms timeout behind a caller whose turn could "
+  judge_cut("a waiter with a 100 ms timeout behind a caller whose turn could "
             "last 10 s",
             &c);
-  TU_ASSERT_EQ(c.timeouts, 0);
-  note_untested(&c);
 }
 
 /* The same with a waiter without a deadline ahead of it: the cut is for
  * every waiter's deadline, not only the oldest's. */
 static void test_deadline_cuts_turn_behind(void) {
   cut_result c = deadline_rounds(1, 20, 2000, NULL, NULL, 100, 3);
-  print_cut("a waiter with a 100 ms timeout behind one without a deadline "
+  judge_cut("a waiter with a 100 ms timeout behind one without a deadline "
             "and a caller whose turn could last 10 s",
             &c);
-  TU_ASSERT_EQ(c.timeouts, 0);
-  note_untested(&c);
 }
 
 /* The caller's requests are mostly short, but 2 ms into its turn one
@@ -449,11 +444,9 @@ static void test_deadline_cuts_turn_behind(void) {
 static void test_deadline_cut_allows_long_hold(void) {
   static const int slow_at[2] = {2000, 25000}, slow[2] = {8000, 16000};
   cut_result c = deadline_rounds(0, 20, 250, slow_at, slow, 40, 4);
-  print_cut("a waiter with a 40 ms timeout behind a caller with an 8 ms "
+  judge_cut("a waiter with a 40 ms timeout behind a caller with an 8 ms "
             "request 2 ms into its turn and a 16 ms one at 25 ms",
             &c);
-  TU_ASSERT_EQ(c.timeouts, 0);
-  note_untested(&c);
 }
 
 /* A caller within a long turn (another thread waits without a deadline)
