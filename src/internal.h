@@ -220,6 +220,33 @@ static inline void cpool__set_last_used(struct cpool_conn *s, int64_t ms) {
   atomic_store_explicit(&s->last_used_ms, ms, memory_order_relaxed);
 }
 
+/* check.c: debug assertions and the locked side's invariants (see
+ * there), on in debug and sanitizer builds (CPOOL_DEBUG_CHECKS). */
+#ifdef CPOOL_DEBUG_CHECKS
+void cpool__assert_fail(const char *what, const char *file, int line)
+    __attribute__((noreturn));
+#define CPOOL__ASSERT(c)                                                      \
+  ((c) ? (void)0 : cpool__assert_fail(#c, __FILE__, __LINE__))
+void cpool__check_locked(const struct cpool *p);
+#else
+#define CPOOL__ASSERT(c) ((void)0)
+static inline void cpool__check_locked(const struct cpool *p) { (void)p; }
+#endif
+
+/* Unlock p->mu, the invariants checked first. */
+static inline void cpool__unlock(struct cpool *p) {
+  cpool__check_locked(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait on cv (with p->mu) until until_us, as cpool__timed_wait, the
+ * invariants checked first: the wait lets other threads in. */
+static inline void cpool__wait_locked(struct cpool *p, pthread_cond_t *cv,
+                                      int64_t until_us) {
+  cpool__check_locked(p);
+  cpool__timed_wait(cv, &p->mu, until_us);
+}
+
 /* worker.c */
 void *cpool__worker_main(void *arg);
 

@@ -166,6 +166,17 @@ static void turn_hold(int64_t now) {
   turn.out_us = 0;
 }
 
+/* A slot checked in at now within a turn that ends at end_us is reserved
+ * for its holder until the earlier of the two ends: the turn's, and
+ * handoff_after_us from now.  A holder that does not come back by then
+ * leaves it to the oldest waiter, which polls for it (turn_parks_until):
+ * no connection sits unused while callers wait for longer than that. */
+static int64_t turn_reserve(const struct cpool *p, int64_t end_us,
+                            int64_t now) {
+  int64_t r = now + p->cfg.handoff_after_us;
+  return r < end_us ? r : end_us;
+}
+
 /* Nobody waits in p: nothing to take turns for. */
 static void turn_clear(const struct cpool *p) {
   if (turn_is_for(p))
@@ -178,10 +189,6 @@ static void turn_clear(const struct cpool *p) {
 static int in_turn_at(const struct cpool *p, int64_t now) {
   return turn_is_for(p) && turn.start_us != 0 &&
          p->cfg.handoff_after_us > 0 && turn_live(p, now);
-}
-
-static int in_turn(const struct cpool *p) {
-  return in_turn_at(p, cpool__now_us());
 }
 
 /* The fast path (see internal.h): the slot this thread parked last, and
@@ -206,9 +213,14 @@ static _Atomic uint64_t pools_opened;
  * them. */
 #define FAST_MAX 64
 
-/* The oldest waiter's poll for slots parked within a turn: every turn,
- * but no more often than this. */
-#define POLL_MIN_US 500
+/* The oldest waiter's poll for slots held within a turn: every
+ * handoff_after_us, but no more often than this. */
+#define POLL_MIN_US 100
+
+static int64_t poll_period_us(const struct cpool *p) {
+  return p->cfg.handoff_after_us > POLL_MIN_US ? p->cfg.handoff_after_us
+                                               : POLL_MIN_US;
+}
 
 void cpool_config_init(cpool_config *cfg) {
   if (cfg == NULL)
@@ -394,34 +406,27 @@ static void clear_woken(struct cpool *p, cpool__waiter *w) {
 }
 
 /* Might a slot be left parked beside the waiters?  Only one parked within
- * a turn: PARKED now, or HELD_TURN with its turn not over (its checkin
- * will park it again).  The oldest waiter then polls (wait_for_slot).
- * Returns 0 if none, else the earliest time (us) at which such a slot is
- * sure to be the waiters': now for one PARKED, else the first turn's
- * end. */
+ * a turn: PARKED with a reservation (its holder's for handoff_after_us
+ * after its checkin at most), or HELD_TURN (its checkin may park it so).
+ * The oldest waiter then polls (wait_for_slot).  Returns 0 if none, else
+ * when it must look next: when the first reservation ends, and for a
+ * held slot, whose checkin it cannot see, one poll period from now. */
 static int64_t turn_parks_until(const struct cpool *p) {
   if (p->cfg.handoff_after_us <= 0)
     return 0;
-  /* The clock first: a holder that checks in after our load of its
-   * lease reads the clock after this, so a turn we find over, it finds
-   * over too, and it checks in under the lock. */
   int64_t now = cpool__now_us(), first = 0;
   for (int i = 0; i < p->nfast; i++) {
     int64_t v = atomic_load(&p->slots[p->fast_list[i]].lease);
     int st = CPOOL__LEASE_STATE(v);
-    if (st != CPOOL__LEASE_PARKED && st != CPOOL__LEASE_HELD_TURN)
+    int64_t at;
+    if (st == CPOOL__LEASE_HELD_TURN)
+      at = now + poll_period_us(p);
+    else if (st == CPOOL__LEASE_PARKED)
+      at = parked_until(p, v) > now ? parked_until(p, v) : now;
+    else
       continue;
-    /* HELD_TURN with its turn over: its checkin takes the lock.  Else
-     * when the turn it is held or parked within ends, or sooner when a
-     * waiter's deadline cuts it (then its checkin may still park it
-     * without the lock: poll); PARKED without a turn: now. */
-    if (st == CPOOL__LEASE_HELD_TURN && CPOOL__LEASE_TURN_END(v) < now)
-      continue;
-    int64_t end = parked_until(p, v);
-    if (end < now)
-      end = now;
-    if (first == 0 || end < first)
-      first = end;
+    if (first == 0 || at < first)
+      first = at;
   }
   return first;
 }
@@ -710,11 +715,6 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
                          struct cpool_conn **out, cpool_error_info *why) {
   cpool__waiter w = {0};
   int rc = 0;
-  /* The oldest waiter's poll for slots parked within a turn (see below). */
-  int64_t poll_us = p->cfg.handoff_after_us > POLL_MIN_US
-                        ? p->cfg.handoff_after_us
-                        : POLL_MIN_US;
-
   w.since_us = cpool__now_us();
   if (*deadline_p == 0)
     *deadline_p = timeout_ms > 0 ? w.since_us + (int64_t)timeout_ms * 1000
@@ -778,24 +778,16 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
     }
     int64_t until = wait_deadline_us(p, &w, deadline_us);
     /* The oldest waiter, while a slot may be left parked within a turn,
-     * sleeps with a timer: until the first such turn ends, but sooner at
-     * first (a thread that stops calling leaves its slot parked well
-     * before its turn is over), backing off from one short turn. */
+     * sleeps with a timer: until the first reservation ends, or one poll
+     * period for a slot held within a turn (turn_parks_until). */
     int64_t parked_until = p->wq_head == &w ? turn_parks_until(p) : 0;
     w.polling = parked_until != 0;
     if (w.polling) {
-      int64_t at = now_us + poll_us;
-      if (parked_until < at)
-        at = parked_until;
-      if (at < now_us + POLL_MIN_US)
-        at = now_us + POLL_MIN_US;
-      if (until < 0 || at < until)
-        until = at;
+      if (until < 0 || parked_until < until)
+        until = parked_until;
       w.poll_at_us = until;
-      poll_us = 2 * poll_us < p->cfg.handoff_max_us ? 2 * poll_us
-                                                    : p->cfg.handoff_max_us;
     }
-    cpool__timed_wait(&w.cv, &p->mu, until);
+    cpool__wait_locked(p, &w.cv, until);
     w.polling = 0;
   }
 
@@ -1024,7 +1016,7 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
     release_on_close(p, s);
     rc = CPOOL_ESHUTDOWN;
   }
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   if (rc == 0)
     *conn = s;
   return rc;
@@ -1052,9 +1044,12 @@ static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
  * nobody waits or within its turn (see internal.h), else free for the
  * next caller. */
 static void offer(struct cpool *p, struct cpool_conn *s) {
-  /* Within a turn it stays this thread's until the turn ends (one clock
-   * read decides both). */
-  int64_t end = p->nwaiters != 0 && in_turn(p) ? turn_cut(p, turn.end_us) : 0;
+  /* Within a turn it is reserved for this thread (one clock read decides
+   * both). */
+  int64_t now = p->nwaiters != 0 ? cpool__now_us() : 0;
+  int64_t end = now != 0 && in_turn_at(p, now)
+                    ? turn_reserve(p, turn_cut(p, turn.end_us), now)
+                    : 0;
   if ((p->nwaiters == 0 || end != 0) && p->nfast < p->fast_max) {
     fast_add(p, s);
     watch_parked(p, end != 0 ? end : INT64_MAX);
@@ -1089,42 +1084,39 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s,
 
 /* The fast checkin of a slot taken on the fast path: park it again with
  * one store.  Then, if close began, or somebody waits and this is not a
- * slot held within a turn, take it back and check it in under the lock.
- * (Waiters and close reclaim parked slots, so one of the two sides sees
- * the other: both the store and the loads are sequentially consistent.)
- * From the store on the slot may be someone else's and the pool might be
- * closed, so in_checkin keeps cpool_close from freeing it until the end. */
+ * slot held within a turn that is not over, take it back and check it in
+ * under the lock.  (Waiters and close reclaim parked slots, so one of the
+ * two sides sees the other: both the store and the loads are sequentially
+ * consistent.  A slot held within a turn the oldest waiter polls for,
+ * whatever this thread's clock says: turn_parks_until.)  From the store
+ * on the slot may be someone else's and the pool might be closed, so
+ * in_checkin keeps cpool_close from freeing it until the end. */
 static void fast_checkin(struct cpool *p, struct cpool_conn *s,
                          int64_t held, int timed) {
+  int in_turn = CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN;
+  int64_t now = timed || in_turn ? cpool__now_us() : 0;
+  int64_t end = in_turn ? CPOOL__LEASE_TURN_END(held) : 0;
+  int within = in_turn && now <= end;
+
   if (p->cfg.ping_interval_ms > 0)
     cpool__set_last_used(s, cpool__coarse_ms());
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
-  /* Taken within a turn: parked as this thread's until the turn ends. */
-  atomic_store(&s->lease, CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN
-                              ? CPOOL__LEASE_PARKED_UNTIL(
-                                    CPOOL__LEASE_TURN_END(held))
-                              : CPOOL__LEASE_PARKED);
+  /* Within a turn: reserved for this thread (turn_reserve). */
+  atomic_store(&s->lease, within ? CPOOL__LEASE_PARKED_UNTIL(
+                                       turn_reserve(p, end, now))
+                                 : CPOOL__LEASE_PARKED);
   remember_parked(p, s);
-  /* The clock only after the store: a waiter that found the turn over
-   * read its clock before, and reclaims the slot (turn_parks_until).  One
-   * read serves the turn's timing too. */
-  int64_t now = timed ? cpool__now_us() : 0;
   if (timed)
     turn_hold(now);
-  /* Within a turn: the one written in the lease at checkout, which is
-   * what waiters looked at. */
   if (atomic_load(&p->closing) ||
-      (atomic_load(&p->nwaiters) != 0 &&
-       !(CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN &&
-         (now != 0 ? now : cpool__now_us()) <=
-             CPOOL__LEASE_TURN_END(held)))) {
+      (atomic_load(&p->nwaiters) != 0 && !within)) {
     pthread_mutex_lock(&p->mu);
     if (s->fast_pos >= 0 && unpark(p, s, 1))
       checkin_locked(p, s, CPOOL_CONN_OK);
     else if (s->fast_pos >= 0 && p->wq_head != NULL && turn_parks(p))
       /* taken within a turn since our store: see internal.h */
       watch_parked(p, INT64_MAX);
-    pthread_mutex_unlock(&p->mu);
+    cpool__unlock(p);
   }
   atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);
 }
@@ -1160,7 +1152,7 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
       turn_hold(cpool__now_us());
     checkin_locked(p, s, status);
   }
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   return rc;
 }
 
@@ -1200,7 +1192,7 @@ int cpool_stats(cpool_t *p, cpool_stats_t *out) {
       atomic_load_explicit(&p->nowait_refusals, memory_order_relaxed);
   if (out->last_error.code != 0)
     out->last_error.age_ms = cpool__now_ms() - p->last_error_at_ms;
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   return 0;
 }
 
@@ -1353,11 +1345,11 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
    * just now gives it back: the pool must outlive them, and what the
    * drain counts as out must be what callers really hold. */
   while (p->sleepers > 0)
-    pthread_cond_wait(&p->state_cv, &p->mu);
+    cpool__wait_locked(p, &p->state_cv, -1);
   int64_t until = deadline_of(drain_timeout_ms);
   while (p->counts[CPOOL_SLOT_BUSY] > 0 &&
          (until < 0 || cpool__now_us() < until))
-    cpool__timed_wait(&p->state_cv, &p->mu, until);
+    cpool__wait_locked(p, &p->state_cv, until);
   int busy = p->counts[CPOOL_SLOT_BUSY];
   p->forced = 1;
   /* Slots still out: shut their sockets down so that a caller blocked in
@@ -1366,7 +1358,7 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
     if (p->slots[i].state == CPOOL_SLOT_BUSY && p->slots[i].fd >= 0)
       shutdown(p->slots[i].fd, SHUT_RDWR);
   wake_workers(p);
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
 
   for (int i = 0; i < p->size; i++)
     if (p->slots[i].thread_started)
@@ -1390,7 +1382,7 @@ static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
   pthread_mutex_lock(&p->mu);
   while (p->counts[CPOOL_SLOT_IDLE] < p->size && p->sync_err == 0 &&
          cpool__now_us() < until)
-    cpool__timed_wait(&p->state_cv, &p->mu, until);
+    cpool__wait_locked(p, &p->state_cv, until);
   if (p->sync_err != 0) {
     rc = p->sync_err;
     if (err != NULL)
@@ -1401,7 +1393,7 @@ static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
                      "%d of %d slots connected before the deadline",
                      p->counts[CPOOL_SLOT_IDLE], p->size);
   }
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   return rc;
 }
 

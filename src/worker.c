@@ -94,10 +94,10 @@ static int backoff_sleep(struct cpool *p, struct cpool_conn *s) {
     int64_t now = cpool__now_ms();
     if (now >= s->retry_at_ms)
       break;
-    cpool__timed_wait(&s->cv, &p->mu, s->retry_at_ms * 1000);
+    cpool__wait_locked(p, &s->cv, s->retry_at_ms * 1000);
   }
   open = !p->closing;
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   return open;
 }
 
@@ -120,7 +120,7 @@ static void connect_failed(struct cpool *p, struct cpool_conn *s,
   cpool__recycle_done(p, s);
   cpool__backend_check(p);
   pthread_cond_broadcast(&p->state_cv);
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
 
   emit(p, s, CPOOL_EVENT_CONNECT_FAILED, err);
   emit(p, s, CPOOL_EVENT_BACKOFF, err);
@@ -136,7 +136,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
     int closing = p->closing;
     if (!closing && s->state != CPOOL_SLOT_CONNECTING)
       cpool__set_state(p, s, CPOOL_SLOT_CONNECTING);
-    pthread_mutex_unlock(&p->mu);
+    cpool__unlock(p);
     if (closing)
       return 0;
 
@@ -169,7 +169,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
     cpool__make_available(p, s);
     pthread_cond_broadcast(&p->state_cv);
   }
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   if (closing)
     return 0; /* the exit path closes the socket */
   emit_simple(p, s, CPOOL_EVENT_CONNECTED, 0, CPOOL_STEP_NONE, "connected to");
@@ -181,7 +181,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
 static void ping_slot(struct cpool *p, struct cpool_conn *s) {
   cpool__free_remove(p, s);
   cpool__set_state(p, s, CPOOL_SLOT_CHECKING);
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   /* Bounded like the handshake: a stalled peer fails the ping instead of
    * holding the worker (and cpool_close) forever. */
   cpool__io_bound bound;
@@ -251,14 +251,14 @@ static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
     }
     /* No ping due: wait for a hand-back or close.  Else wake for the ping,
      * a little late rather than early: the coarse clock may lag. */
-    cpool__timed_wait(&s->cv, &p->mu, wake_at > 0 ? (wake_at + 5) * 1000 : -1);
+    cpool__wait_locked(p, &s->cv, wake_at > 0 ? (wake_at + 5) * 1000 : -1);
   }
   if (why != CPOOL__KEEP) {
     p->st.disconnects++;
     if (why == CPOOL__RECYCLE)
       p->st.recycles++;
   }
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   return why;
 }
 
@@ -297,8 +297,10 @@ void *cpool__worker_main(void *arg) {
   if (had_socket)
     p->st.disconnects++;
   cpool__recycle_done(p, s);
+  if (s->free_pos >= 0) /* closed: free no more (check.c) */
+    cpool__free_remove(p, s);
   cpool__set_state(p, s, CPOOL_SLOT_CLOSED);
   pthread_cond_broadcast(&p->state_cv);
-  pthread_mutex_unlock(&p->mu);
+  cpool__unlock(p);
   return NULL;
 }
