@@ -61,6 +61,7 @@
 
 #include "backoff.h"
 #include "cpool.h"
+#include "turn.h"
 
 #include <pthread.h>
 #include <stdalign.h>
@@ -160,6 +161,7 @@ struct cpool {
   pthread_cond_t state_cv;      /* sync open and close's drain wait here */
 
   cpool_config cfg; /* copied; host and unix_path point below */
+  cpool__turn_policy policy; /* the turn settings from cfg (turn.h) */
   char *host;
   char *unix_path;
   int size;

@@ -2,45 +2,16 @@
  * The pool: open and close, checkout and checkin, the FIFO queue of
  * waiters and the hand-off of slots to them.
  *
- * Hand-off policy.  A slot that becomes free while callers wait either goes
+ * Hand-off.  A slot that becomes free while callers wait either goes
  * straight to the oldest waiter (strict FIFO, handoff_after_us -1), or
  * onto the free stack with the oldest waiter woken to take it, where a
- * caller that is already running may take it first ("barging").  Barging
- * keeps throughput high: no connection sits unused while a thread is being
- * scheduled, and a caller that comes straight back does not pay a context
- * switch per request.  What bounds the wait is the caller's turn: one
- * thread may barge past waiters only within its turn, counted from when it
- * was served from the queue (or from its first barge), and then it queues
- * like everyone else.
- *
- * A turn is earned (turn_earn): it starts at handoff_after_us, and each
- * checkout within it adds another handoff_after_us, up to handoff_max_us
- * from its start.  A thread that comes back faster than handoff_after_us
- * on average keeps its connection for a long turn (what it earned early
- * covers a slow request later), one that comes back slower from the start
- * hands it over at its next checkin.  Why: each hand-off costs two context
- * switches (the waiter wakes, the caller sleeps), which on a 2-CPU
- * machine halves throughput when paid per request, and with turns of K
- * checkouts, 1/K of them wait for the others' turns.  Below K of about a
- * hundred that is more than 1% of requests, each waiting several turns:
- * p99 is set by turn ends.  Short turns for fast callers are thus the
- * worst of both; so a fast caller gets a long turn (25 ms by default:
- * about 250 requests of 100 us), a slow one the FIFO it needs anyway.
- * Only a turn that began with the thread served from the queue is earned
- * (turn_begin).  Turns shrink when so many wait that a waiter would wait
- * more than WAIT_TURNS of the longest turns, are at most half of CoDel's
- * target (config_resolve), and end early enough for every waiter's
- * deadline (waiter_cut, turn_cut).
- *
- * (An earlier version also had Go's starvation mode: once a waiter had
- * waited too long, every freed slot went to the oldest waiter.  With turns
- * bounded it only cost: measured against redis-server, 32 threads on 8
- * connections, it cut throughput to 0.55x of 8 threads on 8 and raised the
- * median latency 3-9x, for the same p99 and fairness; see
- * docs/BENCHMARKS.md.)
- *
- * The fast path, which needs no lock while nobody waits (or within a
- * turn), is described in internal.h.
+ * caller that is already running may take it first ("barging") within
+ * its turn.  What a turn is, how it is earned, shrunk and cut, and how
+ * long a slot stays reserved between a thread's checkouts: turn.h, the
+ * policy's one description.  The fast path, which needs no lock while
+ * nobody waits (or within a turn), and what the oldest waiter polls for:
+ * internal.h.  Why turns are earned, with the figures:
+ * docs/checkout-guide.md ("Fairness").
  */
 #include "internal.h"
 
@@ -75,119 +46,52 @@
 #endif
 #define MIN_WORKER_STACK (64 * 1024)
 
-/* This thread's turn (see may_barge): in which pool, when it began (when
- * the thread was served from that pool's queue, or first barged past its
- * waiters) and when it ends.  start_us 0: no turn (nobody waited when it
- * last took a slot).  One per thread: a thread that goes from pool to
- * pool while others wait in both queues for its next turn. */
+/* This thread's turn (turn.h): in which pool.  One per thread: a thread
+ * that goes from pool to pool while others wait in both queues for its
+ * next turn. */
 static _Thread_local struct {
   const struct cpool *pool;
   uint64_t gen;
-  int64_t start_us;
-  int64_t end_us;  /* earned so far (turn_earn) */
-  int64_t cap_us;  /* and the most it can earn */
-  int64_t out_us;  /* when its current checkout began, 0 if none */
-  int64_t hold_us; /* its longest checkout (to checkin) in this turn */
+  cpool__turn t;
 } turn;
 
 static int turn_is_for(const struct cpool *p) {
   return turn.pool == p && turn.gen == p->gen;
 }
 
-/* A waiter waits for about waiters/size turns: turns are shorter than
- * handoff_max_us when so many wait that this would be longer than
- * WAIT_TURNS of the longest turns. */
-#define WAIT_TURNS 4
+static int64_t cut_now(const struct cpool *p) {
+  return atomic_load_explicit(&p->cut_us, memory_order_relaxed);
+}
 
-/* A turn begins: earned up to handoff_max_us if the thread was served from
- * the queue; one that begins by barging past the queue is not earned (a
- * caller that never waits, with CPOOL_NOWAIT say, would else keep the
- * connection from the waiters turn after turn). */
 static void turn_begin(const struct cpool *p, int64_t now_us, int earned) {
-  int64_t len = earned ? p->cfg.handoff_max_us : p->cfg.handoff_after_us;
-  int n = atomic_load_explicit(&p->nwaiters, memory_order_relaxed);
-  if (n > WAIT_TURNS * p->size)
-    len = len * WAIT_TURNS * p->size / n;
-  if (len < p->cfg.handoff_after_us)
-    len = p->cfg.handoff_after_us;
   turn.pool = p;
   turn.gen = p->gen;
-  turn.start_us = now_us;
-  turn.end_us = now_us + p->cfg.handoff_after_us;
-  turn.cap_us = now_us + len;
-  turn.out_us = now_us;
-  turn.hold_us = 0;
+  cpool__turn_begin(&turn.t, &p->policy,
+                    atomic_load_explicit(&p->nwaiters, memory_order_relaxed),
+                    now_us, earned);
 }
 
-/* A checkout within the turn earns it another handoff_after_us, up to
- * handoff_max_us from its start: a thread that comes back faster than
- * that on average keeps its connection for a long turn, which few of its
- * checkouts pay for with a wait; one that comes back slower has a short
- * turn (see the top of this file). */
-static int64_t turn_earned(const struct cpool *p) {
-  int64_t end = turn.end_us + p->cfg.handoff_after_us;
-  return end < turn.cap_us ? end : turn.cap_us;
-}
-
-static void turn_earn(const struct cpool *p) { turn.end_us = turn_earned(p); }
-
-/* A turn that would end at end_us, cut short for the waiters' deadlines
- * (p->cut_us, see waiter_cut): turns end then, and the waiters ahead of
- * the one with the deadline are served in order, one checkout each.
- * Needs no lock. */
+/* A turn that would end at end_us, cut for the waiters' deadlines. */
 static int64_t turn_cut(const struct cpool *p, int64_t end_us) {
-  int64_t cut = atomic_load_explicit(&p->cut_us, memory_order_relaxed);
-  if (cut == 0)
-    return end_us;
-  /* A checkout begun now should be over by the cut: as long as the
-   * longest of this turn, say. */
-  if (turn_is_for(p))
-    cut -= turn.hold_us;
-  if (cut < 1)
-    cut = 1;
-  return cut < end_us ? cut : end_us;
+  return cpool__turn_cut(cut_now(p), turn_is_for(p) ? turn.t.hold_us : 0,
+                         end_us);
 }
 
-/* Is this thread's turn (in p) not over at now?  A turn cut short stays
- * over, even once the waiter that cut it has gone. */
 static int turn_live(const struct cpool *p, int64_t now) {
-  int64_t end = turn_cut(p, turn.end_us);
-  if (now <= end)
-    return 1;
-  turn.end_us = end;
-  return 0;
-}
-
-/* A checkout within the turn ends at now: the longest is what turn_cut
- * allows for. */
-static void turn_hold(int64_t now) {
-  if (now - turn.out_us > turn.hold_us)
-    turn.hold_us = now - turn.out_us;
-  turn.out_us = 0;
-}
-
-/* A slot checked in at now within a turn that ends at end_us is reserved
- * for its holder until the earlier of the two ends: the turn's, and
- * handoff_after_us from now.  A holder that does not come back by then
- * leaves it to the oldest waiter, which polls for it (turn_parks_until):
- * no connection sits unused while callers wait for longer than that. */
-static int64_t turn_reserve(const struct cpool *p, int64_t end_us,
-                            int64_t now) {
-  int64_t r = now + p->cfg.handoff_after_us;
-  return r < end_us ? r : end_us;
+  return cpool__turn_live(&turn.t, cut_now(p), now);
 }
 
 /* Nobody waits in p: nothing to take turns for. */
 static void turn_clear(const struct cpool *p) {
   if (turn_is_for(p))
-    turn.start_us = turn.out_us = 0;
+    turn.t.start_us = turn.t.out_us = 0;
 }
 
 /* Is this thread within its turn in p?  Only one that was served from the
  * queue or barged has a turn: a thread that took its slot when nobody
  * waited gives it up at checkin if somebody does now. */
 static int in_turn_at(const struct cpool *p, int64_t now) {
-  return turn_is_for(p) && turn.start_us != 0 &&
+  return turn_is_for(p) && turn.t.start_us != 0 &&
          p->cfg.handoff_after_us > 0 && turn_live(p, now);
 }
 
@@ -213,14 +117,6 @@ static _Atomic uint64_t pools_opened;
  * them. */
 #define FAST_MAX 64
 
-/* The oldest waiter's poll for slots held within a turn: every
- * handoff_after_us, but no more often than this. */
-#define POLL_MIN_US 100
-
-static int64_t poll_period_us(const struct cpool *p) {
-  return p->cfg.handoff_after_us > POLL_MIN_US ? p->cfg.handoff_after_us
-                                               : POLL_MIN_US;
-}
 
 void cpool_config_init(cpool_config *cfg) {
   if (cfg == NULL)
@@ -373,14 +269,10 @@ static void lease_drop(struct cpool *p, struct cpool_conn *s) {
   fast_remove(p, s);
 }
 
-/* Until when a slot whose lease is v, PARKED, is its holder's: the end of
- * the turn it was parked within, or sooner if a waiter's deadline cuts
- * turns (the holder may have stopped calling); 0 if it was not parked
- * within a turn. */
+/* Until when a slot whose lease is v, PARKED, is its holder's (turn.h);
+ * 0 if it was not parked within a turn. */
 static int64_t parked_until(const struct cpool *p, int64_t v) {
-  int64_t end = CPOOL__LEASE_TURN_END(v);
-  int64_t cut = atomic_load_explicit(&p->cut_us, memory_order_relaxed);
-  return cut != 0 && cut < end ? cut : end;
+  return cpool__parked_until(CPOOL__LEASE_TURN_END(v), cut_now(p));
 }
 
 /* Take a parked slot from whoever parked it: 1 if it is now ours (BUSY,
@@ -420,7 +312,7 @@ static int64_t turn_parks_until(const struct cpool *p) {
     int st = CPOOL__LEASE_STATE(v);
     int64_t at;
     if (st == CPOOL__LEASE_HELD_TURN)
-      at = now + poll_period_us(p);
+      at = now + cpool__poll_period(&p->policy);
     else if (st == CPOOL__LEASE_PARKED)
       at = parked_until(p, v) > now ? parked_until(p, v) : now;
     else
@@ -443,20 +335,6 @@ static void watch_parked(struct cpool *p, int64_t until_us) {
   cpool__waiter *h = p->wq_head;
   if (h != NULL && !h->woken && (!h->polling || until_us < h->poll_at_us))
     pthread_cond_signal(&h->cv);
-}
-
-/* When turns must end for w's deadline: early enough for the holders'
- * next checkins to serve everyone ahead of it, with a margin of a quarter
- * of its timeout (at least two handoff_after_us) for a request under way.
- * 0: no deadline. */
-static int64_t waiter_cut(const struct cpool *p, const cpool__waiter *w) {
-  if (w->deadline_us <= 0)
-    return 0;
-  int64_t margin = (w->deadline_us - w->since_us) / 4;
-  if (margin < 2 * (int64_t)p->cfg.handoff_after_us)
-    margin = 2 * (int64_t)p->cfg.handoff_after_us;
-  int64_t cut = w->deadline_us - margin;
-  return cut > 1 ? cut : 1;
 }
 
 /* p->cut_us: the earliest cut of all waiters.  One waiter joins: O(1);
@@ -721,7 +599,7 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
                                  : -1;
   int64_t deadline_us = *deadline_p;
   w.deadline_us = deadline_us;
-  w.cut_us = waiter_cut(p, &w);
+  w.cut_us = cpool__waiter_cut(&p->policy, w.since_us, w.deadline_us);
   pthread_cond_init(&w.cv, &p->cond_attr);
   wq_append(p, &w);
   /* Now that nwaiters counts us, no checkin parks a slot unseen: take
@@ -819,11 +697,11 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
 static int turn_refused(const struct cpool *p) {
   if (must_hand_off(p))
     return 1;
-  if (turn.start_us == 0)
+  if (turn.t.start_us == 0)
     return 0;
   int64_t now = cpool__now_us();
   if (!turn_is_for(p)) /* over, as long as it could run in its pool */
-    return now <= turn.cap_us;
+    return now <= turn.t.cap_us;
   return !turn_live(p, now);
 }
 
@@ -840,16 +718,16 @@ static int may_barge(const struct cpool *p) {
   }
   if (turn_refused(p))
     return 0;
-  if (turn.start_us == 0 || !turn_is_for(p)) { /* no turn: one begins */
+  if (turn.t.start_us == 0 || !turn_is_for(p)) { /* no turn: one begins */
     int64_t now = cpool__now_us();
     turn_begin(p, now, 0);
     if (!turn_live(p, now)) {
-      turn.out_us = 0; /* nothing taken */
+      turn.t.out_us = 0; /* nothing taken */
       return 0; /* past a waiter's cut: over at once, and stays over */
     }
   } else {
-    turn_earn(p);
-    turn.out_us = cpool__now_us();
+    turn.t.end_us = cpool__turn_earned(&turn.t, &p->policy);
+    turn.t.out_us = cpool__now_us();
   }
   return 1;
 }
@@ -923,7 +801,7 @@ static struct cpool_conn *fast_take(struct cpool *p) {
   if (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) == 0) {
     turn_clear(p); /* nobody to take turns with */
   } else if (in_turn_at(p, now = cpool__now_us())) {
-    end = turn_earned(p);
+    end = cpool__turn_earned(&turn.t, &p->policy);
     /* The lease says until when it may be parked. */
     held = CPOOL__LEASE_TURN(turn_cut(p, end));
   } else {
@@ -938,8 +816,8 @@ static struct cpool_conn *fast_take(struct cpool *p) {
                                                memory_order_relaxed))
     return NULL;
   if (end != 0) {
-    turn.end_us = end;
-    turn.out_us = now;
+    turn.t.end_us = end;
+    turn.t.out_us = now;
   }
   return s;
 }
@@ -1048,7 +926,7 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
    * both). */
   int64_t now = p->nwaiters != 0 ? cpool__now_us() : 0;
   int64_t end = now != 0 && in_turn_at(p, now)
-                    ? turn_reserve(p, turn_cut(p, turn.end_us), now)
+                    ? cpool__turn_reserve(&p->policy, turn_cut(p, turn.t.end_us), now)
                     : 0;
   if ((p->nwaiters == 0 || end != 0) && p->nfast < p->fast_max) {
     fast_add(p, s);
@@ -1103,11 +981,11 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
   /* Within a turn: reserved for this thread (turn_reserve). */
   atomic_store(&s->lease, within ? CPOOL__LEASE_PARKED_UNTIL(
-                                       turn_reserve(p, end, now))
+                                       cpool__turn_reserve(&p->policy, end, now))
                                  : CPOOL__LEASE_PARKED);
   remember_parked(p, s);
   if (timed)
-    turn_hold(now);
+    cpool__turn_hold(&turn.t, now);
   if (atomic_load(&p->closing) ||
       (atomic_load(&p->nwaiters) != 0 && !within)) {
     pthread_mutex_lock(&p->mu);
@@ -1129,7 +1007,7 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
     return CPOOL_EINVAL;
 
   /* Checked out within a turn: its hold is timed (turn_hold). */
-  int timed = turn.out_us != 0 && turn_is_for(p);
+  int timed = turn.t.out_us != 0 && turn_is_for(p);
 
   int64_t v = atomic_load_explicit(&s->lease, memory_order_relaxed);
   int lease = CPOOL__LEASE_STATE(v);
@@ -1149,7 +1027,7 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
     if (lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN)
       lease_drop(p, s); /* broken or expired */
     if (timed)
-      turn_hold(cpool__now_us());
+      cpool__turn_hold(&turn.t, cpool__now_us());
     checkin_locked(p, s, status);
   }
   cpool__unlock(p);
@@ -1227,6 +1105,9 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   p->wake_fd = -1;
   p->cfg = *c;
   p->size = c->size;
+  p->policy = (cpool__turn_policy){.after_us = c->handoff_after_us,
+                                   .max_us = c->handoff_max_us,
+                                   .size = c->size};
   /* Critical sections are a few dozen instructions: spinning briefly
    * before sleeping beats a futex round trip when callers contend. */
   pthread_mutexattr_t ma;

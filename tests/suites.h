@@ -8,6 +8,7 @@ extern CU_TestInfo harness_tests[];
 extern CU_TestInfo errors_tests[];
 extern CU_TestInfo config_tests[];
 extern CU_TestInfo backoff_tests[];
+extern CU_TestInfo policy_tests[];
 extern CU_TestInfo checkout_tests[];
 extern CU_TestInfo reconnect_tests[];
 extern CU_TestInfo close_tests[];

@@ -21,6 +21,7 @@ static CU_SuiteInfo suites[] = {
     {"errors", NULL, NULL, NULL, NULL, errors_tests},
     {"config", config_init, config_cleanup, NULL, NULL, config_tests},
     {"backoff", NULL, NULL, NULL, NULL, backoff_tests},
+    {"policy", NULL, NULL, NULL, NULL, policy_tests},
     {"checkout", checkout_init, checkout_cleanup, NULL, NULL, checkout_tests},
     {"reconnect", NULL, NULL, NULL, NULL, reconnect_tests},
     {"close", close_init, close_cleanup, NULL, NULL, close_tests},
