@@ -32,7 +32,7 @@
 #define DEFAULT_BACKOFF_MAX_MS 30000
 #define DEFAULT_IDLE_CHECK_MS 500
 #define DEFAULT_HANDOFF_AFTER_US 250
-#define DEFAULT_HANDOFF_MAX_US 25000
+#define DEFAULT_HANDOFF_MAX_US 2500
 #define DEFAULT_QUEUE_INTERVAL_MS 1000
 
 /* Worker stacks: only touched pages cost memory, and a worker touches a

@@ -59,7 +59,7 @@ static void test_config_init_defaults(void) {
   TU_ASSERT_EQ(cfg.queue_max, 0);
   TU_ASSERT_EQ(cfg.queue_target_ms, 0);
   CU_ASSERT(cfg.handoff_after_us == 0 || cfg.handoff_after_us == 250);
-  CU_ASSERT(cfg.handoff_max_us == 0 || cfg.handoff_max_us == 25000);
+  CU_ASSERT(cfg.handoff_max_us == 0 || cfg.handoff_max_us == 2500);
   CU_ASSERT(cfg.on_connect == NULL && cfg.on_disconnect == NULL &&
             cfg.on_ping == NULL && cfg.on_event == NULL);
   CU_ASSERT_PTR_NULL(cfg.cb_arg);

@@ -530,7 +530,97 @@ static void test_codel_with_turns(void) {
   TU_ASSERT_INT(r.median_turn_us, <=, 12000);
 }
 
+/* Work conservation: a thread with a long earned turn that stops calling
+ * leaves its slot to the oldest waiter handoff_after_us after its last
+ * checkin, not at its turn's end.  Thread A is served from the queue (an
+ * earned turn), then, with B waiting, checks in and out 500 times as fast
+ * as it can (earning a turn of some 2.5 s), and stops.  B must have the
+ * slot well within a second of A's last checkin (before: 2.5 s).  A round
+ * where A was preempted for longer than handoff_after_us loses its turn
+ * (its nowait checkout is refused) and is run again. */
+enum { WC_AFTER_US = 5000, WC_CYCLES = 500 };
+
+typedef struct wc_run {
+  cpool_t *pool;
+  sem_t go;
+  _Atomic int served; /* A has the slot, from the queue */
+  int lost_turn;      /* A's nowait checkout was refused */
+  int rc;
+  int64_t last_checkin_ms;
+} wc_run;
+
+static void *wc_holder(void *arg) {
+  wc_run *r = arg;
+  cpool_conn_t *c = NULL;
+  r->rc = cpool_checkout(r->pool, &c, 5000, NULL);
+  if (r->rc != 0) {
+    atomic_store(&r->served, -1);
+    return NULL;
+  }
+  atomic_store(&r->served, 1);
+  tu_sem_wait_ms(&r->go, 10000);
+  for (int i = 0; i < WC_CYCLES; i++) {
+    cpool_checkin(r->pool, c, CPOOL_CONN_OK);
+    if (cpool_checkout(r->pool, &c, CPOOL_NOWAIT, NULL) != 0) {
+      r->lost_turn = 1;
+      r->last_checkin_ms = tu_now_ms();
+      return NULL;
+    }
+  }
+  r->last_checkin_ms = tu_now_ms();
+  cpool_checkin(r->pool, c, CPOOL_CONN_OK);
+  return NULL;
+}
+
+/* One round: 1 if judged (B's wait after A stopped in *gap_ms), 0 if A
+ * lost its turn. */
+static int wc_round(int64_t *gap_ms) {
+  cpool_t *p = open_turns(WC_AFTER_US, 10000000);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  cpool_conn_t *c0 = NULL;
+  cpool_stats_t st;
+  wc_run r = {.pool = p};
+  sem_init(&r.go, 0, 0);
+  TU_ASSERT_CODE(cpool_checkout(p, &c0, 1000, NULL), 0);
+  pthread_t a;
+  TU_ASSERT_EQ(pthread_create(&a, NULL, wc_holder, &r), 0);
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+  TU_ASSERT_EQ(st.waiters, 1);
+  TU_ASSERT_CODE(cpool_checkin(p, c0, CPOOL_CONN_OK), 0);
+  TU_WAIT(atomic_load(&r.served), 5000);
+  TU_ASSERT_EQ(atomic_load(&r.served), 1);
+  TU_ASSERT_CODE(r.rc, 0);
+  tu_waiter b;
+  TU_ASSERT_EQ(tu_waiter_start(&b, p, 20000, 1, NULL), 0);
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+  TU_ASSERT_EQ(st.waiters, 1);
+  sem_post(&r.go);
+  pthread_join(a, NULL);
+  tu_waiter_join(&b);
+  TU_ASSERT_CODE(b.rc, 0);
+  *gap_ms = b.t1_ms - r.last_checkin_ms;
+  tu_assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  sem_destroy(&r.go);
+  return !r.lost_turn;
+}
+
+static void test_stopped_caller_leaves_slot(void) {
+  int judged = 0;
+  for (int round = 0; round < 5 && judged < 2; round++) {
+    int64_t gap = 0;
+    if (!wc_round(&gap))
+      continue;
+    judged++;
+    printf("\n    FIGURE: waiter served %lld ms after the holder stopped "
+           "(reserve %d us)", (long long)gap, WC_AFTER_US);
+    TU_ASSERT_INT(gap, <, 1000);
+  }
+  TU_ASSERT_INT(judged, >=, 1); /* A kept its turn in at least one round */
+}
+
 CU_TestInfo turns_tests[] = {
+    {"stopped_caller_leaves_slot", test_stopped_caller_leaves_slot},
     {"earned_turn_is_long", test_earned_turn_is_long},
     {"slow_caller_short_turn", test_slow_caller_short_turn},
     {"queue_shortens_turns", test_queue_shortens_turns},
