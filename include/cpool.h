@@ -231,33 +231,17 @@ typedef struct cpool_config {
   int queue_target_ms;
   int queue_interval_ms; /* 0 = 1000 when queue_target_ms is set */
 
-  /* Fair hand-off: a connection checked in while callers wait may be taken
-   * by a caller that is already running ("barging", which keeps throughput
-   * high: no connection idles while a thread is scheduled, and a thread
-   * that comes straight back pays no context switch), but each caller only
-   * within its turn, counted from when it was served from the queue (or
-   * first barged past a waiter); then it queues behind the others, and
-   * freed connections go to the oldest waiter.  A turn lasts
-   * handoff_after_us; one that began when the caller was served from the
-   * queue is earned: each checkout within it adds another
-   * handoff_after_us, up to handoff_max_us (below).  So a caller that
-   * comes back within handoff_after_us on average keeps its connection for
-   * a long turn (few of its requests pay for a hand-off, few wait), and
-   * one that comes back slower from the start of its turn hands it over
-   * at its next checkin.  Turns are shorter when more than 4 x size
-   * callers wait (a waiter then waits about 4 x handoff_max_us), and end
-   * early enough for every waiter's deadline: a quarter of its timeout
-   * (at least 2 x handoff_after_us) before it, less the longest checkout
-   * the holder made in its turn.  0 = 250 us; -1 = always hand off
-   * (strict FIFO: the smallest spread of waits, the most context
-   * switches).  While nobody waits, or within the caller's turn, a
-   * thread's checkin parks the connection for that thread and its next
-   * checkout takes it back without a lock; anyone who needs it takes it
-   * from there, but one parked within a turn only when the turn is over
-   * or a waiter's deadline needs it.  A nowait caller whose
-   * turn is over gets CPOOL_ECHECKEDOUT until it finds nobody waiting (a
-   * turn held in another pool counts as over). */
+  /* Fairness while callers wait (how turns work: docs/checkout-guide.md).
+   * handoff_after_us: how long, in us, a caller's connection stays its own
+   *   between two of its checkouts while others wait, and what each of its
+   *   checkouts adds to its turn.  0 = 250; -1 = strict FIFO (every freed
+   *   connection to the oldest waiter: fairest, most context switches). */
   int handoff_after_us;
+  /* handoff_max_us: the longest turn, in us: how long a caller that keeps
+   *   coming back may keep a connection while others wait; a waiter waits
+   *   about (waiters / size) turns.  0 = 2500.  Shorter: smaller tails and
+   *   more hand-offs; longer: more throughput when oversubscribed. */
+  int handoff_max_us;
 
   cpool_connect_cb on_connect;
   cpool_disconnect_cb on_disconnect;
@@ -269,16 +253,6 @@ typedef struct cpool_config {
    * on_ping.  Only the pages touched cost memory.  0 = 256 KiB; at least
    * 64 KiB. */
   size_t worker_stack_size;
-
-  /* The longest turn (see handoff_after_us), in us: how long a caller
-   * that keeps coming back may keep a connection while others wait, and
-   * so about a quarter of their longest wait.  0 = 25000 (some 250
-   * requests of 100 us: a hand-off for under 1% of them); a value up to
-   * handoff_after_us means turns of handoff_after_us exactly.  With
-   * queue_target_ms set, at most half of it, but not below
-   * handoff_after_us (so that a wait of one turn is not taken for a
-   * standing queue).  Ignored in strict FIFO. */
-  int handoff_max_us;
 } cpool_config;
 
 #define CPOOL_MAX_SIZE 65536
