@@ -204,16 +204,65 @@ int64_t cpool__coarse_ms(void);
 void cpool__timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu,
                        int64_t until_us);
 
-/* pool.c, called by workers with pool->mu held. */
-void cpool__set_state(struct cpool *p, struct cpool_conn *s,
-                      cpool_slot_state st);
-void cpool__make_available(struct cpool *p, struct cpool_conn *s);
-void cpool__free_remove(struct cpool *p, struct cpool_conn *s);
-void cpool__backend_check(struct cpool *p);
-void cpool__recycle_done(struct cpool *p, struct cpool_conn *s);
+/* The modules, in dependency order (pool.c's top comment).  A name that
+ * ends in _locked must be called with p->mu held. */
+
+/* config.c: fills c from cfg, the defaults for zero fields; checks it. */
+int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
+                          cpool_error_info *err);
+
+/* slots.c */
+void cpool__set_state_locked(struct cpool *p, struct cpool_conn *s,
+                             cpool_slot_state st);
+void cpool__free_push_locked(struct cpool *p, struct cpool_conn *s);
+void cpool__free_remove_locked(struct cpool *p, struct cpool_conn *s);
+struct cpool_conn *cpool__take_free_locked(struct cpool *p);
+void cpool__fast_add_locked(struct cpool *p, struct cpool_conn *s);
+void cpool__fast_remove_locked(struct cpool *p, struct cpool_conn *s);
+void cpool__lease_drop_locked(struct cpool *p, struct cpool_conn *s);
+int cpool__backend_down_locked(const struct cpool *p);
+void cpool__explain_down_locked(struct cpool *p, cpool_error_info *why);
+void cpool__recycle_done_locked(struct cpool *p, struct cpool_conn *s);
+void cpool__hand_to_worker_locked(struct cpool *p, struct cpool_conn *s,
+                                  enum cpool__reason why);
+void cpool__release_on_close_locked(struct cpool *p, struct cpool_conn *s);
+
+/* waitq.c */
+void cpool__wq_append_locked(struct cpool *p, cpool__waiter *w);
+void cpool__wq_remove_locked(struct cpool *p, cpool__waiter *w);
+void cpool__clear_woken_locked(struct cpool *p, cpool__waiter *w);
+void cpool__wake_one_locked(struct cpool *p);
+void cpool__fail_waiters_locked(struct cpool *p, int code);
+
+/* codel.c */
+void cpool__codel_roll_locked(struct cpool *p, int64_t now_ms);
+void cpool__codel_observe_locked(struct cpool *p, int64_t now_ms,
+                                 int64_t waited_ms);
+
+/* handoff.c */
+static inline int64_t cpool__cut_now(const struct cpool *p) {
+  return atomic_load_explicit(&p->cut_us, memory_order_relaxed);
+}
+/* Strict FIFO: every freed slot to the oldest waiter, no turns. */
+static inline int cpool__strict(const struct cpool *p) {
+  return p->cfg.handoff_after_us < 0;
+}
+void cpool__waiter_leave_locked(struct cpool *p, cpool__waiter *w);
+void cpool__make_available_locked(struct cpool *p, struct cpool_conn *s);
+int cpool__unpark_locked(struct cpool *p, struct cpool_conn *s, int force);
 /* A parked slot is wanted by the locked side (a ping): 1 if it was
  * reclaimed and offered (free again, or handed to a waiter). */
-int cpool__reclaim(struct cpool *p, struct cpool_conn *s);
+int cpool__reclaim_locked(struct cpool *p, struct cpool_conn *s);
+int cpool__reclaim_one_locked(struct cpool *p);
+void cpool__reclaim_all_locked(struct cpool *p, int force);
+int64_t cpool__turn_parks_until_locked(const struct cpool *p);
+int cpool__turn_parks_locked(const struct cpool *p);
+void cpool__watch_parked_locked(struct cpool *p, int64_t until_us);
+void cpool__backend_check_locked(struct cpool *p);
+
+/* checkout.c */
+int cpool__checkout_fail_locked(struct cpool *p, int code,
+                                cpool_error_info *why);
 
 static inline int64_t cpool__last_used(const struct cpool_conn *s) {
   return atomic_load_explicit(&s->last_used_ms, memory_order_relaxed);

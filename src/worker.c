@@ -116,9 +116,9 @@ static void connect_failed(struct cpool *p, struct cpool_conn *s,
     p->sync_err = err->code;
     p->sync_error = *err;
   }
-  cpool__set_state(p, s, CPOOL_SLOT_BACKOFF);
-  cpool__recycle_done(p, s);
-  cpool__backend_check(p);
+  cpool__set_state_locked(p, s, CPOOL_SLOT_BACKOFF);
+  cpool__recycle_done_locked(p, s);
+  cpool__backend_check_locked(p);
   pthread_cond_broadcast(&p->state_cv);
   cpool__unlock(p);
 
@@ -135,7 +135,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
     pthread_mutex_lock(&p->mu);
     int closing = p->closing;
     if (!closing && s->state != CPOOL_SLOT_CONNECTING)
-      cpool__set_state(p, s, CPOOL_SLOT_CONNECTING);
+      cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
     cpool__unlock(p);
     if (closing)
       return 0;
@@ -162,11 +162,11 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
   s->expires_ms = lifetime_deadline(p);
   pthread_mutex_lock(&p->mu);
   int closing = p->closing;
-  cpool__recycle_done(p, s);
+  cpool__recycle_done_locked(p, s);
   if (!closing) {
     p->st.connects++;
     cpool__set_last_used(s, cpool__coarse_ms());
-    cpool__make_available(p, s);
+    cpool__make_available_locked(p, s);
     pthread_cond_broadcast(&p->state_cv);
   }
   cpool__unlock(p);
@@ -179,8 +179,8 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
 /* on_ping for a slot idle past ping_interval_ms, with p->mu held on entry
  * and on return (released around the callback). */
 static void ping_slot(struct cpool *p, struct cpool_conn *s) {
-  cpool__free_remove(p, s);
-  cpool__set_state(p, s, CPOOL_SLOT_CHECKING);
+  cpool__free_remove_locked(p, s);
+  cpool__set_state_locked(p, s, CPOOL_SLOT_CHECKING);
   cpool__unlock(p);
   /* Bounded like the handshake: a stalled peer fails the ping instead of
    * holding the worker (and cpool_close) forever. */
@@ -191,14 +191,14 @@ static void ping_slot(struct cpool *p, struct cpool_conn *s) {
   pthread_mutex_lock(&p->mu);
   p->st.pings++;
   if (p->closing) {
-    cpool__set_state(p, s, CPOOL_SLOT_IDLE); /* not offered: we exit */
+    cpool__set_state_locked(p, s, CPOOL_SLOT_IDLE); /* not offered: we exit */
   } else if (rc == 0) {
     cpool__set_last_used(s, cpool__coarse_ms());
-    cpool__make_available(p, s);
+    cpool__make_available_locked(p, s);
   } else {
     p->st.ping_failures++;
     s->reason = CPOOL__PING_FAIL;
-    cpool__set_state(p, s, CPOOL_SLOT_CONNECTING);
+    cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
   }
 }
 
@@ -216,7 +216,7 @@ static int ping_due(struct cpool *p, struct cpool_conn *s,
   int64_t due = cpool__last_used(s) + interval;
   if (s->state == CPOOL_SLOT_BUSY) {
     /* Reclaimed, it may have gone straight to a waiter: look again. */
-    if (now >= due && cpool__reclaim(p, s) && s->state == CPOOL_SLOT_IDLE)
+    if (now >= due && cpool__reclaim_locked(p, s) && s->state == CPOOL_SLOT_IDLE)
       return 1;
     *wake_at_ms = now >= due ? now + interval : due;
     return 0;
@@ -296,10 +296,10 @@ void *cpool__worker_main(void *arg) {
   pthread_mutex_lock(&p->mu);
   if (had_socket)
     p->st.disconnects++;
-  cpool__recycle_done(p, s);
+  cpool__recycle_done_locked(p, s);
   if (s->free_pos >= 0) /* closed: free no more (check.c) */
-    cpool__free_remove(p, s);
-  cpool__set_state(p, s, CPOOL_SLOT_CLOSED);
+    cpool__free_remove_locked(p, s);
+  cpool__set_state_locked(p, s, CPOOL_SLOT_CLOSED);
   pthread_cond_broadcast(&p->state_cv);
   cpool__unlock(p);
   return NULL;

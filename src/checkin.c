@@ -1,0 +1,136 @@
+/*
+ * Checkin: the fast path (park the slot again with one store), else under
+ * p->mu back to the worker, or offered.
+ */
+#include "self.h"
+
+static int conn_of_pool(const struct cpool *p, const struct cpool_conn *s) {
+  uintptr_t base = (uintptr_t)p->slots, at = (uintptr_t)s;
+  return at >= base && at < base + (uintptr_t)p->size * sizeof *s &&
+         (at - base) % sizeof *s == 0;
+}
+
+static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
+  if (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)
+    return 0;
+  /* Never recycle too many at once: a recycle counts until its slot is back,
+ * and the rest wait for a later checkin. */
+  int cap = p->size / 4 > 1 ? p->size / 4 : 1;
+  return p->recycling < cap;
+}
+
+/* A slot checked in OK while the pool is open: parked for this thread if
+ * nobody waits or within its turn (see internal.h), else free for the
+ * next caller. */
+static void offer(struct cpool *p, struct cpool_conn *s) {
+  /* Within a turn it is reserved for this thread (one clock read decides
+   * both). */
+  int64_t now = p->nwaiters != 0 ? cpool__now_us() : 0;
+  int64_t end = now != 0 && self_in_turn_at(p, now)
+                    ? cpool__turn_reserve(&p->policy, self_turn_cut(p, cpool__my_turn.t.end_us), now)
+                    : 0;
+  if ((p->nwaiters == 0 || end != 0) && p->nfast < p->fast_max) {
+    cpool__fast_add_locked(p, s);
+    cpool__watch_parked_locked(p, end != 0 ? end : INT64_MAX);
+    atomic_store_explicit(&s->lease,
+                          end != 0 ? CPOOL__LEASE_PARKED_UNTIL(end)
+                                   : CPOOL__LEASE_PARKED,
+                          memory_order_release);
+    self_remember_parked(p, s);
+    return;
+  }
+  cpool__make_available_locked(p, s);
+}
+
+/* The checkin proper, with p->mu held and the slot BUSY with no lease. */
+static void checkin_locked(struct cpool *p, struct cpool_conn *s,
+                           int status) {
+  if (p->cfg.ping_interval_ms > 0) /* pings count idle time from here */
+    cpool__set_last_used(s, cpool__coarse_ms());
+  if (p->closing) {
+    cpool__release_on_close_locked(p, s);
+  } else if (status == CPOOL_CONN_BROKEN) {
+    p->st.broken_checkins++;
+    cpool__hand_to_worker_locked(p, s, CPOOL__BROKEN);
+  } else if (lifetime_over(p, s)) {
+    p->recycling++;
+    s->recycling = 1;
+    cpool__hand_to_worker_locked(p, s, CPOOL__RECYCLE);
+  } else {
+    offer(p, s);
+  }
+}
+
+/* The fast checkin of a slot taken on the fast path: park it again with
+ * one store.  Then, if close began, or somebody waits and this is not a
+ * slot held within a turn that is not over, take it back and check it in
+ * under the lock.  (Waiters and close reclaim parked slots, so one of the
+ * two sides sees the other: both the store and the loads are sequentially
+ * consistent.  A slot held within a turn the oldest waiter polls for,
+ * whatever this thread's clock says: turn_parks_until.)  From the store
+ * on the slot may be someone else's and the pool might be closed, so
+ * in_checkin keeps cpool_close from freeing it until the end. */
+static void fast_checkin(struct cpool *p, struct cpool_conn *s,
+                         int64_t held, int timed) {
+  int in_turn = CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN;
+  int64_t now = timed || in_turn ? cpool__now_us() : 0;
+  int64_t end = in_turn ? CPOOL__LEASE_TURN_END(held) : 0;
+  int within = in_turn && now <= end;
+
+  if (p->cfg.ping_interval_ms > 0)
+    cpool__set_last_used(s, cpool__coarse_ms());
+  atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
+  /* Within a turn: reserved for this thread (turn_reserve). */
+  atomic_store(&s->lease, within ? CPOOL__LEASE_PARKED_UNTIL(
+                                       cpool__turn_reserve(&p->policy, end, now))
+                                 : CPOOL__LEASE_PARKED);
+  self_remember_parked(p, s);
+  if (timed)
+    cpool__turn_hold(&cpool__my_turn.t, now);
+  if (atomic_load(&p->closing) ||
+      (atomic_load(&p->nwaiters) != 0 && !within)) {
+    pthread_mutex_lock(&p->mu);
+    if (s->fast_pos >= 0 && cpool__unpark_locked(p, s, 1))
+      checkin_locked(p, s, CPOOL_CONN_OK);
+    else if (s->fast_pos >= 0 && p->wq_head != NULL && cpool__turn_parks_locked(p))
+      /* taken within a turn since our store: see internal.h */
+      cpool__watch_parked_locked(p, INT64_MAX);
+    cpool__unlock(p);
+  }
+  atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);
+}
+
+int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
+  int rc = 0;
+
+  if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
+      (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
+    return CPOOL_EINVAL;
+
+  /* Checked out within a turn: its hold is timed (turn_hold). */
+  int timed = cpool__my_turn.t.out_us != 0 && self_turn_is_for(p);
+
+  int64_t v = atomic_load_explicit(&s->lease, memory_order_relaxed);
+  int lease = CPOOL__LEASE_STATE(v);
+  int held = lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN;
+  if (held && status == CPOOL_CONN_OK &&
+      (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {
+    fast_checkin(p, s, v, timed);
+    return 0;
+  }
+
+  pthread_mutex_lock(&p->mu);
+  lease =
+      CPOOL__LEASE_STATE(atomic_load_explicit(&s->lease, memory_order_relaxed));
+  if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
+    rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
+  } else {
+    if (lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN)
+      cpool__lease_drop_locked(p, s); /* broken or expired */
+    if (timed)
+      cpool__turn_hold(&cpool__my_turn.t, cpool__now_us());
+    checkin_locked(p, s, status);
+  }
+  cpool__unlock(p);
+  return rc;
+}

@@ -1,0 +1,336 @@
+/*
+ * Checkout: the fast path (this thread's parked slot, one compare-and-
+ * swap), else under p->mu a free slot (barging within a turn), else the
+ * queue.
+ */
+#include "self.h"
+
+_Thread_local struct cpool__my_turn cpool__my_turn;
+_Thread_local struct cpool__my_parked cpool__my_parked;
+
+int cpool__checkout_fail_locked(struct cpool *p, int code, cpool_error_info *why) {
+  switch (code) {
+  case CPOOL_ECHECKEDOUT:
+    p->st.checked_out_errors++;
+    break;
+  case CPOOL_ETIMEDOUT:
+    p->st.timeouts++;
+    break;
+  case CPOOL_ECLOSED:
+    p->st.closed_errors++;
+    cpool__explain_down_locked(p, why);
+    break;
+  case CPOOL_EOVERLOAD:
+    p->st.overloads++;
+    break;
+  }
+  return code;
+}
+
+static int64_t wait_deadline_us(const struct cpool *p, const cpool__waiter *w,
+                                int64_t deadline_us) {
+  int64_t until = deadline_us;
+  if (p->cfg.queue_target_ms > 0) {
+    /* Wake to re-judge at twice the target and at each window's end. */
+    int64_t shed_at = w->since_us + 2000LL * p->cfg.queue_target_ms;
+    int64_t roll_at =
+        (p->codel_start_ms + p->cfg.queue_interval_ms) * 1000LL;
+    int64_t next = shed_at > cpool__now_us() ? shed_at : roll_at;
+    if (until < 0 || next < until)
+      until = next;
+  }
+  return until;
+}
+
+/* Queue up and wait, with p->mu held.  Returns 0 with *out set, or an
+ * error code (already counted).  *deadline_p is 0 on the call's first
+ * wait; the deadline is fixed then and kept for any retry. */
+static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
+                         struct cpool_conn **out, cpool_error_info *why) {
+  cpool__waiter w = {0};
+  int rc = 0;
+  w.since_us = cpool__now_us();
+  if (*deadline_p == 0)
+    *deadline_p = timeout_ms > 0 ? w.since_us + (int64_t)timeout_ms * 1000
+                                 : -1;
+  int64_t deadline_us = *deadline_p;
+  w.deadline_us = deadline_us;
+  w.cut_us = cpool__waiter_cut(&p->policy, w.since_us, w.deadline_us);
+  pthread_cond_init(&w.cv, &p->cond_attr);
+  cpool__wq_append_locked(p, &w);
+  /* Now that nwaiters counts us, no checkin parks a slot unseen: take
+   * back those parked before (the other half of the pair in
+   * cpool_checkin). */
+  if (p->nfast > 0)
+    cpool__reclaim_all_locked(p, 0);
+  /* Our deadline moved the cut earlier: slots parked or held within a
+   * turn are the waiters' from then on, and the oldest waiter, which
+   * polls for them, must look by then. */
+  if (w.cut_us != 0 && p->nfast > 0 &&
+      w.cut_us == atomic_load_explicit(&p->cut_us, memory_order_relaxed))
+    cpool__watch_parked_locked(p, w.cut_us);
+  p->st.waits++;
+  p->sleepers++;
+
+  for (;;) {
+    /* A slot handed over wins over everything, even a deadline that
+     * passed at the same instant: it must never be lost. */
+    if (w.slot != NULL) {
+      *out = w.slot;
+      break;
+    }
+    if (w.err != 0) {
+      rc = cpool__checkout_fail_locked(p, w.err, why);
+      break;
+    }
+    /* Free slots are for the waiters woken for them (the oldest). */
+    if (p->nfree > 0 && (w.woken || p->wq_head == &w)) {
+      cpool__waiter_leave_locked(p, &w);
+      *out = cpool__take_free_locked(p);
+      break;
+    }
+    /* A slot parked by a thread within its turn may be left there: the
+     * oldest waiter takes it once the turn is over. */
+    if (p->wq_head == &w && p->nfree == 0 && p->nfast > 0 &&
+        cpool__reclaim_one_locked(p))
+      continue;
+    cpool__clear_woken_locked(p, &w);
+    int64_t now_us = cpool__now_us();
+    if (deadline_us >= 0 && now_us >= deadline_us) {
+      cpool__waiter_leave_locked(p, &w);
+      rc = cpool__checkout_fail_locked(p, CPOOL_ETIMEDOUT, why);
+      break;
+    }
+    if (p->cfg.queue_target_ms > 0) {
+      cpool__codel_roll_locked(p, now_us / 1000);
+      if (p->overloaded &&
+          now_us - w.since_us > 2000LL * p->cfg.queue_target_ms) {
+        cpool__waiter_leave_locked(p, &w);
+        rc = cpool__checkout_fail_locked(p, CPOOL_EOVERLOAD, why);
+        break;
+      }
+    }
+    int64_t until = wait_deadline_us(p, &w, deadline_us);
+    /* The oldest waiter, while a slot may be left parked within a turn,
+     * sleeps with a timer: until the first reservation ends, or one poll
+     * period for a slot held within a turn (turn_parks_until). */
+    int64_t parked_until = p->wq_head == &w ? cpool__turn_parks_until_locked(p) : 0;
+    w.polling = parked_until != 0;
+    if (w.polling) {
+      if (until < 0 || parked_until < until)
+        until = parked_until;
+      w.poll_at_us = until;
+    }
+    cpool__wait_locked(p, &w.cv, until);
+    w.polling = 0;
+  }
+
+  if (rc == 0) {
+    /* Served: a turn from now, so a caller that holds its slot for
+     * longer than the turn queues again instead of barging. */
+    self_turn_begin(p, cpool__now_us(), 1);
+    p->st.checkouts++;
+    if (p->cfg.queue_target_ms > 0) {
+      int64_t now_us = cpool__now_us();
+      cpool__codel_observe_locked(p, now_us / 1000, (now_us - w.since_us) / 1000);
+    }
+  }
+  /* We may have been woken for a slot we did not take, been handed one
+   * while another sat free for us, or taken one of several free. */
+  cpool__wake_one_locked(p);
+  pthread_cond_destroy(&w.cv);
+  if (--p->sleepers == 0 && p->closing)
+    pthread_cond_broadcast(&p->state_cv);
+  return rc;
+}
+
+/* Would this caller be turned away if anybody waited?  Strict mode turns
+ * everyone away; with no turn anywhere one may begin; else only a turn in
+ * this pool that is not over lets it go ahead.  A turn that is over stays
+ * over until this thread is served from the queue (or finds it empty): a
+ * nowait caller, or one turned away by queue_max, does not win a new turn
+ * by asking again.  Needs no lock: the turn is this thread's own. */
+static int turn_refused(const struct cpool *p) {
+  if (cpool__strict(p))
+    return 1;
+  if (cpool__my_turn.t.start_us == 0)
+    return 0;
+  int64_t now = cpool__now_us();
+  if (!self_turn_is_for(p)) /* over, as long as it could run in its pool */
+    return now <= cpool__my_turn.t.cap_us;
+  return !self_turn_live(p, now);
+}
+
+/* May a caller that is not queued take a free slot now?  Always when
+ * nobody waits.  Past waiters, only in non-strict mode and within its
+ * turn (from when it was served, or first barged; see turn_earn and the
+ * top of this file); then it queues like everyone else, and a nowait
+ * caller gets CPOOL_ECHECKEDOUT until it finds nobody waiting.  Only
+ * contended checkouts read the clock. */
+static int may_barge(const struct cpool *p) {
+  if (p->wq_head == NULL) {
+    self_turn_clear(p);
+    return 1;
+  }
+  if (turn_refused(p))
+    return 0;
+  if (cpool__my_turn.t.start_us == 0 || !self_turn_is_for(p)) { /* no turn: one begins */
+    int64_t now = cpool__now_us();
+    self_turn_begin(p, now, 0);
+    if (!self_turn_live(p, now)) {
+      cpool__my_turn.t.out_us = 0; /* nothing taken */
+      return 0; /* past a waiter's cut: over at once, and stays over */
+    }
+  } else {
+    cpool__my_turn.t.end_us = cpool__turn_earned(&cpool__my_turn.t, &p->policy);
+    cpool__my_turn.t.out_us = cpool__now_us();
+  }
+  return 1;
+}
+
+static int take_or_wait(struct cpool *p, int timeout_ms, int64_t *deadline_us,
+                        struct cpool_conn **out, cpool_error_info *why) {
+  if (p->closing)
+    return CPOOL_ESHUTDOWN;
+  if (p->nfree == 0 && p->nfast > 0)
+    cpool__reclaim_one_locked(p); /* parked by another thread: as free as any */
+  if (p->nfree > 0 && may_barge(p)) {
+    *out = cpool__take_free_locked(p);
+    p->st.checkouts++;
+    if (p->cfg.queue_target_ms > 0)
+      cpool__codel_observe_locked(p, cpool__coarse_ms(), 0);
+    return 0;
+  }
+  if (cpool__backend_down_locked(p))
+    return cpool__checkout_fail_locked(p, CPOOL_ECLOSED, why);
+  if (timeout_ms == CPOOL_NOWAIT)
+    return cpool__checkout_fail_locked(p, CPOOL_ECHECKEDOUT, why);
+  if (p->cfg.queue_max > 0 && p->nwaiters >= p->cfg.queue_max)
+    return cpool__checkout_fail_locked(p, CPOOL_ECHECKEDOUT, why);
+  return wait_for_slot(p, timeout_ms, deadline_us, out, why);
+}
+
+/* Has the slot sat idle past idle_check_ms (0: always), so that only a
+ * peek can tell whether it is alive? */
+static int needs_peek(const struct cpool *p, const struct cpool_conn *s,
+                      int64_t now) {
+  int check = p->cfg.idle_check_ms;
+  return check == 0 || (check > 0 && now - cpool__last_used(s) > check);
+}
+
+static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
+  int64_t now = cpool__coarse_ms();
+  int peek = needs_peek(p, s, now);
+
+  cpool__set_last_used(s, now);
+  return !peek || cpool__net_alive(s->fd);
+}
+
+/* The fast path: this thread's parked slot, taken back with one
+ * compare-and-swap, when nobody waits (HELD) or within this thread's turn
+ * (HELD_TURN, with the turn's end).  Returns it, or NULL. */
+static struct cpool_conn *fast_take(struct cpool *p) {
+  if (cpool__my_parked.pool != p || cpool__my_parked.gen != p->gen)
+    return NULL;
+  int64_t held = CPOOL__LEASE_HELD, end = 0, now = 0;
+  if (atomic_load_explicit(&p->nwaiters, memory_order_relaxed) == 0) {
+    self_turn_clear(p); /* nobody to take turns with */
+  } else if (self_in_turn_at(p, now = cpool__now_us())) {
+    end = cpool__turn_earned(&cpool__my_turn.t, &p->policy);
+    /* The lease says until when it may be parked. */
+    held = CPOOL__LEASE_TURN(self_turn_cut(p, end));
+  } else {
+    return NULL;
+  }
+  struct cpool_conn *s = cpool__my_parked.slot;
+  int64_t parked = atomic_load_explicit(&s->lease, memory_order_relaxed);
+  if (CPOOL__LEASE_STATE(parked) != CPOOL__LEASE_PARKED)
+    return NULL;
+  if (!atomic_compare_exchange_strong_explicit(&s->lease, &parked, held,
+                                               memory_order_acquire,
+                                               memory_order_relaxed))
+    return NULL;
+  if (end != 0) {
+    cpool__my_turn.t.end_us = end;
+    cpool__my_turn.t.out_us = now;
+  }
+  return s;
+}
+
+/* idle_slot_alive without the peek: 1 if the slot may be used as it is
+ * (and its "last used" time is stamped), 0 if it needs the peek. */
+static int fast_fresh(const struct cpool *p, struct cpool_conn *s) {
+  int64_t now = cpool__coarse_ms();
+  if (needs_peek(p, s, now))
+    return 0;
+  cpool__set_last_used(s, now);
+  return 1;
+}
+
+int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
+                   cpool_error_info *why) {
+  struct cpool_conn *s = NULL;
+  int64_t deadline_us = 0;
+
+  if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
+    return CPOOL_EINVAL;
+  *conn = NULL;
+
+  /* A nowait caller past its turn, while others wait, would only be
+   * turned away under the lock: turn it away without, so that one asking
+   * in a loop cannot keep the waiter woken for a free slot from taking the
+   * lock (which is not fair).  (While the pool closes or the backend is
+   * down nobody waits: fail_waiters emptied the queue.) */
+  if (timeout_ms == CPOOL_NOWAIT &&
+      atomic_load_explicit(&p->nwaiters, memory_order_relaxed) > 0 &&
+      !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
+      turn_refused(p)) {
+    atomic_fetch_add_explicit(&p->nowait_refusals, 1, memory_order_relaxed);
+    return CPOOL_ECHECKEDOUT;
+  }
+
+  s = fast_take(p);
+  if (s != NULL) {
+    if (!atomic_load_explicit(&p->closing, memory_order_relaxed) &&
+        fast_fresh(p, s)) {
+      atomic_store_explicit(
+          &s->fast_checkouts,
+          atomic_load_explicit(&s->fast_checkouts, memory_order_relaxed) + 1,
+          memory_order_relaxed);
+      *conn = s;
+      return 0;
+    }
+  }
+
+  /* Everything, the peek included (one non-blocking recv, and only for a
+   * slot idle past idle_check_ms), happens in one lock hold: once the
+   * lock is released this call touches no pool memory, so cpool_close can
+   * never free the pool under it. */
+  pthread_mutex_lock(&p->mu);
+  int rc = 0;
+  if (s != NULL) {
+    /* Ours, but idle too long to trust without a peek, or the pool is
+     * closing: on to the checks below as if just taken. */
+    cpool__lease_drop_locked(p, s);
+    p->st.checkouts++;
+  } else {
+    rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
+  }
+  while (rc == 0 && !p->closing && !idle_slot_alive(p, s)) {
+    /* Dead: its worker reconnects it; the next one, same deadline. */
+    p->st.checkouts--;
+    p->st.idle_check_failures++;
+    cpool__hand_to_worker_locked(p, s, CPOOL__DEAD);
+    rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
+  }
+  if (rc == 0 && p->closing) {
+    /* Handed over just before close began: close is waiting for it. */
+    p->st.checkouts--;
+    cpool__release_on_close_locked(p, s);
+    rc = CPOOL_ESHUTDOWN;
+  }
+  cpool__unlock(p);
+  if (rc == 0)
+    *conn = s;
+  return rc;
+}

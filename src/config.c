@@ -1,0 +1,131 @@
+/*
+ * Configuration: the defaults (cpool_config_init) and their resolution
+ * and checks at cpool_open.  Every field's 0 means its default.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#define DEFAULT_SIZE 8
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
+#define DEFAULT_BACKOFF_MIN_MS 500
+#define DEFAULT_BACKOFF_MAX_MS 30000
+#define DEFAULT_IDLE_CHECK_MS 500
+#define DEFAULT_HANDOFF_AFTER_US 250
+#define DEFAULT_HANDOFF_MAX_US 2500
+#define DEFAULT_QUEUE_INTERVAL_MS 1000
+
+/* Worker stacks: only touched pages cost memory, and a worker touches a
+ * few, but they run the user's on_connect / on_ping (a TLS handshake, say)
+ * and getaddrinfo's NSS modules, so leave them room.  Sanitizers need far
+ * more. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DEFAULT_WORKER_STACK (1024 * 1024)
+#else
+#define DEFAULT_WORKER_STACK (256 * 1024)
+#endif
+#define MIN_WORKER_STACK (64 * 1024)
+
+void cpool_config_init(cpool_config *cfg) {
+  if (cfg == NULL)
+    return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->size = DEFAULT_SIZE;
+  cfg->start = CPOOL_START_ASYNC;
+  cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+  cfg->backoff_type = CPOOL_BACKOFF_RAND_EXP;
+  cfg->backoff_min_ms = DEFAULT_BACKOFF_MIN_MS;
+  cfg->backoff_max_ms = DEFAULT_BACKOFF_MAX_MS;
+  cfg->idle_check_ms = DEFAULT_IDLE_CHECK_MS;
+  cfg->handoff_after_us = DEFAULT_HANDOFF_AFTER_US;
+  cfg->handoff_max_us = DEFAULT_HANDOFF_MAX_US;
+}
+
+static int invalid(cpool_error_info *err, const char *what) {
+  cpool__error_set(err, CPOOL_EINVAL, CPOOL_STEP_NONE, 0, NULL,
+                   "invalid configuration: %s", what);
+  return CPOOL_EINVAL;
+}
+
+/* Fills c from cfg with the defaults for zero fields; checks everything. */
+int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
+                          cpool_error_info *err) {
+  *c = *cfg;
+  int has_host = c->host != NULL && c->host[0] != '\0';
+  int has_unix = c->unix_path != NULL && c->unix_path[0] != '\0';
+
+  if (has_host == has_unix)
+    return invalid(err, "set exactly one of host (with port) and unix_path");
+  if (has_host && (c->port < 1 || c->port > 65535))
+    return invalid(err, "port must be in 1..65535");
+  if (has_unix && strlen(c->unix_path) >= 108)
+    return invalid(err, "unix_path is longer than 107 bytes");
+  if (c->size == 0)
+    c->size = DEFAULT_SIZE;
+  if (c->size < 0 || c->size > CPOOL_MAX_SIZE)
+    return invalid(err, "size must be in 1..CPOOL_MAX_SIZE");
+  if (c->start != CPOOL_START_ASYNC && c->start != CPOOL_START_SYNC)
+    return invalid(err, "start must be CPOOL_START_ASYNC or _SYNC");
+  if (c->backoff_type != CPOOL_BACKOFF_RAND_EXP &&
+      c->backoff_type != CPOOL_BACKOFF_EXP &&
+      c->backoff_type != CPOOL_BACKOFF_RAND)
+    return invalid(err, "unknown backoff_type");
+  if (c->connect_timeout_ms == 0)
+    c->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+  if (c->backoff_min_ms == 0)
+    c->backoff_min_ms = DEFAULT_BACKOFF_MIN_MS;
+  if (c->backoff_max_ms == 0)
+    c->backoff_max_ms = c->backoff_min_ms > DEFAULT_BACKOFF_MAX_MS
+                            ? c->backoff_min_ms
+                            : DEFAULT_BACKOFF_MAX_MS;
+  if (c->handoff_after_us == 0)
+    c->handoff_after_us = DEFAULT_HANDOFF_AFTER_US;
+  if (c->handoff_max_us == 0)
+    c->handoff_max_us = DEFAULT_HANDOFF_MAX_US;
+  /* With CoDel, waits of a turn would look like a standing queue: turns
+   * of at most half the target. */
+  if (c->queue_target_ms > 0 && c->handoff_max_us > 0 &&
+      c->handoff_max_us > (int64_t)c->queue_target_ms * 500)
+    c->handoff_max_us = c->queue_target_ms * 500;
+  /* The longest turn is never shorter than the first. */
+  if (c->handoff_max_us > 0 && c->handoff_max_us < c->handoff_after_us)
+    c->handoff_max_us = c->handoff_after_us;
+  if (c->queue_target_ms > 0 && c->queue_interval_ms == 0)
+    c->queue_interval_ms = DEFAULT_QUEUE_INTERVAL_MS;
+  if (c->worker_stack_size == 0)
+    c->worker_stack_size = DEFAULT_WORKER_STACK;
+
+  struct {
+    int bad;
+    const char *what;
+  } checks[] = {
+      {c->connect_timeout_ms < 0, "connect_timeout_ms is negative"},
+      {c->backoff_min_ms < 0, "backoff_min_ms is negative"},
+      {c->backoff_max_ms < c->backoff_min_ms,
+       "backoff_max_ms is less than backoff_min_ms"},
+      {c->keepalive != 0 && c->keepalive != 1, "keepalive must be 0 or 1"},
+      {c->keepalive_idle_s < 0, "keepalive_idle_s is negative"},
+      {c->keepalive_interval_s < 0, "keepalive_interval_s is negative"},
+      {c->keepalive_count < 0, "keepalive_count is negative"},
+      {c->tcp_user_timeout_ms < 0, "tcp_user_timeout_ms is negative"},
+      {c->idle_check_ms < -1, "idle_check_ms must be >= -1"},
+      {c->ping_interval_ms < 0, "ping_interval_ms is negative"},
+      {c->ping_interval_ms > 0 && c->on_ping == NULL,
+       "ping_interval_ms is set but on_ping is NULL"},
+      {c->max_lifetime_ms < 0, "max_lifetime_ms is negative"},
+      {c->lifetime_jitter_ms < 0, "lifetime_jitter_ms is negative"},
+      {c->max_lifetime_ms > 0 && c->lifetime_jitter_ms >= c->max_lifetime_ms,
+       "lifetime_jitter_ms must be less than max_lifetime_ms"},
+      {c->queue_max < 0, "queue_max is negative"},
+      {c->queue_target_ms < 0, "queue_target_ms is negative"},
+      {c->queue_interval_ms < 0, "queue_interval_ms is negative"},
+      {c->handoff_after_us < -1, "handoff_after_us must be >= -1"},
+      {c->handoff_max_us < 0, "handoff_max_us is negative"},
+      {c->worker_stack_size != 0 && c->worker_stack_size < MIN_WORKER_STACK,
+       "worker_stack_size must be 0 or at least 64 KiB"},
+  };
+  for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+    if (checks[i].bad)
+      return invalid(err, checks[i].what);
+  return 0;
+}
