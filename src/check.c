@@ -25,8 +25,7 @@
 #include <stdlib.h>
 
 void cpool__assert_fail(const char *what, const char *file, int line) {
-  fprintf(stderr, "cpool: invariant broken at %s:%d: %s\n", file, line,
-          what);
+  fprintf(stderr, "cpool: invariant broken at %s:%d: %s\n", file, line, what);
   abort();
 }
 
@@ -45,8 +44,8 @@ static void check_slots(const struct cpool *p) {
     CHECK(s->state != CPOOL_SLOT_IDLE || s->free_pos >= 0 || p->closing);
     if (s->free_pos >= 0)
       CHECK(s->free_pos < p->nfree && p->free_stack[s->free_pos] == i);
-    int leased = CPOOL__LEASE_STATE(atomic_load(&s->lease)) !=
-                 CPOOL__LEASE_NONE;
+    int leased =
+        CPOOL__LEASE_STATE(atomic_load(&s->lease)) != CPOOL__LEASE_NONE;
     CHECK(leased == (s->fast_pos >= 0));
     if (s->fast_pos >= 0) {
       CHECK(s->fast_pos < p->nfast && p->fast_list[s->fast_pos] == i);

@@ -14,7 +14,7 @@ static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
   if (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)
     return 0;
   /* Never recycle too many at once: a recycle counts until its slot is back,
- * and the rest wait for a later checkin. */
+   * and the rest wait for a later checkin. */
   int cap = p->size / 4 > 1 ? p->size / 4 : 1;
   return p->recycling < cap;
 }
@@ -26,9 +26,11 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
   /* Within a turn it is reserved for this thread (one clock read decides
    * both). */
   int64_t now = p->nwaiters != 0 ? cpool__now_us() : 0;
-  int64_t end = now != 0 && self_in_turn_at(p, now)
-                    ? cpool__turn_reserve(&p->policy, self_turn_cut(p, cpool__my_turn.t.end_us), now)
-                    : 0;
+  int64_t end =
+      now != 0 && self_in_turn_at(p, now)
+          ? cpool__turn_reserve(&p->policy,
+                                self_turn_cut(p, cpool__my_turn.t.end_us), now)
+          : 0;
   if ((p->nwaiters == 0 || end != 0) && p->nfast < p->fast_max) {
     cpool__fast_add_locked(p, s);
     cpool__watch_parked_locked(p, end != 0 ? end : INT64_MAX);
@@ -43,8 +45,7 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
 }
 
 /* The checkin proper, with p->mu held and the slot BUSY with no lease. */
-static void checkin_locked(struct cpool *p, struct cpool_conn *s,
-                           int status) {
+static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
   if (p->cfg.ping_interval_ms > 0) /* pings count idle time from here */
     cpool__set_last_used(s, cpool__coarse_ms());
   if (p->closing) {
@@ -70,8 +71,8 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s,
  * whatever this thread's clock says: turn_parks_until.)  From the store
  * on the slot may be someone else's and the pool might be closed, so
  * in_checkin keeps cpool_close from freeing it until the end. */
-static void fast_checkin(struct cpool *p, struct cpool_conn *s,
-                         int64_t held, int timed) {
+static void fast_checkin(struct cpool *p, struct cpool_conn *s, int64_t held,
+                         int timed) {
   int in_turn = CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN;
   int64_t now = timed || in_turn ? cpool__now_us() : 0;
   int64_t end = in_turn ? CPOOL__LEASE_TURN_END(held) : 0;
@@ -81,18 +82,19 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
     cpool__set_last_used(s, cpool__coarse_ms());
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
   /* Within a turn: reserved for this thread (turn_reserve). */
-  atomic_store(&s->lease, within ? CPOOL__LEASE_PARKED_UNTIL(
-                                       cpool__turn_reserve(&p->policy, end, now))
-                                 : CPOOL__LEASE_PARKED);
+  atomic_store(&s->lease, within
+                              ? CPOOL__LEASE_PARKED_UNTIL(
+                                    cpool__turn_reserve(&p->policy, end, now))
+                              : CPOOL__LEASE_PARKED);
   self_remember_parked(p, s);
   if (timed)
     cpool__turn_hold(&cpool__my_turn.t, now);
-  if (atomic_load(&p->closing) ||
-      (atomic_load(&p->nwaiters) != 0 && !within)) {
+  if (atomic_load(&p->closing) || (atomic_load(&p->nwaiters) != 0 && !within)) {
     pthread_mutex_lock(&p->mu);
     if (s->fast_pos >= 0 && cpool__unpark_locked(p, s, 1))
       checkin_locked(p, s, CPOOL_CONN_OK);
-    else if (s->fast_pos >= 0 && p->wq_head != NULL && cpool__turn_parks_locked(p))
+    else if (s->fast_pos >= 0 && p->wq_head != NULL &&
+             cpool__turn_parks_locked(p))
       /* taken within a turn since our store: see internal.h */
       cpool__watch_parked_locked(p, INT64_MAX);
     cpool__unlock(p);

@@ -8,7 +8,8 @@
 _Thread_local struct cpool__my_turn cpool__my_turn;
 _Thread_local struct cpool__my_parked cpool__my_parked;
 
-int cpool__checkout_fail_locked(struct cpool *p, int code, cpool_error_info *why) {
+int cpool__checkout_fail_locked(struct cpool *p, int code,
+                                cpool_error_info *why) {
   switch (code) {
   case CPOOL_ECHECKEDOUT:
     p->st.checked_out_errors++;
@@ -33,8 +34,7 @@ static int64_t wait_deadline_us(const struct cpool *p, const cpool__waiter *w,
   if (p->cfg.queue_target_ms > 0) {
     /* Wake to re-judge at twice the target and at each window's end. */
     int64_t shed_at = w->since_us + 2000LL * p->cfg.queue_target_ms;
-    int64_t roll_at =
-        (p->codel_start_ms + p->cfg.queue_interval_ms) * 1000LL;
+    int64_t roll_at = (p->codel_start_ms + p->cfg.queue_interval_ms) * 1000LL;
     int64_t next = shed_at > cpool__now_us() ? shed_at : roll_at;
     if (until < 0 || next < until)
       until = next;
@@ -42,22 +42,13 @@ static int64_t wait_deadline_us(const struct cpool *p, const cpool__waiter *w,
   return until;
 }
 
-/* Queue up and wait, with p->mu held.  Returns 0 with *out set, or an
- * error code (already counted).  *deadline_p is 0 on the call's first
- * wait; the deadline is fixed then and kept for any retry. */
-static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
-                         struct cpool_conn **out, cpool_error_info *why) {
-  cpool__waiter w = {0};
-  int rc = 0;
-  w.since_us = cpool__now_us();
-  if (*deadline_p == 0)
-    *deadline_p = timeout_ms > 0 ? w.since_us + (int64_t)timeout_ms * 1000
-                                 : -1;
-  int64_t deadline_us = *deadline_p;
-  w.deadline_us = deadline_us;
-  w.cut_us = cpool__waiter_cut(&p->policy, w.since_us, w.deadline_us);
-  pthread_cond_init(&w.cv, &p->cond_attr);
-  cpool__wq_append_locked(p, &w);
+/* w joins the queue, with its deadline fixed (see wait_for_slot). */
+static void wait_join(struct cpool *p, cpool__waiter *w, int64_t deadline_us) {
+  w->since_us = cpool__now_us();
+  w->deadline_us = deadline_us;
+  w->cut_us = cpool__waiter_cut(&p->policy, w->since_us, w->deadline_us);
+  pthread_cond_init(&w->cv, &p->cond_attr);
+  cpool__wq_append_locked(p, w);
   /* Now that nwaiters counts us, no checkin parks a slot unseen: take
    * back those parked before (the other half of the pair in
    * cpool_checkin). */
@@ -66,81 +57,106 @@ static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
   /* Our deadline moved the cut earlier: slots parked or held within a
    * turn are the waiters' from then on, and the oldest waiter, which
    * polls for them, must look by then. */
-  if (w.cut_us != 0 && p->nfast > 0 &&
-      w.cut_us == atomic_load_explicit(&p->cut_us, memory_order_relaxed))
-    cpool__watch_parked_locked(p, w.cut_us);
+  if (w->cut_us != 0 && p->nfast > 0 && w->cut_us == cpool__cut_now(p))
+    cpool__watch_parked_locked(p, w->cut_us);
   p->st.waits++;
   p->sleepers++;
+}
 
-  for (;;) {
-    /* A slot handed over wins over everything, even a deadline that
-     * passed at the same instant: it must never be lost. */
-    if (w.slot != NULL) {
-      *out = w.slot;
-      break;
-    }
-    if (w.err != 0) {
-      rc = cpool__checkout_fail_locked(p, w.err, why);
-      break;
-    }
-    /* Free slots are for the waiters woken for them (the oldest). */
-    if (p->nfree > 0 && (w.woken || p->wq_head == &w)) {
-      cpool__waiter_leave_locked(p, &w);
-      *out = cpool__take_free_locked(p);
-      break;
-    }
-    /* A slot parked by a thread within its turn may be left there: the
-     * oldest waiter takes it once the turn is over. */
-    if (p->wq_head == &w && p->nfree == 0 && p->nfast > 0 &&
-        cpool__reclaim_one_locked(p))
-      continue;
-    cpool__clear_woken_locked(p, &w);
-    int64_t now_us = cpool__now_us();
-    if (deadline_us >= 0 && now_us >= deadline_us) {
-      cpool__waiter_leave_locked(p, &w);
-      rc = cpool__checkout_fail_locked(p, CPOOL_ETIMEDOUT, why);
-      break;
-    }
-    if (p->cfg.queue_target_ms > 0) {
-      cpool__codel_roll_locked(p, now_us / 1000);
-      if (p->overloaded &&
-          now_us - w.since_us > 2000LL * p->cfg.queue_target_ms) {
-        cpool__waiter_leave_locked(p, &w);
-        rc = cpool__checkout_fail_locked(p, CPOOL_EOVERLOAD, why);
-        break;
-      }
-    }
-    int64_t until = wait_deadline_us(p, &w, deadline_us);
-    /* The oldest waiter, while a slot may be left parked within a turn,
-     * sleeps with a timer: until the first reservation ends, or one poll
-     * period for a slot held within a turn (turn_parks_until). */
-    int64_t parked_until = p->wq_head == &w ? cpool__turn_parks_until_locked(p) : 0;
-    w.polling = parked_until != 0;
-    if (w.polling) {
-      if (until < 0 || parked_until < until)
-        until = parked_until;
-      w.poll_at_us = until;
-    }
-    cpool__wait_locked(p, &w.cv, until);
-    w.polling = 0;
+/* One look, awake: 1 if the wait is over (*rc, and *out if 0), 0 if w
+ * must sleep, -1 if it must look again at once. */
+static int wait_try(struct cpool *p, cpool__waiter *w, struct cpool_conn **out,
+                    int *rc, cpool_error_info *why) {
+  /* A slot handed over wins over everything, even a deadline that passed
+   * at the same instant: it must never be lost. */
+  if (w->slot != NULL) {
+    *out = w->slot;
+    return 1;
   }
+  if (w->err != 0) {
+    *rc = cpool__checkout_fail_locked(p, w->err, why);
+    return 1;
+  }
+  /* Free slots are for the waiters woken for them (the oldest). */
+  if (p->nfree > 0 && (w->woken || p->wq_head == w)) {
+    cpool__waiter_leave_locked(p, w);
+    *out = cpool__take_free_locked(p);
+    return 1;
+  }
+  /* A slot parked by a thread within its turn may be left there: the
+   * oldest waiter takes it once its reservation is over. */
+  if (p->wq_head == w && p->nfree == 0 && p->nfast > 0 &&
+      cpool__reclaim_one_locked(p))
+    return -1;
+  cpool__clear_woken_locked(p, w);
+  int64_t now_us = cpool__now_us();
+  int code = 0;
+  if (w->deadline_us >= 0 && now_us >= w->deadline_us)
+    code = CPOOL_ETIMEDOUT;
+  if (code == 0 && p->cfg.queue_target_ms > 0) {
+    cpool__codel_roll_locked(p, now_us / 1000);
+    if (p->overloaded && now_us - w->since_us > 2000LL * p->cfg.queue_target_ms)
+      code = CPOOL_EOVERLOAD;
+  }
+  if (code == 0)
+    return 0;
+  cpool__waiter_leave_locked(p, w);
+  *rc = cpool__checkout_fail_locked(p, code, why);
+  return 1;
+}
 
+/* Sleep until something may have changed for w.  The oldest waiter,
+ * while a slot may be left parked within a turn, sleeps with a timer:
+ * until the first reservation ends, or one poll period for a slot held
+ * within a turn (turn_parks_until). */
+static void wait_sleep(struct cpool *p, cpool__waiter *w) {
+  int64_t until = wait_deadline_us(p, w, w->deadline_us);
+  int64_t parked = p->wq_head == w ? cpool__turn_parks_until_locked(p) : 0;
+  w->polling = parked != 0;
+  if (w->polling) {
+    if (until < 0 || parked < until)
+      until = parked;
+    w->poll_at_us = until;
+  }
+  cpool__wait_locked(p, &w->cv, until);
+  w->polling = 0;
+}
+
+/* w is off the queue, served (rc 0) or not. */
+static void wait_leave(struct cpool *p, cpool__waiter *w, int rc) {
   if (rc == 0) {
     /* Served: a turn from now, so a caller that holds its slot for
      * longer than the turn queues again instead of barging. */
-    self_turn_begin(p, cpool__now_us(), 1);
+    int64_t now_us = cpool__now_us();
+    self_turn_begin(p, now_us, 1);
     p->st.checkouts++;
-    if (p->cfg.queue_target_ms > 0) {
-      int64_t now_us = cpool__now_us();
-      cpool__codel_observe_locked(p, now_us / 1000, (now_us - w.since_us) / 1000);
-    }
+    if (p->cfg.queue_target_ms > 0)
+      cpool__codel_observe_locked(p, now_us / 1000,
+                                  (now_us - w->since_us) / 1000);
   }
   /* We may have been woken for a slot we did not take, been handed one
    * while another sat free for us, or taken one of several free. */
   cpool__wake_one_locked(p);
-  pthread_cond_destroy(&w.cv);
+  pthread_cond_destroy(&w->cv);
   if (--p->sleepers == 0 && p->closing)
     pthread_cond_broadcast(&p->state_cv);
+}
+
+/* Queue up and wait, with p->mu held.  Returns 0 with *out set, or an
+ * error code (already counted).  *deadline_p is 0 on the call's first
+ * wait; the deadline is fixed then and kept for any retry. */
+static int wait_for_slot(struct cpool *p, int timeout_ms, int64_t *deadline_p,
+                         struct cpool_conn **out, cpool_error_info *why) {
+  cpool__waiter w = {0};
+  int rc = 0, done;
+  if (*deadline_p == 0)
+    *deadline_p =
+        timeout_ms > 0 ? cpool__now_us() + (int64_t)timeout_ms * 1000 : -1;
+  wait_join(p, &w, *deadline_p);
+  while ((done = wait_try(p, &w, out, &rc, why)) != 1)
+    if (done == 0)
+      wait_sleep(p, &w);
+  wait_leave(p, &w, rc);
   return rc;
 }
 
@@ -174,7 +190,8 @@ static int may_barge(const struct cpool *p) {
   }
   if (turn_refused(p))
     return 0;
-  if (cpool__my_turn.t.start_us == 0 || !self_turn_is_for(p)) { /* no turn: one begins */
+  if (cpool__my_turn.t.start_us == 0 ||
+      !self_turn_is_for(p)) { /* no turn: one begins */
     int64_t now = cpool__now_us();
     self_turn_begin(p, now, 0);
     if (!self_turn_live(p, now)) {
@@ -246,9 +263,8 @@ static struct cpool_conn *fast_take(struct cpool *p) {
   int64_t parked = atomic_load_explicit(&s->lease, memory_order_relaxed);
   if (CPOOL__LEASE_STATE(parked) != CPOOL__LEASE_PARKED)
     return NULL;
-  if (!atomic_compare_exchange_strong_explicit(&s->lease, &parked, held,
-                                               memory_order_acquire,
-                                               memory_order_relaxed))
+  if (!atomic_compare_exchange_strong_explicit(
+          &s->lease, &parked, held, memory_order_acquire, memory_order_relaxed))
     return NULL;
   if (end != 0) {
     cpool__my_turn.t.end_us = end;
@@ -267,15 +283,11 @@ static int fast_fresh(const struct cpool *p, struct cpool_conn *s) {
   return 1;
 }
 
-int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
-                   cpool_error_info *why) {
-  struct cpool_conn *s = NULL;
-  int64_t deadline_us = 0;
-
-  if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
-    return CPOOL_EINVAL;
-  *conn = NULL;
-
+/* Without the lock: 1 if the call is answered (*rc), else 0 with *s the
+ * slot taken on the fast path that still needs the locked checks, or
+ * NULL. */
+static int checkout_unlocked(struct cpool *p, int timeout_ms,
+                             struct cpool_conn **s, int *rc) {
   /* A nowait caller past its turn, while others wait, would only be
    * turned away under the lock: turn it away without, so that one asking
    * in a loop cannot keep the waiter woken for a free slot from taking the
@@ -286,27 +298,30 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
       !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
       turn_refused(p)) {
     atomic_fetch_add_explicit(&p->nowait_refusals, 1, memory_order_relaxed);
-    return CPOOL_ECHECKEDOUT;
+    *rc = CPOOL_ECHECKEDOUT;
+    return 1;
   }
-
-  s = fast_take(p);
-  if (s != NULL) {
-    if (!atomic_load_explicit(&p->closing, memory_order_relaxed) &&
-        fast_fresh(p, s)) {
-      atomic_store_explicit(
-          &s->fast_checkouts,
-          atomic_load_explicit(&s->fast_checkouts, memory_order_relaxed) + 1,
-          memory_order_relaxed);
-      *conn = s;
-      return 0;
-    }
+  *s = fast_take(p);
+  if (*s != NULL && !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
+      fast_fresh(p, *s)) {
+    atomic_store_explicit(
+        &(*s)->fast_checkouts,
+        atomic_load_explicit(&(*s)->fast_checkouts, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    *rc = 0;
+    return 1;
   }
+  return 0;
+}
 
-  /* Everything, the peek included (one non-blocking recv, and only for a
-   * slot idle past idle_check_ms), happens in one lock hold: once the
-   * lock is released this call touches no pool memory, so cpool_close can
-   * never free the pool under it. */
-  pthread_mutex_lock(&p->mu);
+/* Everything, the peek included (one non-blocking recv, and only for a
+ * slot idle past idle_check_ms), happens in one lock hold: once the lock
+ * is released the call touches no pool memory, so cpool_close can never
+ * free the pool under it.  s: taken on the fast path, or NULL. */
+static int checkout_locked(struct cpool *p, struct cpool_conn **sp,
+                           int timeout_ms, cpool_error_info *why) {
+  struct cpool_conn *s = *sp;
+  int64_t deadline_us = 0;
   int rc = 0;
   if (s != NULL) {
     /* Ours, but idle too long to trust without a peek, or the pool is
@@ -329,6 +344,25 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
     cpool__release_on_close_locked(p, s);
     rc = CPOOL_ESHUTDOWN;
   }
+  *sp = s;
+  return rc;
+}
+
+int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
+                   cpool_error_info *why) {
+  struct cpool_conn *s = NULL;
+  int rc;
+
+  if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
+    return CPOOL_EINVAL;
+  *conn = NULL;
+  if (checkout_unlocked(p, timeout_ms, &s, &rc)) {
+    if (rc == 0)
+      *conn = s;
+    return rc;
+  }
+  pthread_mutex_lock(&p->mu);
+  rc = checkout_locked(p, &s, timeout_ms, why);
   cpool__unlock(p);
   if (rc == 0)
     *conn = s;

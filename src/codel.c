@@ -17,7 +17,8 @@ void cpool__codel_roll_locked(struct cpool *p, int64_t now) {
   p->codel_min_wait_ms = -1;
 }
 
-void cpool__codel_observe_locked(struct cpool *p, int64_t now, int64_t waited_ms) {
+void cpool__codel_observe_locked(struct cpool *p, int64_t now,
+                                 int64_t waited_ms) {
   cpool__codel_roll_locked(p, now);
   if (p->codel_min_wait_ms < 0 || waited_ms < p->codel_min_wait_ms)
     p->codel_min_wait_ms = waited_ms;

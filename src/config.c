@@ -47,10 +47,8 @@ static int invalid(cpool_error_info *err, const char *what) {
   return CPOOL_EINVAL;
 }
 
-/* Fills c from cfg with the defaults for zero fields; checks everything. */
-int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
-                          cpool_error_info *err) {
-  *c = *cfg;
+/* Where to connect, how many, how to start and back off. */
+static int check_basics(cpool_config *c, cpool_error_info *err) {
   int has_host = c->host != NULL && c->host[0] != '\0';
   int has_unix = c->unix_path != NULL && c->unix_path[0] != '\0';
 
@@ -70,6 +68,11 @@ int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
       c->backoff_type != CPOOL_BACKOFF_EXP &&
       c->backoff_type != CPOOL_BACKOFF_RAND)
     return invalid(err, "unknown backoff_type");
+  return 0;
+}
+
+/* 0 means the default, for every field that has one. */
+static void fill_defaults(cpool_config *c) {
   if (c->connect_timeout_ms == 0)
     c->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
   if (c->backoff_min_ms == 0)
@@ -94,7 +97,9 @@ int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
     c->queue_interval_ms = DEFAULT_QUEUE_INTERVAL_MS;
   if (c->worker_stack_size == 0)
     c->worker_stack_size = DEFAULT_WORKER_STACK;
+}
 
+static int check_values(const cpool_config *c, cpool_error_info *err) {
   struct {
     int bad;
     const char *what;
@@ -128,4 +133,15 @@ int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
     if (checks[i].bad)
       return invalid(err, checks[i].what);
   return 0;
+}
+
+/* Fills c from cfg with the defaults for zero fields; checks everything. */
+int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
+                          cpool_error_info *err) {
+  *c = *cfg;
+  int rc = check_basics(c, err);
+  if (rc != 0)
+    return rc;
+  fill_defaults(c);
+  return check_values(c, err);
 }

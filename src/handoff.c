@@ -77,7 +77,6 @@ void cpool__watch_parked_locked(struct cpool *p, int64_t until_us) {
     pthread_cond_signal(&h->cv);
 }
 
-
 /* A connected slot is free: to the oldest waiter, or onto the stack. */
 void cpool__make_available_locked(struct cpool *p, struct cpool_conn *s) {
   if (p->wq_head != NULL && cpool__strict(p)) {

@@ -94,6 +94,37 @@ static void pool_free(struct cpool *p) {
   free(p);
 }
 
+/* Critical sections are a few dozen instructions: spinning briefly
+ * before sleeping beats a futex round trip when callers contend. */
+static void sync_init(struct cpool *p) {
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&p->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
+  pthread_condattr_init(&p->cond_attr);
+  pthread_condattr_setclock(&p->cond_attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->state_cv, &p->cond_attr);
+}
+
+/* Every slot CONNECTING, its worker about to start. */
+static void slots_init(struct cpool *p) {
+  const cpool_config *c = &p->cfg;
+  p->counts[CPOOL_SLOT_CONNECTING] = p->size;
+  for (int i = 0; i < p->size; i++) {
+    struct cpool_conn *s = &p->slots[i];
+    s->pool = p;
+    s->index = i;
+    s->fd = -1;
+    s->free_pos = -1;
+    s->fast_pos = -1;
+    s->state = CPOOL_SLOT_CONNECTING;
+    pthread_cond_init(&s->cv, &p->cond_attr);
+    cpool__backoff_init(&s->backoff, c->backoff_type, c->backoff_min_ms,
+                        c->backoff_max_ms);
+  }
+}
+
 static int pool_alloc(struct cpool **out, const cpool_config *c,
                       cpool_error_info *err) {
   /* Aligned: the fast path's fields and each slot have lines of their
@@ -109,16 +140,7 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   p->policy = (cpool__turn_policy){.after_us = c->handoff_after_us,
                                    .max_us = c->handoff_max_us,
                                    .size = c->size};
-  /* Critical sections are a few dozen instructions: spinning briefly
-   * before sleeping beats a futex round trip when callers contend. */
-  pthread_mutexattr_t ma;
-  pthread_mutexattr_init(&ma);
-  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-  pthread_mutex_init(&p->mu, &ma);
-  pthread_mutexattr_destroy(&ma);
-  pthread_condattr_init(&p->cond_attr);
-  pthread_condattr_setclock(&p->cond_attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&p->state_cv, &p->cond_attr);
+  sync_init(p);
   p->slots = aligned_alloc(alignof(struct cpool_conn),
                            (size_t)p->size * sizeof *p->slots);
   if (p->slots != NULL)
@@ -140,20 +162,8 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   p->cfg.unix_path = p->unix_path;
   p->codel_min_wait_ms = -1;
   p->codel_start_ms = cpool__now_ms();
-  p->counts[CPOOL_SLOT_CONNECTING] = p->size;
   p->fast_max = p->size < FAST_MAX ? p->size : FAST_MAX;
-  for (int i = 0; i < p->size; i++) {
-    struct cpool_conn *s = &p->slots[i];
-    s->pool = p;
-    s->index = i;
-    s->fd = -1;
-    s->free_pos = -1;
-    s->fast_pos = -1;
-    s->state = CPOOL_SLOT_CONNECTING;
-    pthread_cond_init(&s->cv, &p->cond_attr);
-    cpool__backoff_init(&s->backoff, c->backoff_type, c->backoff_min_ms,
-                        c->backoff_max_ms);
-  }
+  slots_init(p);
   p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->wake_fd < 0) {
     int e = errno;

@@ -1,15 +1,15 @@
 /*
  * This thread's state in the pools it uses, shared by checkout.c and
- * checkin.c: its turn (cpool__my_turn.h) and the slot it parked last (the fast path,
- * internal.h).  No lock: both are the thread's own.
+ * checkin.c: its turn (cpool__my_turn.h) and the slot it parked last (the fast
+ * path, internal.h).  No lock: both are the thread's own.
  */
 #ifndef CPOOL_SELF_H
 #define CPOOL_SELF_H
 
 #include "internal.h"
 
-/* This thread's turn (cpool__my_turn.h): in which pool.  One per thread: a thread
- * that goes from pool to pool while others wait in both queues for its
+/* This thread's turn (cpool__my_turn.h): in which pool.  One per thread: a
+ * thread that goes from pool to pool while others wait in both queues for its
  * next cpool__my_turn. */
 struct cpool__my_turn {
   const struct cpool *pool;
@@ -32,8 +32,8 @@ static inline int self_turn_is_for(const struct cpool *p) {
   return cpool__my_turn.pool == p && cpool__my_turn.gen == p->gen;
 }
 
-
-static inline void self_turn_begin(const struct cpool *p, int64_t now_us, int earned) {
+static inline void self_turn_begin(const struct cpool *p, int64_t now_us,
+                                   int earned) {
   cpool__my_turn.pool = p;
   cpool__my_turn.gen = p->gen;
   cpool__turn_begin(&cpool__my_turn.t, &p->policy,
@@ -43,7 +43,8 @@ static inline void self_turn_begin(const struct cpool *p, int64_t now_us, int ea
 
 /* A turn that would end at end_us, cut for the waiters' deadlines. */
 static inline int64_t self_turn_cut(const struct cpool *p, int64_t end_us) {
-  return cpool__turn_cut(cpool__cut_now(p), self_turn_is_for(p) ? cpool__my_turn.t.hold_us : 0,
+  return cpool__turn_cut(cpool__cut_now(p),
+                         self_turn_is_for(p) ? cpool__my_turn.t.hold_us : 0,
                          end_us);
 }
 
@@ -65,7 +66,8 @@ static inline int self_in_turn_at(const struct cpool *p, int64_t now) {
          p->cfg.handoff_after_us > 0 && self_turn_live(p, now);
 }
 
-static inline void self_remember_parked(const struct cpool *p, struct cpool_conn *s) {
+static inline void self_remember_parked(const struct cpool *p,
+                                        struct cpool_conn *s) {
   cpool__my_parked.pool = p;
   cpool__my_parked.gen = p->gen;
   cpool__my_parked.slot = s;

@@ -6,7 +6,7 @@
 #include "internal.h"
 
 void cpool__set_state_locked(struct cpool *p, struct cpool_conn *s,
-                      cpool_slot_state st) {
+                             cpool_slot_state st) {
   p->counts[s->state]--;
   p->counts[st]++;
   s->state = st;
@@ -92,7 +92,7 @@ void cpool__explain_down_locked(struct cpool *p, cpool_error_info *why) {
 
 /* The slot's worker takes it back (with p->mu held). */
 void cpool__hand_to_worker_locked(struct cpool *p, struct cpool_conn *s,
-                           enum cpool__reason why) {
+                                  enum cpool__reason why) {
   s->reason = why;
   cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
   pthread_cond_signal(&s->cv);

@@ -47,8 +47,8 @@ typedef struct cpool__turn {
 
 /* A turn begins at now, with nwaiters queued. */
 static inline void cpool__turn_begin(cpool__turn *t,
-                                     const cpool__turn_policy *c,
-                                     int nwaiters, int64_t now, int earned) {
+                                     const cpool__turn_policy *c, int nwaiters,
+                                     int64_t now, int earned) {
   int64_t len = earned ? c->max_us : c->after_us;
   if (nwaiters > CPOOL__WAIT_TURNS * c->size)
     len = len * CPOOL__WAIT_TURNS * c->size / nwaiters;
@@ -116,8 +116,7 @@ static inline int64_t cpool__parked_until(int64_t end_us, int64_t cut_us) {
  * everyone ahead of it, a quarter of its timeout before the deadline (at
  * least two after_us).  0: no cut. */
 static inline int64_t cpool__waiter_cut(const cpool__turn_policy *c,
-                                        int64_t since_us,
-                                        int64_t deadline_us) {
+                                        int64_t since_us, int64_t deadline_us) {
   if (deadline_us <= 0)
     return 0;
   int64_t margin = (deadline_us - since_us) / 4;
