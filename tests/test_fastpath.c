@@ -673,7 +673,11 @@ static void test_waiter_beside_parked_slot(void) {
   memset(&a, 0, sizeof a);
   a.pool = p;
   CU_ASSERT_FATAL(pthread_create(&a.thread, NULL, pause_hammer_main, &a) == 0);
-  while (done < rounds && tu_now_ms() - t0 < budget_ms) {
+  /* At least min_rounds however busy the machine (up to 30 s), then as
+   * many as fit in the budget. */
+  while (done < rounds &&
+         (done < min_rounds ? tu_now_ms() - t0 < 30000
+                            : tu_now_ms() - t0 < budget_ms)) {
     cpool_conn_t *c = NULL;
     int seen = atomic_load(&a.ok), rc;
     int64_t dl = tu_now_ms() + 2000, w0, waited;
@@ -1238,7 +1242,10 @@ static void nowait_no_new_turn(int max_us, int barge_limit) {
   memset(&h, 0, sizeof h);
   h.pool = p;
   CU_ASSERT_FATAL(pthread_create(&h.thread, NULL, nowait_hammer_main, &h) == 0);
-  while (done < ROUNDS && tu_now_ms() - t0 < budget_ms) {
+  /* At least MIN_ROUNDS however busy the machine (up to 30 s). */
+  while (done < ROUNDS &&
+         (done < MIN_ROUNDS ? tu_now_ms() - t0 < 30000
+                            : tu_now_ms() - t0 < budget_ms)) {
     cpool_conn_t *c = NULL;
     int seen = atomic_load(&h.ok), b0, barges, rc;
     int64_t dl = tu_now_ms() + 2000, w0, waited;
