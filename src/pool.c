@@ -279,6 +279,8 @@ static int config_resolve(cpool_config *c, const cpool_config *cfg,
     c->handoff_max_us = c->handoff_after_us;
   if (c->queue_target_ms > 0 && c->queue_interval_ms == 0)
     c->queue_interval_ms = DEFAULT_QUEUE_INTERVAL_MS;
+  if (c->idle_check_ms == 0)
+    c->idle_check_ms = DEFAULT_IDLE_CHECK_MS;
 
   struct {
     int bad;
@@ -293,7 +295,9 @@ static int config_resolve(cpool_config *c, const cpool_config *cfg,
       {c->keepalive_interval_s < 0, "keepalive_interval_s is negative"},
       {c->keepalive_count < 0, "keepalive_count is negative"},
       {c->tcp_user_timeout_ms < 0, "tcp_user_timeout_ms is negative"},
-      {c->idle_check_ms < -1, "idle_check_ms must be >= -1"},
+      {c->idle_check_ms < CPOOL_IDLE_CHECK_ALWAYS,
+       "idle_check_ms must be >= 0 (0 = 500), CPOOL_IDLE_CHECK_NEVER (-1) "
+       "or CPOOL_IDLE_CHECK_ALWAYS (-2)"},
       {c->ping_interval_ms < 0, "ping_interval_ms is negative"},
       {c->ping_interval_ms > 0 && c->on_ping == NULL,
        "ping_interval_ms is set but on_ping is NULL"},
@@ -905,12 +909,14 @@ static void hand_to_worker(struct cpool *p, struct cpool_conn *s,
  * used" time is stamped here, at checkout, and not again at checkin: one
  * clock read per cycle, and a slot held long merely looks idler than it
  * is (one extra peek at worst).  With p->mu held. */
-/* Has the slot sat idle past idle_check_ms (0: always), so that only a
- * peek can tell whether it is alive? */
+/* Has the slot sat idle past idle_check_ms (CPOOL_IDLE_CHECK_ALWAYS:
+ * always; config_resolve made 0 the default), so that only a peek can
+ * tell whether it is alive? */
 static int needs_peek(const struct cpool *p, const struct cpool_conn *s,
                       int64_t now) {
   int check = p->cfg.idle_check_ms;
-  return check == 0 || (check > 0 && now - cpool__last_used(s) > check);
+  return check == CPOOL_IDLE_CHECK_ALWAYS ||
+         (check > 0 && now - cpool__last_used(s) > check);
 }
 
 static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
