@@ -178,11 +178,17 @@ typedef int (*cpool_ping_cb)(int fd, void *data, void *arg);
 typedef void (*cpool_event_cb)(int slot, cpool_event_type event,
                                const cpool_error_info *err, void *arg);
 
+/* idle_check_ms: peek at every checkout, or never. */
+#define CPOOL_IDLE_CHECK_NEVER (-1)
+#define CPOOL_IDLE_CHECK_ALWAYS (-2)
+
 /*
  * Configuration.  Fill it with cpool_config_init() and then set what you
- * need.  Where a field says so, 0 means the default.  New fields are only
- * ever added at the end.  cpool_open() copies what it needs (strings
- * included): the struct may be freed after cpool_open() returns.
+ * need.  0 means the default in every field: what cpool_config_init()
+ * sets, as each field says (for some, such as ping_interval_ms, the
+ * default is "off").  New fields are only ever added at the end.
+ * cpool_open() copies what it needs (strings included): the struct may be
+ * freed after cpool_open() returns.
  */
 typedef struct cpool_config {
   /* Endpoint: host (name or address) and port, or unix_path. */
@@ -196,7 +202,8 @@ typedef struct cpool_config {
   int connect_timeout_ms; /* per attempt, connect + handshake; 0 = 5000 */
   cpool_backoff_type backoff_type; /* default CPOOL_BACKOFF_RAND_EXP */
   int backoff_min_ms;              /* 0 = 500 */
-  int backoff_max_ms;              /* 0 = 30000; must be >= backoff_min_ms */
+  int backoff_max_ms; /* 0 = 30000 (or backoff_min_ms, if larger); else
+                        must be >= backoff_min_ms */
 
   /* TCP options (ignored for Unix sockets).  TCP_NODELAY is always set. */
   int keepalive;             /* 1 = SO_KEEPALIVE on; 0 = off (default) */
@@ -207,9 +214,10 @@ typedef struct cpool_config {
 
   /* Liveness at checkout: a slot idle for longer than this is checked with
    * one non-blocking peek (EOF, error or unexpected bytes mean dead; a
-   * protocol whose server may speak first, e.g. RESP3 pushes, wants -1
-   * and on_ping instead).
-   * Default 500.  NOTE: here 0 means "check always", -1 means "never". */
+   * protocol whose server may speak first, e.g. RESP3 pushes, wants
+   * CPOOL_IDLE_CHECK_NEVER and on_ping instead).  0 = 500;
+   * CPOOL_IDLE_CHECK_ALWAYS (-2) peeks at every checkout (no lock-free
+   * reuse of a parked slot); CPOOL_IDLE_CHECK_NEVER (-1) never peeks. */
   int idle_check_ms;
 
   /* Worker-run ping of idle slots: on_ping every ping_interval_ms of idle
@@ -217,9 +225,9 @@ typedef struct cpool_config {
   int ping_interval_ms;
 
   /* Recycle a connection older than max_lifetime_ms minus a random jitter
-   * in [0, lifetime_jitter_ms], when it is next checked in.  0 = off. */
-  int max_lifetime_ms;
-  int lifetime_jitter_ms;
+   * in [0, lifetime_jitter_ms], when it is next checked in. */
+  int max_lifetime_ms;    /* 0 = off (default): never recycled */
+  int lifetime_jitter_ms; /* 0 = none (default); < max_lifetime_ms */
 
   /* Load shedding in the waiting mode, all off (0) by default.
    * queue_max: at most this many waiters; the next caller gets
@@ -227,9 +235,9 @@ typedef struct cpool_config {
    * queue_target_ms / queue_interval_ms: CoDel as in DBConnection: when even
    *   the shortest wait seen over an interval exceeded the target, waiters
    *   that have waited over twice the target get CPOOL_EOVERLOAD. */
-  int queue_max;
-  int queue_target_ms;
-  int queue_interval_ms; /* 0 = 1000 when queue_target_ms is set */
+  int queue_max;         /* 0 = no limit (default) */
+  int queue_target_ms;   /* 0 = no CoDel (default) */
+  int queue_interval_ms; /* 0 = 1000 (used only with queue_target_ms) */
 
   /* Fairness while callers wait (how turns work: docs/checkout-guide.md).
    * handoff_after_us: how long, in us, a caller's connection stays its own

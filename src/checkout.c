@@ -227,12 +227,18 @@ static int take_or_wait(struct cpool *p, int timeout_ms, int64_t *deadline_us,
   return wait_for_slot(p, timeout_ms, deadline_us, out, why);
 }
 
-/* Has the slot sat idle past idle_check_ms (0: always), so that only a
- * peek can tell whether it is alive? */
+/* Is a slot that sat idle still alive?  Recently used ones are trusted
+ * without a system call; the coarse clock costs none.  The slot's "last
+ * used" time is stamped at checkout, and not again at checkin: one clock
+ * read per cycle, and a slot held long merely looks idler than it is (one
+ * extra peek at worst).  Has it sat idle past idle_check_ms
+ * (CPOOL_IDLE_CHECK_ALWAYS: always; config_resolve made 0 the default),
+ * so that only a peek can tell? */
 static int needs_peek(const struct cpool *p, const struct cpool_conn *s,
                       int64_t now) {
   int check = p->cfg.idle_check_ms;
-  return check == 0 || (check > 0 && now - cpool__last_used(s) > check);
+  return check == CPOOL_IDLE_CHECK_ALWAYS ||
+         (check > 0 && now - cpool__last_used(s) > check);
 }
 
 static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {

@@ -97,6 +97,8 @@ static void fill_defaults(cpool_config *c) {
     c->queue_interval_ms = DEFAULT_QUEUE_INTERVAL_MS;
   if (c->worker_stack_size == 0)
     c->worker_stack_size = DEFAULT_WORKER_STACK;
+  if (c->idle_check_ms == 0)
+    c->idle_check_ms = DEFAULT_IDLE_CHECK_MS;
 }
 
 static int check_values(const cpool_config *c, cpool_error_info *err) {
@@ -113,7 +115,9 @@ static int check_values(const cpool_config *c, cpool_error_info *err) {
       {c->keepalive_interval_s < 0, "keepalive_interval_s is negative"},
       {c->keepalive_count < 0, "keepalive_count is negative"},
       {c->tcp_user_timeout_ms < 0, "tcp_user_timeout_ms is negative"},
-      {c->idle_check_ms < -1, "idle_check_ms must be >= -1"},
+      {c->idle_check_ms < CPOOL_IDLE_CHECK_ALWAYS,
+       "idle_check_ms must be >= 0 (0 = 500), CPOOL_IDLE_CHECK_NEVER (-1) "
+       "or CPOOL_IDLE_CHECK_ALWAYS (-2)"},
       {c->ping_interval_ms < 0, "ping_interval_ms is negative"},
       {c->ping_interval_ms > 0 && c->on_ping == NULL,
        "ping_interval_ms is set but on_ping is NULL"},

@@ -385,7 +385,8 @@ static void test_close_vs_handoff_hammer(void) {
 
     tu_config(&cfg, ts_port(srv), 1);
     cfg.start = CPOOL_START_SYNC;
-    cfg.idle_check_ms = 0; /* peek at every checkout: the old unlocked path */
+    /* peek at every checkout: the old unlocked path */
+    cfg.idle_check_ms = CPOOL_IDLE_CHECK_ALWAYS;
     /* In turn: strict hand-off (checkin gives the slot to the oldest
      * waiter), the default turns of 250 us, and turns never over (checkin
      * frees the slot and wakes the oldest waiter to take it). */

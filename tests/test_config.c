@@ -51,8 +51,8 @@ static void test_config_init_defaults(void) {
   CU_ASSERT(cfg.connect_timeout_ms == 0 || cfg.connect_timeout_ms == 5000);
   CU_ASSERT(cfg.backoff_min_ms == 0 || cfg.backoff_min_ms == 500);
   CU_ASSERT(cfg.backoff_max_ms == 0 || cfg.backoff_max_ms == 30000);
-  /* 0 means "check always" here, so the default must be spelled out. */
-  TU_ASSERT_EQ(cfg.idle_check_ms, 500);
+  /* 0 would mean the same (see idle_check_zero_is_default). */
+  CU_ASSERT(cfg.idle_check_ms == 0 || cfg.idle_check_ms == 500);
   TU_ASSERT_EQ(cfg.keepalive, 0);
   TU_ASSERT_EQ(cfg.ping_interval_ms, 0);
   TU_ASSERT_EQ(cfg.max_lifetime_ms, 0);
@@ -89,7 +89,8 @@ static const struct {
     {F(keepalive_interval_s), -1},
     {F(keepalive_count), -1},
     {F(tcp_user_timeout_ms), -1},
-    {F(idle_check_ms), -2},
+    {F(idle_check_ms), CPOOL_IDLE_CHECK_ALWAYS - 1},
+    {F(idle_check_ms), INT_MIN},
     {F(ping_interval_ms), -1},
     {F(max_lifetime_ms), -1},
     {F(lifetime_jitter_ms), -1},
@@ -178,6 +179,126 @@ static void test_backoff_min_above_max(void) {
   cfg.backoff_min_ms = 200;
   cfg.backoff_max_ms = 100;
   expect_einval(&cfg, "backoff_min_ms > backoff_max_ms", "backoff");
+}
+
+/* The idle check's special values and its bad ones: -3 and below is a
+ * clear EINVAL that names the field and both constants. */
+static void test_idle_check_bad_message(void) {
+  cpool_config cfg;
+  cpool_error_info err;
+  cpool_t *p = NULL;
+
+  tu_config(&cfg, ts_port(srv), 1);
+  cfg.idle_check_ms = -3;
+  expect_einval(&cfg, "idle_check_ms = -3", "idle_check_ms");
+  memset(&err, 0, sizeof err);
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, &err), CPOOL_EINVAL);
+  if (!strstr(err.message, "CPOOL_IDLE_CHECK_ALWAYS") ||
+      !strstr(err.message, "CPOOL_IDLE_CHECK_NEVER")) {
+    fprintf(stderr, "idle_check_ms = -3: message '%s'\n", err.message);
+    CU_FAIL("the message does not name the valid special values");
+  }
+  /* The constants themselves are accepted. */
+  TU_ASSERT_EQ(CPOOL_IDLE_CHECK_NEVER, -1);
+  TU_ASSERT_EQ(CPOOL_IDLE_CHECK_ALWAYS, -2);
+  static const int good[] = {CPOOL_IDLE_CHECK_ALWAYS, CPOOL_IDLE_CHECK_NEVER,
+                             0, 1, INT_MAX};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    tu_config(&cfg, ts_port(srv), 1);
+    cfg.idle_check_ms = good[i];
+    p = NULL;
+    memset(&err, 0, sizeof err);
+    TU_ASSERT_CODE(cpool_open(&p, &cfg, &err), 0);
+    if (p == NULL)
+      fprintf(stderr, "idle_check_ms = %d: %s\n", good[i], err.message);
+    TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  }
+}
+
+/* The server closes the only slot's connection after it was used; is the
+ * next checkout, idle_for_ms later, peeked (a new connection, the dead one
+ * counted in idle_check_failures) or handed out dead (the caller's I/O
+ * fails)? */
+static void idle_check_case(int idle_check_ms, int idle_for_ms,
+                            int expect_peek) {
+  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
+  cpool_config cfg;
+  cpool_conn_t *c = NULL;
+  cpool_stats_t before, st;
+  cpool_t *p = NULL;
+  int io;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  tu_config(&cfg, ts_port(s), 1);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.idle_check_ms = idle_check_ms;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  CU_ASSERT(ts_wait_open(s, 1, 5000));
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 1000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "before drop", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &before), 0);
+  TU_ASSERT_EQ(ts_drop(s, 0), 1);
+  if (idle_for_ms > 0)
+    tu_sleep_ms(idle_for_ms);
+
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  io = tu_echo(cpool_conn_fd(c), "after drop", 2000);
+  TU_ASSERT_CODE(
+      cpool_checkin(p, c, io == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  if (expect_peek != (io == 0))
+    fprintf(stderr, "idle_check_ms %d, idle %d ms: %s\n", idle_check_ms,
+            idle_for_ms,
+            expect_peek ? "the dead slot was handed out"
+                        : "peeked, though used recently or never to peek");
+  if (expect_peek) {
+    TU_ASSERT_EQ(io, 0);
+    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures + 1);
+  } else {
+    TU_ASSERT_INT(io, !=, 0);
+    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures);
+    TU_ASSERT_EQ(st.broken_checkins, before.broken_checkins + 1);
+  }
+  TU_WAIT_STATS(p, st, st.idle == 1, 5000);
+  TU_ASSERT_EQ(st.idle, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  ts_stop(s);
+}
+
+/* 0 is the default, 500 ms (it used to mean "always"): a slot used just
+ * now is trusted without a peek, one idle past 500 ms is peeked. */
+static void test_idle_check_zero_is_default(void) {
+  idle_check_case(0, 0, 0);
+  idle_check_case(0, 700, 1);
+}
+
+/* CPOOL_IDLE_CHECK_ALWAYS peeks even a slot used just now;
+ * CPOOL_IDLE_CHECK_NEVER does not even after a long idle. */
+static void test_idle_check_constants(void) {
+  idle_check_case(CPOOL_IDLE_CHECK_ALWAYS, 0, 1);
+  idle_check_case(CPOOL_IDLE_CHECK_NEVER, 700, 0);
+}
+
+/* backoff_max_ms 0 is 30000, or backoff_min_ms when that is larger (not
+ * an error about a field the caller left alone); a set max below the min
+ * is one. */
+static void test_backoff_max_zero(void) {
+  cpool_config cfg;
+  cpool_t *p = NULL;
+
+  tu_config(&cfg, ts_port(srv), 1);
+  cfg.backoff_min_ms = 40000;
+  cfg.backoff_max_ms = 0;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  cfg.backoff_max_ms = 30000;
+  expect_einval(&cfg, "backoff_min_ms 40000 > backoff_max_ms 30000",
+                "backoff_max_ms");
 }
 
 static void test_null_open_args(void) {
@@ -575,6 +696,10 @@ CU_TestInfo config_tests[] = {
     {"bad_int_fields", test_bad_int_fields},
     {"bad_endpoints", test_bad_endpoints},
     {"backoff_min_above_max", test_backoff_min_above_max},
+    {"idle_check_bad_message", test_idle_check_bad_message},
+    {"idle_check_zero_is_default", test_idle_check_zero_is_default},
+    {"idle_check_constants", test_idle_check_constants},
+    {"backoff_max_zero", test_backoff_max_zero},
     {"null_open_args", test_null_open_args},
     {"bad_worker_stack_size", test_bad_worker_stack_size},
     {"worker_stack_size_accepted", test_worker_stack_size_accepted},

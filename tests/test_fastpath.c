@@ -70,7 +70,7 @@ static cpool_conn_t *take_fast(cpool_t *p) {
 }
 
 /* Sync start, so every slot is up when it returns.  idle_check_ms as given
- * (0 is "peek always" here, not the default). */
+ * (0 is the default, 500). */
 static cpool_t *open_pool_at(int port, int size, int idle_check_ms) {
   cpool_config cfg;
   cpool_t *p = NULL;
@@ -805,9 +805,10 @@ static void test_close_while_hammering(void) {
 /* ---- the idle check, broken checkins, pings -------------------------- */
 
 /* The server closes the connection of a parked slot; what does the next
- * checkout by the thread that parked it get?  With idle_check_ms 0 (peek
- * always), or N and idle longer than N, a peek: a new connection, and the
- * dead one counted.  With -1, never a peek: the dead one, as documented. */
+ * checkout by the thread that parked it get?  With CPOOL_IDLE_CHECK_ALWAYS,
+ * or N and idle longer than N, a peek: a new connection, and the dead one
+ * counted.  With CPOOL_IDLE_CHECK_NEVER, never a peek: the dead one, as
+ * documented. */
 static void idle_check_case(int idle_check_ms, int idle_for_ms,
                             int expect_peek) {
   ts_server *s = ts_start(TS_ECHO, TS_TCP4);
@@ -866,9 +867,9 @@ static void idle_check_case(int idle_check_ms, int idle_for_ms,
 }
 
 static void test_idle_check_parked_dead(void) {
-  idle_check_case(0, 0, 1);    /* always peek */
+  idle_check_case(CPOOL_IDLE_CHECK_ALWAYS, 0, 1);
   idle_check_case(50, 150, 1); /* idle past idle_check_ms: peek */
-  idle_check_case(-1, 0, 0);   /* never */
+  idle_check_case(CPOOL_IDLE_CHECK_NEVER, 0, 0);
 }
 
 /* Broken at checkin after a fast-path checkout: the worker reconnects it,

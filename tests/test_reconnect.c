@@ -364,7 +364,7 @@ static void server_drop(int rst) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
   tu_config(&cfg, ts_port(srv), N);
   cfg.start = CPOOL_START_SYNC;
-  cfg.idle_check_ms = 0; /* peek at every checkout */
+  cfg.idle_check_ms = CPOOL_IDLE_CHECK_ALWAYS;
   TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   CU_ASSERT(ts_wait_open(srv, N, 5000));

@@ -240,7 +240,6 @@ void fh_config(cpool_config *cfg, const char *host, int port, int size) {
   cfg->backoff_type = CPOOL_BACKOFF_RAND;
   cfg->backoff_min_ms = 50;
   cfg->backoff_max_ms = 50;
-  cfg->idle_check_ms = 0;
 }
 
 int fh_poll_(int64_t deadline_ms, int round) {

@@ -113,8 +113,15 @@ int fh_ping(int fd, int timeout_ms);
  */
 
 /* Fast knobs for a pool on 127.0.0.1:port: connect timeout 500 ms, backoff
- * RAND 50..50 ms, idle_check_ms 0 (always peek). */
+ * RAND 50..50 ms.  The idle check is the default (idle_check_ms 0: peek a
+ * slot idle past FH_IDLE_CHECK_MS), so that a thread's parked slot is taken
+ * back on the lock-free fast path under every fault, as in production. */
 void fh_config(cpool_config *cfg, const char *host, int port, int size);
+
+/* The library's default idle_check_ms (cpool.h), and a sleep that leaves a
+ * slot idle past it, for a busy machine's coarse clock. */
+#define FH_IDLE_CHECK_MS 500
+#define FH_IDLE_PAST_CHECK_MS (FH_IDLE_CHECK_MS + 100)
 
 /* Poll the pool's stats into st (every 2 ms) until cond holds or timeout_ms
  * passes; afterwards st is the last snapshot, to check on. */

@@ -12,7 +12,9 @@
  *   queue_max        the extra caller gets CPOOL_ECHECKEDOUT at once;
  *   CoDel            waiters on a stuck pool get CPOOL_EOVERLOAD well before
  *                    their timeout, and none times out under overload;
- *   idle_check_ms    -1 never peeks, 0 always does, N trusts recent use.
+ *   idle_check_ms    CPOOL_IDLE_CHECK_NEVER never peeks,
+ *                    CPOOL_IDLE_CHECK_ALWAYS always does, N (and 0, the
+ *                    default 500) trusts recent use.
  */
 #include "fault.h"
 #include "peer.h"
@@ -382,14 +384,24 @@ static void test_on_event(void) {
              "CONNECTED: addr \"%s\" code %d", e.err.addr, e.err.code);
   }
 
-  /* The server goes away: found dead, reconnect refused, backing off. */
+  /* The server goes away: found dead, reconnect refused, backing off.
+   * The slots were used within the idle check, so checkout trusts them:
+   * the caller finds each dead by its I/O and checks it in broken, until
+   * checkout says the backend is down. */
   fp_refuse(f.peer);
   fp_drop_all(f.peer, 0);
-  cpool_conn_t *c = NULL;
-  int rc = cpool_checkout(f.pool, &c, 1000, NULL);
+  int rc = 0, live = 0;
+  for (int i = 0; i <= SIZE && rc == 0; i++) {
+    cpool_conn_t *c = NULL;
+    rc = cpool_checkout(f.pool, &c, 1000, NULL);
+    if (rc != 0)
+      break;
+    int r = fh_ping(cpool_conn_fd(c), 1000);
+    live += r == 0;
+    cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
+  }
   FH_CHECK_CODE(rc, CPOOL_ECLOSED);
-  if (rc == 0)
-    cpool_checkin(f.pool, c, CPOOL_CONN_OK);
+  FH_CHECK(live == 0, "%d requests succeeded with the server gone", live);
   FH_WAIT(fh_events_count(ev, CPOOL_EVENT_BACKOFF) >= SIZE, 1000);
   FH_CHECK(fh_events_count(ev, CPOOL_EVENT_DISCONNECTED) == SIZE,
            "DISCONNECTED %d", fh_events_count(ev, CPOOL_EVENT_DISCONNECTED));
@@ -644,9 +656,10 @@ out:
 /* ---- idle_check_ms
  * ------------------------------------------------------------------ */
 
-/* The peer closes the idle connection; what does the next checkout get? */
-static void idle_check_case(int idle_check_ms, int expect_peek,
-                            const char *what) {
+/* The peer closes the idle connection; what does the next checkout,
+ * idle_for_ms later, get? */
+static void idle_check_case(int idle_check_ms, int idle_for_ms,
+                            int expect_peek, const char *what) {
   fixture f;
   cpool_stats_t st, before;
   cpool_conn_t *c = NULL;
@@ -665,6 +678,8 @@ static void idle_check_case(int idle_check_ms, int expect_peek,
   cpool_checkin(f.pool, c, CPOOL_CONN_OK);
   cpool_stats(f.pool, &before);
   fp_drop_all(f.peer, 0);
+  if (idle_for_ms > 0)
+    fh_sleep_ms(idle_for_ms);
 
   c = NULL;
   rc = cpool_checkout(f.pool, &c, 1000, NULL);
@@ -692,15 +707,23 @@ out:
   fx_end(&f, what);
 }
 
+/* Not even after an idle past the default. */
 static void test_idle_check_never(void) {
-  idle_check_case(-1, 0, "idle_check_never");
+  idle_check_case(CPOOL_IDLE_CHECK_NEVER, FH_IDLE_PAST_CHECK_MS, 0,
+                  "idle_check_never");
 }
+/* Even a slot used just now. */
 static void test_idle_check_always(void) {
-  idle_check_case(0, 1, "idle_check_always");
+  idle_check_case(CPOOL_IDLE_CHECK_ALWAYS, 0, 1, "idle_check_always");
 }
 /* Used within idle_check_ms: trusted without a system call. */
 static void test_idle_check_recent(void) {
-  idle_check_case(5000, 0, "idle_check_recent");
+  idle_check_case(5000, 0, 0, "idle_check_recent");
+}
+/* 0 is the default, 500 ms: recent use is trusted, a longer idle peeked. */
+static void test_idle_check_default(void) {
+  idle_check_case(0, 0, 0, "idle_check_default_recent");
+  idle_check_case(0, FH_IDLE_PAST_CHECK_MS, 1, "idle_check_default_idle");
 }
 
 const fault_test fault_features_tests[] = {
@@ -714,5 +737,6 @@ const fault_test fault_features_tests[] = {
     {"idle_check_never", test_idle_check_never},
     {"idle_check_always", test_idle_check_always},
     {"idle_check_recent", test_idle_check_recent},
+    {"idle_check_default", test_idle_check_default},
     {NULL, NULL},
 };

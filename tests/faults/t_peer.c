@@ -3,8 +3,13 @@
  * bytes nobody asked for, or closes its end while the slot sits idle.
  * The caller gets an I/O error or its own timeout (never a hang), checks
  * the connection in broken, and the slot heals: a new connect, every slot
- * idle, requests work again.  Dead idle slots are caught at checkout by the
- * idle check and never handed to the caller.
+ * idle, requests work again.  Dead slots idle past the idle check (the
+ * default, 500 ms) are caught at checkout and never handed to the caller;
+ * a slot used more recently than that is trusted without a system call
+ * (the thread's parked slot comes back on the lock-free fast path), so a
+ * caller can get one the peer closed meanwhile: its I/O fails at once and
+ * it checks the connection in broken.  garbage_check_always runs a fault
+ * with CPOOL_IDLE_CHECK_ALWAYS.
  */
 #include "fault.h"
 #include "peer.h"
@@ -23,6 +28,7 @@ typedef struct fixture {
   cpool_t *pool;
 } fixture;
 
+/* idle_check_ms 0: the default. */
 static int setup(fixture *f, int idle_check_ms) {
   cpool_config cfg;
   cpool_error_info err;
@@ -202,6 +208,8 @@ static void garbage_case(int idle_check_ms, const char *what) {
            SIZE);
   if (idle_check_ms > 0) /* the check runs only past idle_check_ms */
     fh_sleep_ms(idle_check_ms + 30);
+  else if (idle_check_ms == 0)
+    fh_sleep_ms(FH_IDLE_PAST_CHECK_MS);
 
   int64_t t0 = fh_now_ms();
   int rc = cpool_checkout(f.pool, &c, 2000, NULL);
@@ -234,15 +242,21 @@ out:
   teardown(&f, what);
 }
 
+/* Peeked at once, though connected just now. */
 static void test_garbage_check_always(void) {
-  garbage_case(0, "garbage_check_always");
+  garbage_case(CPOOL_IDLE_CHECK_ALWAYS, "garbage_check_always");
+}
+
+static void test_garbage_check_default(void) {
+  garbage_case(0, "garbage_check_default");
 }
 
 static void test_garbage_check_after_idle(void) {
   garbage_case(50, "garbage_check_after_idle");
 }
 
-/* The peer closes idle connections (FIN or reset): found at checkout. */
+/* The peer closes idle connections (FIN or reset), which then sit idle
+ * past the idle check: found at checkout. */
 static void dropped_case(int rst, const char *what) {
   fixture f;
   cpool_stats_t before, st;
@@ -253,6 +267,7 @@ static void dropped_case(int rst, const char *what) {
   cpool_stats(f.pool, &before);
   int n = fp_drop_all(f.peer, rst);
   FH_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
+  fh_sleep_ms(FH_IDLE_PAST_CHECK_MS);
   int rc = cpool_checkout(f.pool, &c, 2000, NULL);
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
@@ -270,6 +285,78 @@ out:
   teardown(&f, what);
 }
 
+/* The peer closes the connections (FIN or reset) right after the caller
+ * used one, within the idle check: its next checkout takes its parked slot
+ * back on the fast path, unchecked, and gets the dead socket.  Its I/O
+ * fails at once (EOF, ECONNRESET or EPIPE, never a hang); it checks the
+ * connection in broken and tries again, as an application does, and gets
+ * a working slot after at most one failure per slot.  Then every slot
+ * heals (the other dead one found by the idle check once idle past it). */
+static void dropped_after_use_case(int rst, const char *what) {
+  fixture f;
+  cpool_stats_t before;
+  cpool_conn_t *c = NULL;
+  int failures = 0, r = -1;
+
+  if (setup(&f, 0) != 0)
+    goto out;
+  int rc = cpool_checkout(f.pool, &c, 1000, NULL);
+  FH_CHECK_CODE(rc, 0);
+  if (rc != 0)
+    goto out;
+  int slot = cpool_conn_slot(c);
+  r = fh_ping(cpool_conn_fd(c), 1000);
+  FH_CHECK(r == 0, "%s: ping before the drop: %s", what, fh_io_name(r));
+  cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
+  cpool_stats(f.pool, &before);
+  int n = fp_drop_all(f.peer, rst);
+  FH_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
+
+  r = -1;
+  for (int attempt = 0; attempt <= SIZE && r != 0; attempt++) {
+    c = NULL;
+    rc = cpool_checkout(f.pool, &c, 2000, NULL);
+    FH_CHECK(rc == 0, "%s: checkout %d: %s", what, attempt,
+             cpool_err_name(rc));
+    if (rc != 0)
+      goto out;
+    if (attempt == 0)
+      FH_CHECK(cpool_conn_slot(c) == slot,
+               "%s: got slot %d, not slot %d parked by this thread", what,
+               cpool_conn_slot(c), slot);
+    int64_t t0 = fh_now_ms();
+    r = fh_ping(cpool_conn_fd(c), 1000);
+    int64_t took = fh_now_ms() - t0;
+    if (r != 0) {
+      failures++;
+      FH_CHECK(r == FH_IO_EOF || r == ECONNRESET || r == EPIPE,
+               "%s: I/O on the dropped connection gave %s, expected eof, "
+               "ECONNRESET or EPIPE",
+               what, fh_io_name(r));
+      FH_CHECK(took < FH_MARGIN_MS, "%s: the dead socket took %lld ms to show",
+               what, (long long)took);
+    }
+    cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
+  }
+  FH_CHECK(r == 0, "%s: no working slot after %d broken checkins", what,
+           failures);
+  FH_CHECK(failures >= 1 && failures <= SIZE,
+           "%s: %d failed requests, expected 1..%d (the parked slot unchecked, "
+           "at most once per slot)",
+           what, failures, SIZE);
+  fh_sleep_ms(FH_IDLE_PAST_CHECK_MS);
+  check_healed(&f, &before, failures, what);
+out:
+  teardown(&f, what);
+}
+
+static void test_fin_after_use(void) {
+  dropped_after_use_case(0, "fin_after_use");
+}
+static void test_rst_after_use(void) {
+  dropped_after_use_case(1, "rst_after_use");
+}
+
 static void test_fin_while_idle(void) {
   dropped_case(0, "fin_while_idle");
 }
@@ -282,7 +369,10 @@ const fault_test fault_peer_tests[] = {
     {"stall_forever", test_stall_forever},
     {"garbage_check_always", test_garbage_check_always},
     {"garbage_check_after_idle", test_garbage_check_after_idle},
+    {"garbage_check_default", test_garbage_check_default},
     {"fin_while_idle", test_fin_while_idle},
     {"rst_while_idle", test_rst_while_idle},
+    {"fin_after_use", test_fin_after_use},
+    {"rst_after_use", test_rst_after_use},
     {NULL, NULL},
 };
