@@ -87,7 +87,7 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
   server_pid=$!
   for _ in $(seq 50); do
     kill -0 "$server_pid" 2>/dev/null || break
-    pid="$(redis-cli -p "$port" info server 2>/dev/null | sed -n 's/^process_id:\([0-9]*\).*/\1/p')"
+    pid="$(redis-cli -p "$port" info server 2>/dev/null | sed -n 's/^process_id:\([0-9]*\).*/\1/p' || true)"
     [ "$pid" = "$server_pid" ] && break 2
     sleep 0.1
   done
