@@ -558,11 +558,18 @@ end_clock:
 #define P3 (!(QUIET && wqn > 0 && !polling[wq[0]]) || (nfree == 0 && !ANY_PARKED))
 #define P4 (!(QUIET && wqn > 0) || nfree == 0)
 
-#define INVARIANT (ACCOUNTED && P3 && P4 && nwaiters == wqn)
-
 active proctype monitor() {
 end_monitor:
-  atomic { !INVARIANT -> assert(INVARIANT) }
+  if
+  :: atomic { !(ACCOUNTED) ->
+       printf("violated: P1/P2 exclusivity or a slot lost\n"); assert(ACCOUNTED) }
+  :: atomic { !(P3) ->
+       printf("violated: P3 waiter asleep without a timer beside a free or parked slot\n"); assert(P3) }
+  :: atomic { !(P4) ->
+       printf("violated: P4 slot free while every waiter sleeps\n"); assert(P4) }
+  :: atomic { !(nwaiters == wqn) ->
+       printf("violated: nwaiters differs from the queue\n"); assert(nwaiters == wqn) }
+  fi
 }
 
 init {

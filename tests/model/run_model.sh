@@ -20,7 +20,9 @@ pml="$(cd "$(dirname "$pml")" && pwd)/$(basename "$pml")"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+cp "$pml" "$tmp/lease.pml" || exit 1
 cd "$tmp" || exit 1
+pml=lease.pml
 [ $mutant -eq 1 ] && defs+=(-DMUTANT)
 
 if ! spin "${defs[@]}" -a "$pml" >spin.log 2>&1; then
@@ -38,8 +40,9 @@ errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' pan.log | head -1)
 
 if [ $mutant -eq 1 ]; then
   if [ "${errors:-0}" != "0" ]; then
-    why=$(grep -m1 -oE "assertion violated|invalid end state" pan.log)
-    echo "run_model: OK: the mutant fails as it must (${why}...; $states states, ${secs}s)"
+    why=$(spin -t "${defs[@]}" "$pml" 2>/dev/null | grep -m1 -o "violated: .*")
+    [ -n "$why" ] || why=$(grep -m1 -oE "assertion violated|invalid end state" pan.log)
+    echo "run_model: OK: the mutant fails as it must (${why}; $states states, ${secs}s)"
     exit 0
   fi
   echo "run_model: FAIL: the mutant verified: the model cannot catch the bad ordering" >&2
@@ -49,8 +52,8 @@ fi
 
 if [ "$errors" != "0" ]; then
   echo "run_model: FAIL: spin found $errors error(s); counterexample:" >&2
-  grep -m3 -E "assertion violated|invalid end state|error" pan.log >&2
-  spin -t -p "${defs[@]}" "$pml" 2>&1 | tail -60 >&2
+  grep -m3 -oE "assertion violated|invalid end state|errors: [0-9]+" pan.log >&2
+  spin -t -p "${defs[@]}" "$pml" 2>&1 | grep -E "violated|proc +[0-9]+ \(caller" | tail -40 >&2
   exit 1
 fi
 if grep -q "max search depth too small" pan.log; then
