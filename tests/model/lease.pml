@@ -61,6 +61,8 @@
  *
  * MUTANT (spin -DMUTANT): fast_checkin loads nwaiters BEFORE its store
  * of PARKED, which breaks the Dekker pair; P3 must then fail.
+ * MUTANT_POLL (not a test; run_model.sh lease.pml -DMUTANT_POLL fails):
+ * turn_parks_until skipping a HELD_TURN slot whose turn end has passed.
  */
 
 #ifndef NT
@@ -231,7 +233,15 @@ inline offer(x) {
 
 /* One load of turn_parks_until (handoff.c): a slot on the fast list,
  * PARKED (with or without a reservation) or HELD_TURN. */
+#ifdef MUTANT_POLL
+/* MUTANT_POLL: the rule before 14e8a77, a HELD_TURN slot past its turn
+ * end needs no poll; wrong now that fast_checkin reads its clock before
+ * its store. */
+#define TURN_PARKS(x) (onfast[x] && (IS_PARKED(x) || \
+                       (lease[x] == L_HELD_TURN && !sover[x])))
+#else
 #define TURN_PARKS(x) (onfast[x] && (IS_PARKED(x) || lease[x] == L_HELD_TURN))
+#endif
 
 #define UNLOCK  assert(mu == me); mu = NOBODY
 
