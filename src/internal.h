@@ -21,29 +21,33 @@
  * lease and nwaiters, both sequentially consistent), so a parked slot and
  * a sleeping waiter are not left side by side...
  *
- * ...except within a turn (pool.c, may_barge): a thread served from the
- * queue, or barging past it, may keep using the fast path for its turn
- * (earned: see pool.c), as it could barge anyway; it holds the slot as
- * HELD_TURN (with its turn's end), and parks it again at checkin if the
- * turn is not over, as PARKED with the same end: nobody else reclaims it
- * before then (or before p->cut_us, for a waiter's deadline), save
- * cpool_close, and anyone while nobody waits.  What it leaves parked when
- * it stops calling is collected by the oldest waiter: while any slot is
- * PARKED, or HELD_TURN with its turn not over, it sleeps with a timer
- * ("polling"): until the first such end, but first after
- * max(handoff_after_us, 500 us), doubling each time up to handoff_max_us.
- * A park under the lock within a turn that ends before that timer wakes
- * it.  A slot taken without a turn (HELD), or held past its turn, comes
- * back through the lock when it is checked in (the Dekker pair), so it
- * needs no polling; but between that checkin's store and its lock another
- * thread within its turn may take the slot (PARKED -> HELD_TURN), and
- * then the checkin, finding it gone, wakes the head.
- * Whoever parks a slot within a turn under the lock, or leaves the head of
- * the queue while such slots exist, also wakes a head that is not
- * polling.  In strict mode there are no turns.  This needs the holder's
- * clock read (is my turn over?) to come after its store of PARKED, and
- * the waiter's before its loads of the leases: a turn the waiter finds
- * over, the holder then finds over too, and checks in under the lock.
+ * ...except within a turn (turn.h): a thread served from the queue, or
+ * barging past it, may keep using the fast path for its turn; it holds the
+ * slot as HELD_TURN (with its turn's end), and parks it again at checkin,
+ * if the turn is not over, as PARKED with a reservation: until the earlier
+ * of its turn's end and handoff_after_us after the checkin
+ * (cpool__turn_reserve).  Nobody else reclaims it before then (or before
+ * p->cut_us, for a waiter's deadline), save cpool_close, and anyone while
+ * nobody waits.  The oldest waiter collects what is left: while any slot
+ * is HELD_TURN, or PARKED with a reservation, it sleeps with a timer
+ * ("polling", cpool__turn_parks_until_locked): until the first reservation
+ * ends, and for a HELD_TURN slot, whose checkin it cannot see, one poll
+ * period (handoff_after_us, at least CPOOL__POLL_MIN_US) at a time,
+ * whatever that slot's turn end.  The holder reads its clock before its
+ * store; a waiter that loaded HELD_TURN polls, so a park it did not see
+ * is found within a poll period.  (Skipping a HELD_TURN slot whose turn
+ * looks over would need the holder's clock read after its store: the
+ * model's MUTANT_POLL, docs/model.md.)  A park under the lock within a
+ * turn that ends before the head's timer wakes it.  A slot taken without
+ * a turn (HELD), or held past its turn, comes back through the lock when
+ * it is checked in (the Dekker pair), so it needs no polling; but between
+ * that checkin's store and its lock another thread within its turn may
+ * take the slot (PARKED -> HELD_TURN), and then the checkin, finding it
+ * gone, wakes the head.  Whoever parks a slot within a turn under the
+ * lock, or leaves the head of the queue while such slots exist, also
+ * wakes a head that is not polling.  In strict mode there are no turns.
+ * The protocol is modelled in tests/model/lease.pml and checked by spin
+ * (docs/model.md).
  *
  * Once its store of PARKED is visible, a fast checkin no longer holds the
  * slot: another thread may take it and check it in, and cpool_close may
