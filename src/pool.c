@@ -1382,24 +1382,33 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   return busy;
 }
 
-/* Sync start: wait until every slot is up, one fails, or time runs out. */
+/* Slots connected: offered (IDLE), being pinged (CHECKING) or checked
+ * out (BUSY).  A ping moves a slot out of IDLE and back without it ever
+ * being disconnected. */
+static int connected_slots(const struct cpool *p) {
+  return p->counts[CPOOL_SLOT_IDLE] + p->counts[CPOOL_SLOT_CHECKING] +
+         p->counts[CPOOL_SLOT_BUSY];
+}
+
+/* Sync start: wait until every slot is up, one fails, or time runs out.
+ * Workers broadcast state_cv whenever connected_slots may have changed. */
 static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
   int64_t until = deadline_of(2 * (int64_t)p->cfg.connect_timeout_ms + 1000);
   int rc = 0;
 
   pthread_mutex_lock(&p->mu);
-  while (p->counts[CPOOL_SLOT_IDLE] < p->size && p->sync_err == 0 &&
+  while (connected_slots(p) < p->size && p->sync_err == 0 &&
          cpool__now_us() < until)
     cpool__timed_wait(&p->state_cv, &p->mu, until);
   if (p->sync_err != 0) {
     rc = p->sync_err;
     if (err != NULL)
       *err = p->sync_error;
-  } else if (p->counts[CPOOL_SLOT_IDLE] < p->size) {
+  } else if (connected_slots(p) < p->size) {
     rc = CPOOL_ETIMEDOUT;
     cpool__error_set(err, rc, CPOOL_STEP_CONNECT, ETIMEDOUT, NULL,
                      "%d of %d slots connected before the deadline",
-                     p->counts[CPOOL_SLOT_IDLE], p->size);
+                     connected_slots(p), p->size);
   }
   pthread_mutex_unlock(&p->mu);
   return rc;
