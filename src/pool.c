@@ -887,6 +887,8 @@ static int take_or_wait(struct cpool *p, int timeout_ms, int64_t *deadline_us,
 /* A checked-out slot comes back while the pool closes: its worker closes
  * it, and close's drain may be waiting for it (with p->mu held). */
 static void release_on_close(struct cpool *p, struct cpool_conn *s) {
+  if (p->forced)
+    return; /* the drain is over: its worker shuts it (or has) */
   cpool__set_state(p, s, CPOOL_SLOT_IDLE);
   pthread_cond_signal(&s->cv);
   pthread_cond_broadcast(&p->state_cv);
@@ -962,14 +964,10 @@ static int fast_fresh(const struct cpool *p, struct cpool_conn *s) {
   return 1;
 }
 
-int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
-                   cpool_error_info *why) {
+static int checkout(struct cpool *p, cpool_conn_t **conn, int timeout_ms,
+                    cpool_error_info *why) {
   struct cpool_conn *s = NULL;
   int64_t deadline_us = 0;
-
-  if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
-    return CPOOL_EINVAL;
-  *conn = NULL;
 
   /* A nowait caller past its turn, while others wait, would only be
    * turned away under the lock: turn it away without, so that one asking
@@ -1001,6 +999,7 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
    * slot idle past idle_check_ms), happens in one lock hold: once the
    * lock is released this call touches no pool memory, so cpool_close can
    * never free the pool under it. */
+  atomic_fetch_add_explicit(&p->entered, 1, memory_order_seq_cst);
   pthread_mutex_lock(&p->mu);
   int rc = 0;
   if (s != NULL) {
@@ -1025,8 +1024,29 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
     rc = CPOOL_ESHUTDOWN;
   }
   pthread_mutex_unlock(&p->mu);
+  atomic_fetch_sub_explicit(&p->entered, 1, memory_order_release);
   if (rc == 0)
     *conn = s;
+  return rc;
+}
+
+/* cpool_close does not free the pool while a checkout is inside it (see
+ * internal.h): the locked part counts itself in p->entered, and the fast
+ * path, which may only take the slot this thread parked last, in that
+ * slot's in_checkin (a line of its own: no lock, no shared line). */
+int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
+                   cpool_error_info *why) {
+  if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
+    return CPOOL_EINVAL;
+  *conn = NULL;
+  struct cpool_conn *pin = NULL;
+  if (last_parked.pool == p && last_parked.gen == p->gen) {
+    pin = last_parked.slot;
+    atomic_fetch_add_explicit(&pin->in_checkin, 1, memory_order_seq_cst);
+  }
+  int rc = checkout(p, conn, timeout_ms, why);
+  if (pin != NULL)
+    atomic_fetch_sub_explicit(&pin->in_checkin, 1, memory_order_release);
   return rc;
 }
 
@@ -1093,12 +1113,12 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s,
  * (Waiters and close reclaim parked slots, so one of the two sides sees
  * the other: both the store and the loads are sequentially consistent.)
  * From the store on the slot may be someone else's and the pool might be
- * closed, so in_checkin keeps cpool_close from freeing it until the end. */
+ * closed: cpool_checkin's count in in_checkin keeps cpool_close from
+ * freeing it until the end. */
 static void fast_checkin(struct cpool *p, struct cpool_conn *s,
                          int64_t held, int timed) {
   if (p->cfg.ping_interval_ms > 0)
     cpool__set_last_used(s, cpool__coarse_ms());
-  atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
   /* Taken within a turn: parked as this thread's until the turn ends. */
   atomic_store(&s->lease, CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN
                               ? CPOOL__LEASE_PARKED_UNTIL(
@@ -1126,15 +1146,10 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s,
       watch_parked(p, INT64_MAX);
     pthread_mutex_unlock(&p->mu);
   }
-  atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);
 }
 
-int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
+static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   int rc = 0;
-
-  if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
-      (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
-    return CPOOL_EINVAL;
 
   /* Checked out within a turn: its hold is timed (turn_hold). */
   int timed = turn.out_us != 0 && turn_is_for(p);
@@ -1151,7 +1166,11 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   pthread_mutex_lock(&p->mu);
   lease =
       CPOOL__LEASE_STATE(atomic_load_explicit(&s->lease, memory_order_relaxed));
-  if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
+  if (p->forced) {
+    /* The drain is over: the pool has shut the connection down (its
+     * worker closes it, if it has not yet). */
+    rc = CPOOL_ESHUTDOWN;
+  } else if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
     rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
   } else {
     if (lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN)
@@ -1161,6 +1180,19 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
     checkin_locked(p, s, status);
   }
   pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+/* The slot's in_checkin counts this call from here to its end, both
+ * paths: cpool_close does not free the pool while it is inside (see
+ * internal.h). */
+int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
+  if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
+      (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
+    return CPOOL_EINVAL;
+  atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_seq_cst);
+  int rc = checkin(p, s, status);
+  atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);
   return rc;
 }
 
@@ -1371,14 +1403,16 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   for (int i = 0; i < p->size; i++)
     if (p->slots[i].thread_started)
       pthread_join(p->slots[i].thread, NULL);
-  /* A fast checkin that parked its slot may not be done with the pool
-   * yet, though the slot was taken and given back since (see
-   * internal.h): a few instructions, unless its thread was preempted or
-   * waits for the lock. */
+  /* Checkins and checkouts still inside the pool (see internal.h): a
+   * fast checkin that parked its slot, which was taken and given back
+   * since; a checkin after the drain's deadline, or a checkout, waiting
+   * for the lock.  A few instructions, unless a thread was preempted. */
   for (int i = 0; i < p->size; i++)
     while (atomic_load_explicit(&p->slots[i].in_checkin,
-                                memory_order_acquire))
+                                memory_order_seq_cst))
       sched_yield();
+  while (atomic_load_explicit(&p->entered, memory_order_seq_cst))
+    sched_yield();
   return busy;
 }
 
