@@ -997,8 +997,8 @@ static int checkout(struct cpool *p, cpool_conn_t **conn, int timeout_ms,
 
   /* Everything, the peek included (one non-blocking recv, and only for a
    * slot idle past idle_check_ms), happens in one lock hold: once the
-   * lock is released this call touches no pool memory, so cpool_close can
-   * never free the pool under it. */
+   * lock is released this call touches no pool memory but p->entered,
+   * which cpool_close waits for before it frees the pool. */
   atomic_fetch_add_explicit(&p->entered, 1, memory_order_seq_cst);
   pthread_mutex_lock(&p->mu);
   int rc = 0;
