@@ -376,8 +376,12 @@ CPOOL_EXTERN int cpool_conn_slot(const cpool_conn_t *conn);
  *
  * Returns 0, or CPOOL_EINVAL (and changes nothing) when pool or conn is NULL,
  * conn belongs to another pool, conn is not checked out (a second checkin),
- * or status is neither value.  Thread-safe; never blocks on I/O.  Any
- * thread may check in a connection, not only the one that took it.
+ * or status is neither value.  While cpool_close() drains, 0.  Once its
+ * drain is over (timed out), a checkin of a connection still out returns
+ * CPOOL_ESHUTDOWN (or 0 when it raced the drain's end, on the fast path):
+ * either way the pool has shut the connection down, the call is safe, and
+ * cpool_close() waits for it to return before it frees the pool.  Thread-safe; never blocks on I/O.  Any thread may check
+ * in a connection, not only the one that took it.
  */
 CPOOL_EXTERN int cpool_checkin(cpool_t *pool, cpool_conn_t *conn, int status);
 
@@ -396,11 +400,16 @@ CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
  * Returns 0, or CPOOL_EBUSY if connections were still checked out when the
  * drain timed out: their sockets are shut down first (a caller blocked in
  * recv or send on one wakes with an error), then closed, and they must no
- * longer be used or checked in.  CPOOL_EINVAL for drain_timeout_ms < -1 (nothing is done).
- * Closing NULL is a no-op that returns 0.  Call it once, from a thread that
- * holds no connection of this pool, never from a callback.  No other
- * thread may call into the pool once cpool_close() has returned; threads
- * blocked in cpool_checkout() when it begins are woken and leave safely.
+ * longer be used; checking one in while cpool_close() runs is safe and
+ * returns CPOOL_ESHUTDOWN.  CPOOL_EINVAL for drain_timeout_ms < -1 (nothing
+ * is done).  Closing NULL is a no-op that returns 0.  Call it once, from a
+ * thread that holds no connection of this pool, never from a callback.
+ * cpool_close() frees the pool only once no cpool_checkout() or
+ * cpool_checkin() call is inside it; threads blocked in cpool_checkout()
+ * when it begins are woken and leave safely.  Any call into the pool that
+ * begins after cpool_close() has returned is a use after free of the pool
+ * handle: the caller must make sure its threads are done with the pool,
+ * or have begun their last call, by then.
  * A worker inside on_connect() or on_ping() can delay it by up to
  * connect_timeout_ms; one inside getaddrinfo() by the resolver's own
  * timeouts (resolv.conf), which cpool cannot cut short.

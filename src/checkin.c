@@ -69,8 +69,9 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
  * two sides sees the other: both the store and the loads are sequentially
  * consistent.  A slot held within a turn the oldest waiter polls for,
  * whatever this thread's clock says: turn_parks_until.)  From the store
- * on the slot may be someone else's and the pool might be closed, so
- * in_checkin keeps cpool_close from freeing it until the end. */
+ * on the slot may be someone else's and the pool might be closed:
+ * cpool_checkin's count in in_checkin keeps cpool_close from freeing it
+ * until the end. */
 static void fast_checkin(struct cpool *p, struct cpool_conn *s, int64_t held,
                          int timed) {
   int in_turn = CPOOL__LEASE_STATE(held) == CPOOL__LEASE_HELD_TURN;
@@ -80,7 +81,6 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s, int64_t held,
 
   if (p->cfg.ping_interval_ms > 0)
     cpool__set_last_used(s, cpool__coarse_ms());
-  atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_relaxed);
   /* Within a turn: reserved for this thread (turn_reserve). */
   atomic_store(&s->lease, within
                               ? CPOOL__LEASE_PARKED_UNTIL(
@@ -99,15 +99,10 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s, int64_t held,
       cpool__watch_parked_locked(p, INT64_MAX);
     cpool__unlock(p);
   }
-  atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);
 }
 
-int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
+static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   int rc = 0;
-
-  if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
-      (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
-    return CPOOL_EINVAL;
 
   /* Checked out within a turn: its hold is timed (turn_hold). */
   int timed = cpool__my_turn.t.out_us != 0 && self_turn_is_for(p);
@@ -124,7 +119,11 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   pthread_mutex_lock(&p->mu);
   lease =
       CPOOL__LEASE_STATE(atomic_load_explicit(&s->lease, memory_order_relaxed));
-  if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
+  if (p->forced) {
+    /* The drain is over: the pool has shut the connection down (its
+     * worker closes it, if it has not yet). */
+    rc = CPOOL_ESHUTDOWN;
+  } else if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
     rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
   } else {
     if (lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN)
@@ -134,5 +133,18 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
     checkin_locked(p, s, status);
   }
   cpool__unlock(p);
+  return rc;
+}
+
+/* The slot's in_checkin counts this call from here to its end, both
+ * paths: cpool_close does not free the pool while it is inside (see
+ * internal.h). */
+int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
+  if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
+      (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
+    return CPOOL_EINVAL;
+  atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_seq_cst);
+  int rc = checkin(p, s, status);
+  atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);
   return rc;
 }

@@ -354,23 +354,43 @@ static int checkout_locked(struct cpool *p, struct cpool_conn **sp,
   return rc;
 }
 
-int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
-                   cpool_error_info *why) {
+static int checkout(struct cpool *p, cpool_conn_t **conn, int timeout_ms,
+                    cpool_error_info *why) {
   struct cpool_conn *s = NULL;
   int rc;
-
-  if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
-    return CPOOL_EINVAL;
-  *conn = NULL;
   if (checkout_unlocked(p, timeout_ms, &s, &rc)) {
     if (rc == 0)
       *conn = s;
     return rc;
   }
+  /* Once the lock is released this call touches no pool memory but
+   * p->entered, which cpool_close waits for before it frees the pool. */
+  atomic_fetch_add_explicit(&p->entered, 1, memory_order_seq_cst);
   pthread_mutex_lock(&p->mu);
   rc = checkout_locked(p, &s, timeout_ms, why);
   cpool__unlock(p);
+  atomic_fetch_sub_explicit(&p->entered, 1, memory_order_release);
   if (rc == 0)
     *conn = s;
+  return rc;
+}
+
+/* cpool_close does not free the pool while a checkout is inside it (see
+ * internal.h): the locked part counts itself in p->entered, and the fast
+ * path, which may only take the slot this thread parked last, in that
+ * slot's in_checkin (a line of its own: no lock, no shared line). */
+int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
+                   cpool_error_info *why) {
+  if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
+    return CPOOL_EINVAL;
+  *conn = NULL;
+  struct cpool_conn *pin = NULL;
+  if (cpool__my_parked.pool == p && cpool__my_parked.gen == p->gen) {
+    pin = cpool__my_parked.slot;
+    atomic_fetch_add_explicit(&pin->in_checkin, 1, memory_order_seq_cst);
+  }
+  int rc = checkout(p, conn, timeout_ms, why);
+  if (pin != NULL)
+    atomic_fetch_sub_explicit(&pin->in_checkin, 1, memory_order_release);
   return rc;
 }

@@ -52,10 +52,17 @@
  * Once its store of PARKED is visible, a fast checkin no longer holds the
  * slot: another thread may take it and check it in, and cpool_close may
  * then find nothing checked out.  The checkin still reads nwaiters and
- * closing, and may take the lock; so it adds one to the slot's in_checkin
- * first and takes it off last (a count: the next holder's checkin of the
- * same slot may overlap), and cpool_close waits for every in_checkin to
- * be 0 before it frees the pool.
+ * closing, and may take the lock.  And once the drain's deadline has
+ * passed, cpool_close no longer waits for slots checked out, but their
+ * checkins (and any checkout) may be on their way into the pool.  So
+ * every call counts itself while it is inside the pool, and cpool_close
+ * waits for the counts to be 0 before it frees it: cpool_checkin in the
+ * slot's in_checkin, from entry to exit (a count: the next holder's
+ * checkin of the same slot may overlap); cpool_checkout in the in_checkin
+ * of the slot its thread parked last (the only one its fast path may
+ * take), and in the pool's entered around its locked part.  A call that
+ * begins once close has seen the counts at 0 is the caller's bug: the
+ * pool is being freed (cpool.h, cpool_close).
  *
  * This is HikariCP's ConcurrentBag idea (a thread-local list of recently
  * used connections in front of the shared one), for a fixed pool in C.
@@ -121,8 +128,10 @@ typedef struct cpool__waiter {
  * holding the slot. */
 struct cpool_conn {
   alignas(64) _Atomic int64_t lease; /* enum cpool__lease, see above */
-  _Atomic int in_checkin; /* fast checkins that may still touch the pool
-                             (two can overlap): cpool_close waits for 0 */
+  _Atomic int in_checkin; /* calls that may still touch the pool: its
+                             checkins, and checkouts by the thread that
+                             parked it last (several can overlap):
+                             cpool_close waits for 0 */
   int fast_pos;           /* [mu] position in pool->fast_list, or -1 */
   _Atomic uint64_t fast_checkouts; /* written by the holder only */
   struct cpool *pool;
@@ -161,6 +170,9 @@ struct cpool {
   alignas(64) _Atomic uint64_t nowait_refusals;
 
   alignas(64) pthread_mutex_t mu;
+  _Atomic int entered; /* checkouts in their locked part, counted before
+                          they take mu (on its line, which they write
+                          anyway): cpool_close waits for 0 */
   pthread_condattr_t cond_attr; /* CLOCK_MONOTONIC */
   pthread_cond_t state_cv;      /* sync open and close's drain wait here */
 

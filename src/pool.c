@@ -252,35 +252,46 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   for (int i = 0; i < p->size; i++)
     if (p->slots[i].thread_started)
       pthread_join(p->slots[i].thread, NULL);
-  /* A fast checkin that parked its slot may not be done with the pool
-   * yet, though the slot was taken and given back since (see
-   * internal.h): a few instructions, unless its thread was preempted or
-   * waits for the lock. */
+  /* Checkins and checkouts still inside the pool (see internal.h): a
+   * fast checkin that parked its slot, which was taken and given back
+   * since; a checkin after the drain's deadline, or a checkout, waiting
+   * for the lock.  A few instructions, unless a thread was preempted. */
   for (int i = 0; i < p->size; i++)
     while (atomic_load_explicit(&p->slots[i].in_checkin,
-                                memory_order_acquire))
+                                memory_order_seq_cst))
       sched_yield();
+  while (atomic_load_explicit(&p->entered, memory_order_seq_cst))
+    sched_yield();
   return busy;
 }
 
-/* Sync start: wait until every slot is up, one fails, or time runs out. */
+/* Slots connected: offered (IDLE), being pinged (CHECKING) or checked
+ * out (BUSY).  A ping moves a slot out of IDLE and back without it ever
+ * being disconnected. */
+static int connected_slots(const struct cpool *p) {
+  return p->counts[CPOOL_SLOT_IDLE] + p->counts[CPOOL_SLOT_CHECKING] +
+         p->counts[CPOOL_SLOT_BUSY];
+}
+
+/* Sync start: wait until every slot is up, one fails, or time runs out.
+ * Workers broadcast state_cv whenever connected_slots may have changed. */
 static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
   int64_t until = deadline_of(2 * (int64_t)p->cfg.connect_timeout_ms + 1000);
   int rc = 0;
 
   pthread_mutex_lock(&p->mu);
-  while (p->counts[CPOOL_SLOT_IDLE] < p->size && p->sync_err == 0 &&
+  while (connected_slots(p) < p->size && p->sync_err == 0 &&
          cpool__now_us() < until)
     cpool__wait_locked(p, &p->state_cv, until);
   if (p->sync_err != 0) {
     rc = p->sync_err;
     if (err != NULL)
       *err = p->sync_error;
-  } else if (p->counts[CPOOL_SLOT_IDLE] < p->size) {
+  } else if (connected_slots(p) < p->size) {
     rc = CPOOL_ETIMEDOUT;
     cpool__error_set(err, rc, CPOOL_STEP_CONNECT, ETIMEDOUT, NULL,
                      "%d of %d slots connected before the deadline",
-                     p->counts[CPOOL_SLOT_IDLE], p->size);
+                     connected_slots(p), p->size);
   }
   cpool__unlock(p);
   return rc;

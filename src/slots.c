@@ -101,6 +101,8 @@ void cpool__hand_to_worker_locked(struct cpool *p, struct cpool_conn *s,
 /* A checked-out slot comes back while the pool closes: its worker closes
  * it, and close's drain may be waiting for it (with p->mu held). */
 void cpool__release_on_close_locked(struct cpool *p, struct cpool_conn *s) {
+  if (p->forced)
+    return; /* the drain is over: its worker shuts it (or has) */
   cpool__set_state_locked(p, s, CPOOL_SLOT_IDLE);
   pthread_cond_signal(&s->cv);
   pthread_cond_broadcast(&p->state_cv);

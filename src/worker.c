@@ -200,6 +200,9 @@ static void ping_slot(struct cpool *p, struct cpool_conn *s) {
     s->reason = CPOOL__PING_FAIL;
     cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
   }
+  /* The slot left CHECKING: whoever waits on the slot counts (a sync
+   * open, close's drain) looks again.  Pings are rare; this is cheap. */
+  pthread_cond_broadcast(&p->state_cv);
 }
 
 /* Is a ping due?  A parked slot (see internal.h) is idle too, though the

@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -499,6 +500,63 @@ static void test_sync_start(void) {
   TU_ASSERT_EQ(st.last_error.code, 0);
   CU_ASSERT(ts_wait_accepted(srv, before.accepted + 4, 5000));
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
+/* A slot's ping moves it to CHECKING: it is still connected.  With pings
+ * due every millisecond and each taking 50 ms, every slot is being pinged
+ * most of the time once it is up, so a sync open that waited for all of
+ * them to be IDLE at once timed out (issue 10, fix 9). */
+static int slow_ping(int fd, void *data, void *arg) {
+  (void)fd;
+  (void)data;
+  atomic_fetch_add((atomic_int *)arg, 1);
+  tu_sleep_ms(50);
+  return 0;
+}
+
+/* Slots come up one after the other, 15 ms apart: the first ones are
+ * being pinged when the last one connects. */
+static int staggered_connect(int fd, void **data, void *arg) {
+  (void)fd;
+  (void)data;
+  tu_sleep_ms(15 * atomic_fetch_add((atomic_int *)arg + 1, 1));
+  return 0;
+}
+
+static void test_sync_start_while_pinging(void) {
+  enum { ROUNDS = 10, SIZE = 4 };
+  int failed = 0;
+
+  for (int r = 0; r < ROUNDS; r++) {
+    atomic_int counters[2] = {0, 0}; /* pings, connects */
+    cpool_config cfg;
+    cpool_error_info err;
+    cpool_stats_t st;
+    cpool_t *p = NULL;
+
+    tu_config(&cfg, ts_port(srv), SIZE);
+    cfg.start = CPOOL_START_SYNC;
+    cfg.ping_interval_ms = 1;
+    cfg.on_ping = slow_ping;
+    cfg.on_connect = staggered_connect;
+    cfg.cb_arg = counters;
+    /* The sync deadline is twice this plus a second. */
+    cfg.connect_timeout_ms = 500;
+    int rc = cpool_open(&p, &cfg, &err);
+    if (rc != 0) {
+      printf("\nround %d: cpool_open: %s: %s\n", r, cpool_err_name(rc),
+             err.message);
+      failed++;
+      continue;
+    }
+    TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+    TU_ASSERT_EQ(st.idle + st.checking + st.busy, SIZE);
+    TU_ASSERT_EQ(st.connects, SIZE);
+    TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  }
+  printf("\nFIGURE: sync open with slow pings: %d of %d rounds failed\n",
+         failed, ROUNDS);
+  TU_ASSERT_EQ(failed, 0);
 }
 
 static void test_async_start(void) {
@@ -1023,6 +1081,7 @@ CU_TestInfo checkout_tests[] = {
     {"many_threads", test_many_threads},
     {"no_sleep_next_to_free_slot", test_no_sleep_next_to_free_slot},
     {"sync_start", test_sync_start},
+    {"sync_start_while_pinging", test_sync_start_while_pinging},
     {"async_start", test_async_start},
     {"async_start_slow_server", test_async_start_slow_server},
     {"conn_fd", test_conn_fd},

@@ -48,6 +48,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <bsd/stdlib.h>
+
 /* ---- the wrappers ------------------------------------------------------ */
 
 int __real_pthread_mutex_lock(pthread_mutex_t *m);
@@ -62,7 +64,31 @@ static atomic_int stops, closer_yields;
 static sem_t at_lock, go_lock;
 
 
+/* checkin_vs_drain_deadline's holders (see there). */
+static _Thread_local int drain_holder;   /* this thread is one */
+static _Thread_local int drain_counted;  /* and has been counted */
+static atomic_int drain_calling;         /* holders inside or done */
+static _Atomic int64_t drain_deadline_us; /* the drain's, about */
+static atomic_int closer_returned;
+
+static void drain_hold(void) {
+  if (!drain_counted) {
+    drain_counted = 1;
+    atomic_fetch_add(&drain_calling, 1);
+  }
+  if (tu_now_us() < atomic_load(&drain_deadline_us))
+    return;
+  /* Late: stay inside the checkin until close waits for us (it yields)
+   * or has returned (the bug: then the pool is freed under us). */
+  int64_t until = tu_now_us() + 2000000;
+  while (atomic_load(&closer_yields) == 0 && !atomic_load(&closer_returned) &&
+         tu_now_us() < until)
+    tu_sleep_us(50);
+}
+
 int __wrap_pthread_mutex_lock(pthread_mutex_t *m) {
+  if (drain_holder && m == atomic_load(&stop_at))
+    drain_hold();
   if (armed && m == atomic_load(&stop_at)) {
     armed = 0;
     atomic_fetch_add(&stops, 1);
@@ -233,6 +259,144 @@ static void test_fast_checkin_vs_close(void) {
   sem_destroy(&t.go);
 }
 
+/* ---- checkins racing the end of a timed drain ---------------------------- */
+
+/* Holders check in at times spread over +-300 us around the drain's
+ * deadline, some holding a slot taken through the locked path, some one
+ * taken on the fast path, many rounds.  Those after the deadline used to
+ * find the pool freed under them, at pthread_mutex_lock or inside the
+ * lock: cpool_close stopped waiting for them at the deadline (issue 10;
+ * a heap-use-after-free under ASan).  Now close waits for every checkin
+ * and checkout call inside the pool, and a checkin after the drain
+ * returns CPOOL_ESHUTDOWN.
+ *
+ * Two things make it repeatable.  A holder that reaches the pool's lock
+ * after the deadline stays there (the wrapper, drain_hold) until close
+ * waits for it (yields) or has returned.  And the workers' on_disconnect,
+ * called as close shuts each slot, waits until every holder is inside
+ * its checkin (at the lock) or done: a checkin that begins after
+ * cpool_close returned would be the caller's bug, not the pool's. */
+enum { DR_HOLDERS = 8, DR_DRAIN_MS = 20, DR_SPREAD_US = 300 };
+
+typedef struct drain_round {
+  cpool_t *pool;
+  int64_t deadline_us;
+  pthread_barrier_t ready;
+} drain_round;
+
+typedef struct drain_holder_t {
+  drain_round *r;
+  pthread_t thread;
+  int fast; /* hold the slot as taken on the fast path */
+  int offset_us;
+  int rc;
+} drain_holder_t;
+
+static void sleep_until_us(int64_t at_us) {
+  struct timespec ts = {.tv_sec = at_us / 1000000,
+                        .tv_nsec = (at_us % 1000000) * 1000};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    ;
+}
+
+static void drain_disconnect(int fd, void *data, void *arg) {
+  (void)fd;
+  (void)data;
+  (void)arg;
+  TU_WAIT(atomic_load(&drain_calling) == DR_HOLDERS, 10000);
+}
+
+static void *drain_holder_main(void *arg) {
+  drain_holder_t *h = arg;
+  drain_round *r = h->r;
+  cpool_conn_t *c = NULL;
+
+  h->rc = cpool_checkout(r->pool, &c, 5000, NULL);
+  pthread_barrier_wait(&r->ready); /* every slot is out: none is parked */
+  if (h->rc == 0 && h->fast) {
+    /* Parked for this thread, and taken back without the lock. */
+    h->rc = cpool_checkin(r->pool, c, CPOOL_CONN_OK);
+    if (h->rc == 0)
+      h->rc = cpool_checkout(r->pool, &c, CPOOL_NOWAIT, NULL);
+  }
+  pthread_barrier_wait(&r->ready); /* the deadline is set */
+  if (h->rc != 0) {
+    h->rc = -1000 + h->rc;
+    atomic_fetch_add(&drain_calling, 1);
+    return NULL;
+  }
+  sleep_until_us(r->deadline_us + h->offset_us);
+  drain_holder = 1;
+  drain_counted = 0;
+  h->rc = cpool_checkin(r->pool, c, CPOOL_CONN_OK);
+  drain_holder = 0;
+  if (!drain_counted) /* a fast checkin, without the lock */
+    atomic_fetch_add(&drain_calling, 1);
+  return NULL;
+}
+
+static void test_checkin_vs_drain_deadline(void) {
+  const int rounds = TU_SANITIZED ? 20 : 40;
+  int late = 0, early = 0, bad = 0, ebusy = 0;
+
+  for (int round = 0; round < rounds; round++) {
+    drain_round r;
+    drain_holder_t h[DR_HOLDERS];
+    cpool_config cfg;
+
+    memset(&r, 0, sizeof r);
+    atomic_store(&drain_calling, 0);
+    atomic_store(&closer_yields, 0);
+    atomic_store(&closer_returned, 0);
+    atomic_store(&drain_deadline_us, INT64_MAX);
+    tu_config(&cfg, ts_port(srv), DR_HOLDERS);
+    cfg.start = CPOOL_START_SYNC;
+    cfg.on_disconnect = drain_disconnect;
+    TU_ASSERT_CODE(cpool_open(&r.pool, &cfg, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.pool);
+    atomic_store(&stop_at, &r.pool->mu);
+    pthread_barrier_init(&r.ready, NULL, DR_HOLDERS + 1);
+    for (int i = 0; i < DR_HOLDERS; i++) {
+      h[i].r = &r;
+      h[i].fast = i % 2;
+      h[i].offset_us =
+          (int)arc4random_uniform(2 * DR_SPREAD_US + 1) - DR_SPREAD_US;
+      h[i].rc = 1;
+      CU_ASSERT_FATAL(pthread_create(&h[i].thread, NULL, drain_holder_main,
+                                     &h[i]) == 0);
+    }
+    pthread_barrier_wait(&r.ready);
+    r.deadline_us = tu_now_us() + DR_DRAIN_MS * 1000;
+    atomic_store(&drain_deadline_us, r.deadline_us);
+    pthread_barrier_wait(&r.ready);
+    is_closer = 1;
+    int rc = cpool_close(r.pool, DR_DRAIN_MS);
+    is_closer = 0;
+    atomic_store(&closer_returned, 1);
+    atomic_store(&stop_at, NULL);
+    for (int i = 0; i < DR_HOLDERS; i++) {
+      CU_ASSERT_FATAL(timed_join(h[i].thread, 10000) == 0);
+      if (h[i].rc == CPOOL_ESHUTDOWN) {
+        late++;
+      } else if (h[i].rc == 0) {
+        early++;
+      } else {
+        bad++;
+        printf("\nround %d holder %d (%s, %+d us): checkin %s (%d)\n", round,
+               i, h[i].fast ? "fast" : "locked", h[i].offset_us,
+               cpool_err_name(h[i].rc), h[i].rc);
+      }
+    }
+    CU_ASSERT(rc == 0 || rc == CPOOL_EBUSY);
+    ebusy += rc == CPOOL_EBUSY;
+    pthread_barrier_destroy(&r.ready);
+  }
+  printf("\nFIGURE: %d rounds of %d checkins around the drain deadline: %d "
+         "returned 0, %d CPOOL_ESHUTDOWN, %d other; close EBUSY in %d\n",
+         rounds, DR_HOLDERS, early, late, bad, ebusy);
+  TU_ASSERT_EQ(bad, 0);
+}
+
 static int suite_init(void) {
   sem_init(&at_lock, 0, 0);
   sem_init(&go_lock, 0, 0);
@@ -248,6 +412,7 @@ static int suite_cleanup(void) {
 
 static CU_TestInfo tests[] = {
     {"fast_checkin_vs_close", test_fast_checkin_vs_close},
+    {"checkin_vs_drain_deadline", test_checkin_vs_drain_deadline},
     CU_TEST_INFO_NULL,
 };
 
