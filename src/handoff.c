@@ -52,7 +52,7 @@ int64_t cpool__turn_parks_until_locked(const struct cpool *p) {
     int st = CPOOL__LEASE_STATE(v);
     int64_t at;
     if (st == CPOOL__LEASE_HELD_TURN)
-      at = now + cpool__poll_period(&p->policy);
+      at = cpool__poll_held(&p->policy, CPOOL__LEASE_TURN_END(v), now);
     else if (st == CPOOL__LEASE_PARKED)
       at = parked_until(p, v) > now ? parked_until(p, v) : now;
     else

@@ -32,8 +32,9 @@
  * is HELD_TURN, or PARKED with a reservation, it sleeps with a timer
  * ("polling", cpool__turn_parks_until_locked): until the first reservation
  * ends, and for a HELD_TURN slot, whose checkin it cannot see, one poll
- * period (handoff_after_us, at least CPOOL__POLL_MIN_US) at a time,
- * whatever that slot's turn end.  The holder reads its clock before its
+ * period (handoff_after_us, at least CPOOL__POLL_MIN_US) at a time, and
+ * past that slot's turn end after as long again as the turn has been over
+ * (cpool__poll_held): never without a timer.  The holder reads its clock before its
  * store; a waiter that loaded HELD_TURN polls, so a park it did not see
  * is found within a poll period.  (Skipping a HELD_TURN slot whose turn
  * looks over would need the holder's clock read after its store: the

@@ -131,4 +131,17 @@ static inline int64_t cpool__poll_period(const cpool__turn_policy *c) {
   return c->after_us > CPOOL__POLL_MIN_US ? c->after_us : CPOOL__POLL_MIN_US;
 }
 
+/* When the oldest waiter must look again at a slot held within a turn
+ * that ends at end_us: one poll period from now; past the turn's end,
+ * after as long again as it has been over (doubling), since the holder's
+ * checkin then almost surely takes the lock and wakes it: only one that
+ * read its clock just before the end parks it without the lock. */
+static inline int64_t cpool__poll_held(const cpool__turn_policy *c,
+                                       int64_t end_us, int64_t now) {
+  int64_t period = cpool__poll_period(c);
+  if (now - end_us > period)
+    period = now - end_us;
+  return now + period;
+}
+
 #endif

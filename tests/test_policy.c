@@ -81,6 +81,16 @@ static void test_waiter_cut(void) {
   fast.after_us = 20;
   TU_ASSERT_EQ(cpool__poll_period(&P), 250);
   TU_ASSERT_EQ(cpool__poll_period(&fast), CPOOL__POLL_MIN_US);
+  /* A slot held within its turn: every poll period; past the turn's
+   * end, doubling with the time since (a 1 s hold: some 12 looks, not
+   * 4000). */
+  TU_ASSERT_EQ(cpool__poll_held(&P, 5000, 1000), 1250);
+  TU_ASSERT_EQ(cpool__poll_held(&P, 5000, 5100), 5350);
+  TU_ASSERT_EQ(cpool__poll_held(&P, 5000, 6000), 7000);
+  int looks = 0;
+  for (int64_t t = 5000; t < 1005000; t = cpool__poll_held(&P, 5000, t))
+    looks++;
+  TU_ASSERT_BETWEEN(looks, 10, 16);
 }
 
 /* A trace: a thread served from the queue at 0, then checkouts at the
