@@ -378,7 +378,8 @@ CPOOL_EXTERN int cpool_conn_slot(const cpool_conn_t *conn);
  * conn belongs to another pool, conn is not checked out (a second checkin),
  * or status is neither value.  While cpool_close() drains, 0.  Once its
  * drain is over (timed out), a checkin of a connection still out returns
- * CPOOL_ESHUTDOWN (or 0 when it raced the drain's end, on the fast path):
+ * CPOOL_ESHUTDOWN (or 0 for one taken on the lock-free path, whose checkin
+ * may not tell):
  * either way the pool has shut the connection down, the call is safe, and
  * cpool_close() waits for it to return before it frees the pool.  Thread-safe; never blocks on I/O.  Any thread may check
  * in a connection, not only the one that took it.

@@ -16,7 +16,8 @@
  *   - the queue's links agree both ways, nwaiters is its length, nwoken
  *     the number of its waiters marked woken, and p->cut_us the earliest
  *     of their cuts (0 if none has one);
- *   - a waiter handed a slot or an error is off the queue.
+ *   - a waiter handed a slot or an error is off the queue;
+ *   - only the oldest waiter polls.
  */
 #include "internal.h"
 
@@ -84,6 +85,9 @@ static void check_queue(const struct cpool *p) {
   CHECK(woken == p->nwoken);
   CHECK(cut == atomic_load(&p->cut_us));
   CHECK(n <= p->sleepers);
+  /* Only the oldest waiter polls. */
+  for (const cpool__waiter *w = p->wq_head; w != NULL; w = w->next)
+    CHECK(!w->polling || w == p->wq_head);
 }
 
 void cpool__check_locked(const struct cpool *p) {

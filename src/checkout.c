@@ -179,7 +179,7 @@ static int turn_refused(const struct cpool *p) {
 
 /* May a caller that is not queued take a free slot now?  Always when
  * nobody waits.  Past waiters, only in non-strict mode and within its
- * turn (from when it was served, or first barged; see turn_earn and the
+ * turn (from when it was served, or first barged; see turn.h and the
  * top of this file); then it queues like everyone else, and a nowait
  * caller gets CPOOL_ECHECKEDOUT until it finds nobody waiting.  Only
  * contended checkouts read the clock. */
@@ -376,21 +376,24 @@ static int checkout(struct cpool *p, cpool_conn_t **conn, int timeout_ms,
 }
 
 /* cpool_close does not free the pool while a checkout is inside it (see
- * internal.h): the locked part counts itself in p->entered, and the fast
- * path, which may only take the slot this thread parked last, in that
- * slot's in_checkin (a line of its own: no lock, no shared line). */
+ * internal.h): the call counts itself from its start in the in_checkin of
+ * the slot this thread parked last (the only one its fast path may take:
+ * a line of its own, no lock, no shared line), or, with no such slot, in
+ * p->entered (it takes the lock anyway); and its locked part counts itself
+ * in p->entered too. */
 int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
                    cpool_error_info *why) {
   if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
     return CPOOL_EINVAL;
   *conn = NULL;
   struct cpool_conn *pin = NULL;
+  _Atomic int *count = &p->entered; /* no fast path: it takes the lock */
   if (cpool__my_parked.pool == p && cpool__my_parked.gen == p->gen) {
     pin = cpool__my_parked.slot;
-    atomic_fetch_add_explicit(&pin->in_checkin, 1, memory_order_seq_cst);
+    count = &pin->in_checkin;
   }
+  atomic_fetch_add_explicit(count, 1, memory_order_seq_cst);
   int rc = checkout(p, conn, timeout_ms, why);
-  if (pin != NULL)
-    atomic_fetch_sub_explicit(&pin->in_checkin, 1, memory_order_release);
+  atomic_fetch_sub_explicit(count, 1, memory_order_release);
   return rc;
 }

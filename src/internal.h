@@ -1,6 +1,7 @@
 /*
- * Internal definitions shared by the pool (pool.c), the slot workers
- * (worker.c) and the network code (net.c).  Never installed.
+ * Internal definitions shared by the library's modules (listed at the
+ * top of pool.c), the slot workers (worker.c) and the network code
+ * (net.c).  Never installed.
  *
  * Locking: one mutex per pool, pool->mu, guards every field marked
  * [mu] below: slot states and counts, the free stack, the waiter queue, the

@@ -1,16 +1,16 @@
 /*
  * This thread's state in the pools it uses, shared by checkout.c and
- * checkin.c: its turn (cpool__my_turn.h) and the slot it parked last (the fast
- * path, internal.h).  No lock: both are the thread's own.
+ * checkin.c: its turn (turn.h) and the slot it parked last (the fast path,
+ * internal.h).  No lock: both are the thread's own.
  */
 #ifndef CPOOL_SELF_H
 #define CPOOL_SELF_H
 
 #include "internal.h"
 
-/* This thread's turn (cpool__my_turn.h): in which pool.  One per thread: a
- * thread that goes from pool to pool while others wait in both queues for its
- * next cpool__my_turn. */
+/* This thread's turn (turn.h): in which pool.  One per thread: a thread
+ * that goes from pool to pool while others wait in both queues for its
+ * next turn. */
 struct cpool__my_turn {
   const struct cpool *pool;
   uint64_t gen;

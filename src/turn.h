@@ -1,7 +1,7 @@
 /*
  * The turn policy: pure functions of a turn's state, the pool's settings
- * and the time, with no lock, no clock and no pool.  pool.c keeps one
- * turn per thread and passes the time in; tests/test_policy.c drives the
+ * and the time, with no lock, no clock and no pool.  self.h keeps one
+ * turn per thread, and checkout.c and checkin.c pass the time in; tests/test_policy.c drives the
  * same functions with a synthetic clock.
  *
  * What a turn is (the mechanism in full: docs/checkout-guide.md,
