@@ -4,8 +4,8 @@
  * checks that print what the values were, the end-of-test checks every
  * fault test runs, a real redis-server, and network namespaces.
  *
- * Self-contained on purpose: the fault suites must be able to run while the
- * shared test helpers in tests/ are still changing.
+ * What is not fault-specific comes from the shared test library
+ * (cpool_testlib, tests/testutil.h).
  *
  * CUnit is not thread-safe: every FH_CHECK runs on the test's own thread.
  * Helper threads record what they saw; the test checks it afterwards.
@@ -14,6 +14,7 @@
 #define CPOOL_FAULT_H
 
 #include "cpool.h"
+#include "testutil.h"
 
 #include <CUnit/CUnit.h>
 #include <pthread.h>
@@ -23,11 +24,7 @@
 #include <sys/types.h>
 
 /* Sanitizers slow everything down: timing margins grow with this. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FH_SANITIZED 1
-#else
-#define FH_SANITIZED 0
-#endif
+#define FH_SANITIZED TU_SANITIZED
 
 /* The slack every upper timing bound allows for scheduling, in ms: the
  * machine may be busy (parallel builds, ctest -j), and the bounds only need
@@ -81,17 +78,9 @@ void fh_check_(int ok, const char *file, int line, const char *cond,
               cpool_err_name(e_));                                             \
   } while (0)
 
-/* ---- clocks, descriptors, ports ---------------------------------------- */
-
-int64_t fh_now_ms(void); /* CLOCK_MONOTONIC */
-int64_t fh_now_us(void);
-void fh_sleep_ms(int ms);
-int fh_count_fds(void); /* entries of /proc/self/fd, -1 on error */
-
-/* A port outside the kernel's ephemeral range that was free a moment ago
- * on 127.0.0.1 (a closed port inside that range can, rarely, connect to
- * itself). */
-int fh_free_port(void);
+/* Clocks (tu_now_ms, tu_now_us, tu_sleep_ms), descriptor counts
+ * (tu_count_fds) and free ports (tu_free_port) come from the shared test
+ * library, testutil.h. */
 
 /* ---- blocking I/O on a checked-out fd, with our own deadline ------------ */
 
@@ -128,13 +117,13 @@ void fh_config(cpool_config *cfg, const char *host, int port, int size);
 int fh_stats_poll_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
                    int round);
 #define FH_WAIT_STATS(pool, st, cond, timeout_ms)                              \
-  for (int64_t fh_dl_ = fh_now_ms() + (timeout_ms), fh_r_ = 0;                 \
+  for (int64_t fh_dl_ = tu_now_ms() + (timeout_ms), fh_r_ = 0;                 \
        fh_stats_poll_((pool), &(st), fh_dl_, (int)fh_r_++) && !(cond);)
 
 /* Poll any condition until it holds or timeout_ms passes. */
 int fh_poll_(int64_t deadline_ms, int round);
 #define FH_WAIT(cond, timeout_ms)                                              \
-  for (int64_t fh_dl_ = fh_now_ms() + (timeout_ms), fh_r_ = 0;                 \
+  for (int64_t fh_dl_ = tu_now_ms() + (timeout_ms), fh_r_ = 0;                 \
        !(cond) && fh_poll_(fh_dl_, (int)fh_r_++);)
 
 /* The end of every fault test, on a pool that should heal: every slot is
@@ -152,7 +141,7 @@ void fh_check_fds(int fds0, const char *what);
 typedef struct fh_event {
   int slot;
   cpool_event_type type;
-  int64_t t_us; /* fh_now_us() when delivered */
+  int64_t t_us; /* tu_now_us() when delivered */
   cpool_error_info err;
 } fh_event;
 
@@ -194,7 +183,7 @@ int fh_run_err(char *err, size_t errlen, const char *fmt, ...)
 /* A redis-server on 127.0.0.1:port: NULL path if none on the PATH. */
 const char *fh_redis_path(void);
 pid_t fh_redis_spawn(int port); /* -1 on failure */
-/* Wait until the port answers PING; returns the time (fh_now_ms) of the
+/* Wait until the port answers PING; returns the time (tu_now_ms) of the
  * first successful connect, or -1 on timeout. */
 int64_t fh_redis_wait_ready(int port, int timeout_ms);
 void fh_redis_kill(pid_t pid, int sig); /* signal and reap */

@@ -87,9 +87,9 @@ static void sync_open_times_out(const char *host, int port, const char *addr,
   fh_config(&cfg, host, port, SIZE);
   cfg.connect_timeout_ms = CONNECT_TIMEOUT;
   cfg.start = CPOOL_START_SYNC;
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   int rc = cpool_open(&pool, &cfg, &err);
-  int64_t took = fh_now_ms() - t0;
+  int64_t took = tu_now_ms() - t0;
   FH_CHECK_CODE(rc, CPOOL_ECONNECT);
   check_attempt_ms(took, "sync open");
   if (rc == CPOOL_ECONNECT)
@@ -117,7 +117,7 @@ static cpool_t *async_open_times_out(const char *host, int port,
   cfg.on_event = fh_events_cb;
   cfg.cb_arg = ev;
   int entered = in_ns == NULL || in_ns(ns_arg) == 0;
-  int64_t t0 = fh_now_us();
+  int64_t t0 = tu_now_us();
   int rc = entered ? cpool_open(&pool, &cfg, &err) : CPOOL_ESYS;
   if (in_ns != NULL && entered)
     in_ns(NULL); /* back to our own namespace; the workers stay */
@@ -127,7 +127,7 @@ static cpool_t *async_open_times_out(const char *host, int port,
   atomic_store(&ev->pool, pool);
 
   rc = cpool_checkout(pool, &c, 10000, &why);
-  int64_t took = (fh_now_us() - t0) / 1000;
+  int64_t took = (tu_now_us() - t0) / 1000;
   FH_CHECK_CODE(rc, CPOOL_ECLOSED);
   if (rc == CPOOL_ECLOSED)
     check_timeout_error(&why, addr, "checkout's why");
@@ -181,12 +181,12 @@ static void close_mid_connect(const char *host, int port, int (*in_ns)(void *),
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
     return;
-  fh_sleep_ms(50); /* the SYNs are out and lost */
+  tu_sleep_ms(50); /* the SYNs are out and lost */
   cpool_stats(pool, &st);
   FH_CHECK(st.connecting == SIZE, "connecting %d of %d", st.connecting, SIZE);
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   rc = cpool_close(pool, 0);
-  int64_t took = fh_now_ms() - t0;
+  int64_t took = tu_now_ms() - t0;
   FH_CHECK_CODE(rc, 0);
   FH_CHECK(took < 100 + FH_MARGIN_MS,
            "cpool_close with workers mid-connect took %lld ms",
@@ -214,7 +214,7 @@ static void test_syn_dropped_netns(void) {
   fh_events *ev = fh_events_new();
   cpool_t *pool = NULL;
   fp_peer *peer = NULL;
-  int fds0 = fh_count_fds();
+  int fds0 = tu_count_fds();
 
   if (fh_netns_setup(&ns, why, sizeof why) != 0) {
     fh_skip("network namespaces not available: %s", why);
@@ -285,7 +285,7 @@ static int backlog_fill(backlog *b) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   b->nfill = 0;
-  b->port = fh_free_port();
+  b->port = tu_free_port();
   a.sin_port = htons((uint16_t)b->port);
   b->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (b->lfd < 0 || bind(b->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
@@ -338,7 +338,7 @@ static void test_backlog_full(void) {
   char addr[64];
   fh_events *ev = fh_events_new();
   cpool_t *pool = NULL;
-  int fds0 = fh_count_fds(), acc = 0;
+  int fds0 = tu_count_fds(), acc = 0;
 
   memset(&b, 0, sizeof b);
   int filled = backlog_fill(&b) == 0;

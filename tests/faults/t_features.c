@@ -64,7 +64,7 @@ static int on_connect(int fd, void **data, void *arg) {
     ;
   /* A slow handshake while the gate is closed (bounded: 3 s). */
   for (int i = 0; i < 1500 && atomic_load(&c->gate_closed); i++)
-    fh_sleep_ms(2);
+    tu_sleep_ms(2);
   atomic_fetch_sub(&c->in_connect, 1);
   atomic_fetch_add(&c->connects_cb, 1);
   return 0;
@@ -88,7 +88,7 @@ typedef struct fixture {
 /* Peer, callbacks, and a config the test tunes before fx_open. */
 static int fx_init(fixture *f, int size) {
   memset(f, 0, sizeof *f);
-  f->fds0 = fh_count_fds();
+  f->fds0 = tu_count_fds();
   f->cx = calloc(1, sizeof *f->cx);
   f->cx->ev = fh_events_new();
   atomic_store(&f->cx->held_fd, -1);
@@ -229,7 +229,7 @@ static void test_lifetime_at_checkin(void) {
   if (rc != 0)
     goto out;
   int fd = cpool_conn_fd(c), slot = cpool_conn_slot(c);
-  fh_sleep_ms(300); /* twice the lifetime, under the caller */
+  tu_sleep_ms(300); /* twice the lifetime, under the caller */
   int r = fh_ping(fd, 1000);
   FH_CHECK(r == 0 && cpool_conn_fd(c) == fd,
            "the caller's expired connection: %s", fh_io_name(r));
@@ -287,18 +287,18 @@ static void test_lifetime_never_all_at_once(void) {
     int rc = cpool_checkout(f.pool, &c[i], 1000, NULL);
     FH_CHECK_CODE(rc, 0);
   }
-  fh_sleep_ms(250); /* all past their lifetime */
+  tu_sleep_ms(250); /* all past their lifetime */
   atomic_store(&f.cx->max_in_connect, 0);
   atomic_store(&f.cx->gate_closed, 1);
   for (int i = 0; i < SIZE; i++) {
     if (c[i] != NULL)
       cpool_checkin(f.pool, c[i], CPOOL_CONN_OK);
-    fh_sleep_ms(3);
+    tu_sleep_ms(3);
     cpool_stats(f.pool, &st);
     if (st.connecting > max_recycling)
       max_recycling = st.connecting;
   }
-  fh_sleep_ms(50);
+  tu_sleep_ms(50);
   cpool_stats(f.pool, &st);
   if (st.connecting > max_recycling)
     max_recycling = st.connecting;
@@ -331,7 +331,7 @@ static void test_lifetime_never_all_at_once(void) {
       n++;
     for (int i = 0; i < n; i++)
       cpool_checkin(f.pool, c[i], CPOOL_CONN_OK);
-    fh_sleep_ms(10);
+    tu_sleep_ms(10);
   }
   FH_WAIT_STATS(f.pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.recycles >= before.recycles + SIZE,
@@ -476,15 +476,15 @@ static void *waiter_thread(void *arg) {
   waiter *w = arg;
   for (int i = 0; i < w->rounds; i++) {
     cpool_conn_t *c = NULL;
-    int64_t t0 = fh_now_ms();
+    int64_t t0 = tu_now_ms();
     int rc = cpool_checkout(w->pool, &c, w->timeout_ms, NULL);
-    int64_t took = fh_now_ms() - t0;
+    int64_t took = tu_now_ms() - t0;
     if (took > w->max_ms)
       w->max_ms = took;
     if (rc == 0) {
       w->ok++;
       if (w->hold_ms > 0)
-        fh_sleep_ms(w->hold_ms);
+        tu_sleep_ms(w->hold_ms);
       cpool_checkin(w->pool, c, CPOOL_CONN_OK);
     } else if (rc == CPOOL_EOVERLOAD) {
       w->overload++;
@@ -522,9 +522,9 @@ static void test_queue_max(void) {
   FH_WAIT_STATS(f.pool, st, st.waiters == QMAX, 2000);
   FH_CHECK(st.waiters == QMAX, "waiters %d", st.waiters);
 
-  int64_t t0 = fh_now_us();
+  int64_t t0 = tu_now_us();
   rc = cpool_checkout(f.pool, &c, 5000, NULL);
-  int64_t took_us = fh_now_us() - t0;
+  int64_t took_us = tu_now_us() - t0;
   FH_CHECK_CODE(rc, CPOOL_ECHECKEDOUT);
   FH_CHECK(took_us < 50000, "the caller past queue_max waited %lld us",
            (long long)took_us);
@@ -679,7 +679,7 @@ static void idle_check_case(int idle_check_ms, int idle_for_ms,
   cpool_stats(f.pool, &before);
   fp_drop_all(f.peer, 0);
   if (idle_for_ms > 0)
-    fh_sleep_ms(idle_for_ms);
+    tu_sleep_ms(idle_for_ms);
 
   c = NULL;
   rc = cpool_checkout(f.pool, &c, 1000, NULL);
