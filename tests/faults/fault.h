@@ -43,13 +43,11 @@ typedef struct fault_suite {
   const fault_test *tests; /* ended by {NULL, NULL} */
 } fault_suite;
 
-extern const fault_test fault_redis_tests[];
-extern const fault_test fault_refused_tests[];
-extern const fault_test fault_blackhole_netns_tests[];
-extern const fault_test fault_blackhole_backlog_tests[];
-extern const fault_test fault_peer_tests[];
-extern const fault_test fault_halfopen_tests[];
-extern const fault_test fault_features_tests[];
+/* Every suite's test table, from the one list (faults/suites.def). */
+#define SUITE(name, init, cleanup, tests, labels, timeout)                     \
+  extern const fault_test tests[];
+#include "suites.def"
+#undef SUITE
 
 /* Record that the running test could not run (printed as "SKIPPED: ..." on
  * stdout; the runner exits 77, which CTest shows as skipped, when a suite
