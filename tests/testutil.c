@@ -182,7 +182,10 @@ int tu_poll_stats_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
                    int64_t round) {
   if (!tu_poll_(deadline_ms, round))
     return 0;
-  return cpool_stats(pool, st) == 0;
+  if (cpool_stats(pool, st) == 0)
+    return 1;
+  memset(st, 0, sizeof *st); /* defined for the assertion that follows */
+  return 0;
 }
 
 /* ---- pools --------------------------------------------------------------- */

@@ -76,7 +76,8 @@ void tu_fail_(int ok, const char *what, const char *file, int line,
 
 /* One step of TU_WAIT_STATS: the first call takes a snapshot at once;
  * later calls sleep a little first; returns 0 once the deadline is past
- * (st keeps the last snapshot, for the assertion that follows). */
+ * (st keeps the last snapshot, for the assertion that follows) or when
+ * cpool_stats fails (st is then all zeros). */
 int tu_poll_stats_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
                    int64_t round);
 int tu_poll_(int64_t deadline_ms, int64_t round);

@@ -193,27 +193,6 @@ void fh_config(cpool_config *cfg, const char *host, int port, int size) {
   cfg->backoff_max_ms = 50;
 }
 
-int fh_poll_(int64_t deadline_ms, int round) {
-  if (round > 0) {
-    if (tu_now_ms() >= deadline_ms)
-      return 0;
-    tu_sleep_ms(2);
-  }
-  return 1;
-}
-
-int fh_stats_poll_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
-                   int round) {
-  if (round > 0) {
-    if (tu_now_ms() >= deadline_ms)
-      return 0;
-    tu_sleep_ms(2);
-  }
-  if (cpool_stats(pool, st) != 0)
-    memset(st, 0, sizeof *st);
-  return 1;
-}
-
 static void close_timed(cpool_t *pool, const char *what) {
   int64_t t0 = tu_now_ms();
   int rc = cpool_close(pool, 1000);
@@ -227,7 +206,7 @@ void fh_end_pool(cpool_t *pool, const char *what) {
 
   if (pool == NULL)
     return;
-  FH_WAIT_STATS(pool, st, st.idle == st.size, 5000);
+  TU_WAIT_STATS(pool, st, st.idle == st.size, 5000);
   FH_CHECK(st.idle == st.size,
            "%s: slots not all idle after 5 s: idle %d connecting %d busy %d "
            "backoff %d checking %d of %d",
@@ -243,7 +222,7 @@ void fh_close_pool(cpool_t *pool, const char *what) {
 
 void fh_check_fds(int fds0, const char *what) {
   int n = -1;
-  FH_WAIT((n = tu_count_fds()) == fds0, 2000);
+  TU_WAIT((n = tu_count_fds()) == fds0, 2000);
   FH_CHECK(n == fds0, "%s: %d descriptors open, %d at the start", what, n,
            fds0);
 }
@@ -452,7 +431,7 @@ static int redis_answers(int port, int64_t *connected_at) {
 int64_t fh_redis_wait_ready(int port, int timeout_ms) {
   int64_t deadline = tu_now_ms() + timeout_ms, at = -1;
 
-  for (int round = 0; fh_poll_(deadline, round); round++)
+  for (int round = 0; tu_poll_(deadline, round); round++)
     if (redis_answers(port, &at))
       return at;
   return -1;

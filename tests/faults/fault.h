@@ -110,19 +110,8 @@ void fh_config(cpool_config *cfg, const char *host, int port, int size);
 #define FH_IDLE_CHECK_MS 500
 #define FH_IDLE_PAST_CHECK_MS (FH_IDLE_CHECK_MS + 100)
 
-/* Poll the pool's stats into st (every 2 ms) until cond holds or timeout_ms
- * passes; afterwards st is the last snapshot, to check on. */
-int fh_stats_poll_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
-                   int round);
-#define FH_WAIT_STATS(pool, st, cond, timeout_ms)                              \
-  for (int64_t fh_dl_ = tu_now_ms() + (timeout_ms), fh_r_ = 0;                 \
-       fh_stats_poll_((pool), &(st), fh_dl_, (int)fh_r_++) && !(cond);)
-
-/* Poll any condition until it holds or timeout_ms passes. */
-int fh_poll_(int64_t deadline_ms, int round);
-#define FH_WAIT(cond, timeout_ms)                                              \
-  for (int64_t fh_dl_ = tu_now_ms() + (timeout_ms), fh_r_ = 0;                 \
-       !(cond) && fh_poll_(fh_dl_, (int)fh_r_++);)
+/* Waiting for a pool's stats or any condition with a deadline:
+ * TU_WAIT_STATS and TU_WAIT (testutil.h). */
 
 /* The end of every fault test, on a pool that should heal: every slot is
  * idle (waited for, up to 5 s), cpool_close returns 0 in under 1 s.  The

@@ -136,7 +136,7 @@ static cpool_t *async_open_times_out(const char *host, int port,
     cpool_checkin(pool, c, CPOOL_CONN_OK);
 
   fh_event e;
-  FH_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) >= 2 * SIZE, 3000);
+  TU_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) >= 2 * SIZE, 3000);
   if (getenv("FAULT_VERBOSE"))
     for (int i = 0; fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, i, &e) == 0;
          i++)
@@ -252,7 +252,7 @@ static void test_syn_dropped_netns(void) {
   fh_netns_blackhole(&ns, 0);
   if (pool != NULL) {
     cpool_stats_t st;
-    FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
+    TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
     FH_CHECK(st.idle == SIZE, "after the blackhole ended: idle %d of %d",
              st.idle, SIZE);
     FH_CHECK(atomic_load(&ev->stats_calls) > 0,
@@ -358,7 +358,7 @@ static void test_backlog_full(void) {
   acc = pthread_create(&b.acceptor, NULL, acceptor, &b) == 0;
   if (pool != NULL) {
     cpool_stats_t st;
-    FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
+    TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
     FH_CHECK(st.idle == SIZE, "after accepting again: idle %d of %d", st.idle,
              SIZE);
   }

@@ -111,7 +111,7 @@ static int fx_open(fixture *f) {
   if (rc != 0)
     return -1;
   atomic_store(&f->cx->ev->pool, f->pool);
-  FH_WAIT_STATS(f->pool, st, st.idle == st.size, 3000);
+  TU_WAIT_STATS(f->pool, st, st.idle == st.size, 3000);
   FH_CHECK(st.idle == st.size, "idle %d of %d after open", st.idle, st.size);
   /* Connected is not yet accepted: wait for the peer to hold them all. */
   int accepted = fp_wait_open(f->peer, st.size, 3000);
@@ -150,7 +150,7 @@ static void test_on_ping(void) {
     goto out;
 
   /* Idle slots are pinged, each on its own schedule. */
-  FH_WAIT_STATS(f.pool, st, st.pings >= 6, 2000);
+  TU_WAIT_STATS(f.pool, st, st.pings >= 6, 2000);
   FH_CHECK(st.pings >= 6, "stats.pings %llu after 2 s",
            (unsigned long long)st.pings);
   FH_CHECK(atomic_load(&f.cx->pings) >= (int)st.pings,
@@ -165,7 +165,7 @@ static void test_on_ping(void) {
   if (rc == 0) {
     atomic_store(&f.cx->held_fd, cpool_conn_fd(c));
     int p0 = atomic_load(&f.cx->pings);
-    FH_WAIT(atomic_load(&f.cx->pings) >= p0 + 4, 2000); /* the other slot */
+    TU_WAIT(atomic_load(&f.cx->pings) >= p0 + 4, 2000); /* the other slot */
     atomic_store(&f.cx->held_fd, -1);
     int r = fh_ping(cpool_conn_fd(c), 1000); /* no ping reply interleaved */
     FH_CHECK(r == 0, "held slot: %s", fh_io_name(r));
@@ -178,7 +178,7 @@ static void test_on_ping(void) {
   /* A failing ping reconnects the slot. */
   cpool_stats(f.pool, &before);
   atomic_store(&f.cx->ping_fail_next, 1);
-  FH_WAIT_STATS(f.pool, st,
+  TU_WAIT_STATS(f.pool, st,
                 st.ping_failures > before.ping_failures &&
                     st.connects > before.connects && st.idle == 2,
                 2000);
@@ -239,7 +239,7 @@ static void test_lifetime_at_checkin(void) {
            (unsigned long long)st.recycles, (long long)recycled_events(&f));
   cpool_checkin(f.pool, c, CPOOL_CONN_OK);
 
-  FH_WAIT_STATS(f.pool, st,
+  TU_WAIT_STATS(f.pool, st,
                 st.recycles == before.recycles + 1 &&
                     st.connects == before.connects + 1 && st.idle == 2,
                 2000);
@@ -250,7 +250,7 @@ static void test_lifetime_at_checkin(void) {
            (unsigned long long)before.connects,
            (unsigned long long)st.connects);
   fh_event e;
-  FH_WAIT(recycled_events(&f) >= 1, 1000);
+  TU_WAIT(recycled_events(&f) >= 1, 1000);
   FH_CHECK(fh_events_get(f.cx->ev, CPOOL_EVENT_RECYCLED, 0, &e) == 0 &&
                e.slot == slot,
            "RECYCLED event for slot %d: %lld events, first for slot %d", slot,
@@ -333,11 +333,11 @@ static void test_lifetime_never_all_at_once(void) {
       cpool_checkin(f.pool, c[i], CPOOL_CONN_OK);
     tu_sleep_ms(10);
   }
-  FH_WAIT_STATS(f.pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(f.pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.recycles >= before.recycles + SIZE,
            "only %llu of %d expired connections recycled",
            (unsigned long long)(st.recycles - before.recycles), SIZE);
-  FH_WAIT(recycled_events(&f) >= (int64_t)st.recycles, 1000);
+  TU_WAIT(recycled_events(&f) >= (int64_t)st.recycles, 1000);
   FH_CHECK(recycled_events(&f) == (int64_t)st.recycles,
            "%lld RECYCLED events, stats.recycles %llu",
            (long long)recycled_events(&f), (unsigned long long)st.recycles);
@@ -376,7 +376,7 @@ static void test_on_event(void) {
   if (fx_open(&f) != 0)
     goto out;
   fh_events *ev = f.cx->ev;
-  FH_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECTED) >= SIZE, 1000);
+  TU_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECTED) >= SIZE, 1000);
   for (int i = 0; i < SIZE; i++) {
     FH_CHECK(fh_events_get(ev, CPOOL_EVENT_CONNECTED, i, &e) == 0,
              "CONNECTED %d missing", i);
@@ -402,7 +402,7 @@ static void test_on_event(void) {
   }
   FH_CHECK_CODE(rc, CPOOL_ECLOSED);
   FH_CHECK(live == 0, "%d requests succeeded with the server gone", live);
-  FH_WAIT(fh_events_count(ev, CPOOL_EVENT_BACKOFF) >= SIZE, 1000);
+  TU_WAIT(fh_events_count(ev, CPOOL_EVENT_BACKOFF) >= SIZE, 1000);
   FH_CHECK(fh_events_count(ev, CPOOL_EVENT_DISCONNECTED) == SIZE,
            "DISCONNECTED %d", fh_events_count(ev, CPOOL_EVENT_DISCONNECTED));
   FH_CHECK(fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, 0, &e) == 0,
@@ -426,8 +426,8 @@ static void test_on_event(void) {
 
   /* Back: connected again. */
   fp_resume(f.peer);
-  FH_WAIT_STATS(f.pool, st, st.idle == SIZE, 2000);
-  FH_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECTED) >= 2 * SIZE, 1000);
+  TU_WAIT_STATS(f.pool, st, st.idle == SIZE, 2000);
+  TU_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECTED) >= 2 * SIZE, 1000);
   FH_CHECK(fh_events_count(ev, CPOOL_EVENT_CONNECTED) == 2 * SIZE,
            "CONNECTED %d", fh_events_count(ev, CPOOL_EVENT_CONNECTED));
   FH_CHECK(fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
@@ -519,7 +519,7 @@ static void test_queue_max(void) {
     w[started] = (waiter){.pool = f.pool, .timeout_ms = 5000, .rounds = 1};
     pthread_create(&th[started], NULL, waiter_thread, &w[started]);
   }
-  FH_WAIT_STATS(f.pool, st, st.waiters == QMAX, 2000);
+  TU_WAIT_STATS(f.pool, st, st.waiters == QMAX, 2000);
   FH_CHECK(st.waiters == QMAX, "waiters %d", st.waiters);
 
   int64_t t0 = tu_now_us();

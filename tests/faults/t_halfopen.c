@@ -127,7 +127,7 @@ static void caller_write_read_fails(cpool_t *pool, cpool_conn_t *c,
             what, (long long)took, USER_TIMEOUT, fh_io_name(r));
 
   cpool_checkin(pool, c, CPOOL_CONN_BROKEN);
-  FH_WAIT_STATS(pool, st,
+  TU_WAIT_STATS(pool, st,
                 st.connect_failures > before.connect_failures &&
                     st.disconnects > before.disconnects,
                 3000);
@@ -196,7 +196,7 @@ static void peer_vanishes(int by_link, const char *what) {
   FH_CHECK(peer != NULL, "peer in %s did not start", ns.b);
   if (peer == NULL || (pool = open_in_a()) == NULL)
     goto out;
-  FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "idle %d of %d", st.idle, SIZE);
 
   for (int i = 0; i < SIZE; i++) {
@@ -218,7 +218,7 @@ static void peer_vanishes(int by_link, const char *what) {
   idle_slot_found_dead(pool, down_ms, by_link ? 500 : 0, what);
 
   FH_CHECK(peer_gone(0, by_link) == 0, "cannot restore the path to %s", ns.b);
-  FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "after the link came back: idle %d of %d", st.idle,
            SIZE);
   for (int i = 0; i < SIZE; i++) {

@@ -46,7 +46,7 @@ static int setup(fixture *f, int idle_check_ms) {
   FH_CHECK(rc == 0, "cpool_open: %s: %s", cpool_err_name(rc), err.message);
   if (rc != 0)
     return -1;
-  FH_WAIT_STATS(f->pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(f->pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "idle %d of %d after open", st.idle, SIZE);
   /* Connected is not yet accepted: wait for the peer to hold them all. */
   int accepted = fp_wait_open(f->peer, SIZE, 3000);
@@ -82,7 +82,7 @@ static void check_all_slots_work(cpool_t *pool, const char *what) {
 static void check_healed(fixture *f, const cpool_stats_t *before, int broken,
                          const char *what) {
   cpool_stats_t st;
-  FH_WAIT_STATS(f->pool, st,
+  TU_WAIT_STATS(f->pool, st,
                 st.connects >= before->connects + (uint64_t)broken &&
                     st.idle == SIZE,
                 3000);
@@ -184,7 +184,7 @@ static void test_stall_forever(void) {
   fp_set_mode(f.peer, FP_PONG);
   check_healed(&f, &before, SIZE, "stall_forever");
   /* The stalled connections were closed by the pool, not leaked. */
-  FH_WAIT(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE, 2000);
+  TU_WAIT(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE, 2000);
   FH_CHECK(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE,
            "the peer saw %llu of %d stalled connections closed",
            (unsigned long long)(fp_get_counts(f.peer).peer_closed - closed0),
@@ -228,7 +228,7 @@ static void garbage_case(int idle_check_ms, const char *what) {
            "%s: idle_check_failures %llu -> %llu, expected +%d", what,
            (unsigned long long)before.idle_check_failures,
            (unsigned long long)st.idle_check_failures, SIZE);
-  FH_WAIT_STATS(f.pool, st,
+  TU_WAIT_STATS(f.pool, st,
                 st.connects >= before.connects + SIZE && st.idle == SIZE, 3000);
   FH_CHECK(st.connects >= before.connects + SIZE && st.idle == SIZE,
            "%s: not healed: connects %llu -> %llu, idle %d", what,

@@ -137,7 +137,7 @@ static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
 
   long long ok0 = atomic_load(&l->ok);
   tu_sleep_ms(200); /* mid-load: the threads keep the slots busy */
-  FH_WAIT(atomic_load(&l->ok) >= ok0 + 50, 3000);
+  TU_WAIT(atomic_load(&l->ok) >= ok0 + 50, 3000);
   FH_CHECK(atomic_load(&l->ok) >= ok0 + 50, "cycle %d: no load before kill",
            cycle);
   cpool_stats(l->pool, &before);
@@ -148,7 +148,7 @@ static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
   *redis = 0;
   atomic_store(&l->reap_ms, tu_now_ms());
 
-  FH_WAIT_STATS(l->pool, st,
+  TU_WAIT_STATS(l->pool, st,
                 st.connect_failures >= before.connect_failures + SIZE &&
                     st.backoff + st.connecting == SIZE,
                 3000);
@@ -166,7 +166,7 @@ static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
   if (back <= 0)
     return -1;
   atomic_store(&l->back_ms, back);
-  FH_WAIT(atomic_load(&l->first_ok_ms) != 0, 3000);
+  TU_WAIT(atomic_load(&l->first_ok_ms) != 0, 3000);
   long long first = atomic_load(&l->first_ok_ms);
   FH_CHECK(first != 0, "cycle %d: pool not serving 3 s after the restart",
            cycle);
@@ -207,7 +207,7 @@ static void test_kill_restart(void) {
   FH_CHECK(rc == 0, "cpool_open: %s", err.message);
   if (rc != 0)
     goto out;
-  FH_WAIT_STATS(l.pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(l.pool, st, st.idle == SIZE, 3000);
 
   for (; started < THREADS; started++)
     if (pthread_create(&th[started], NULL, load_thread, &l) != 0)
@@ -228,7 +228,7 @@ static void test_kill_restart(void) {
       worst = rec;
   }
   long long ok0 = atomic_load(&l.ok);
-  FH_WAIT(atomic_load(&l.ok) >= ok0 + 50, 3000); /* serving after the last */
+  TU_WAIT(atomic_load(&l.ok) >= ok0 + 50, 3000); /* serving after the last */
   atomic_store(&l.stop, 1);
   for (int i = 0; i < started; i++)
     pthread_join(th[i], NULL);

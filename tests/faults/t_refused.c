@@ -99,7 +99,7 @@ static void test_listener_closed(void) {
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "idle %d", st.idle);
 
   for (int i = 0; i < SIZE; i++) {
@@ -108,7 +108,7 @@ static void test_listener_closed(void) {
   }
   w.pool = pool;
   pthread_create(&th, NULL, wait_thread, &w);
-  FH_WAIT_STATS(pool, st, st.waiters == 1, 2000);
+  TU_WAIT_STATS(pool, st, st.waiters == 1, 2000);
   FH_CHECK(st.waiters == 1, "waiters %d", st.waiters);
 
   fp_refuse(peer);
@@ -126,7 +126,7 @@ static void test_listener_closed(void) {
   if (w.rc == CPOOL_ECLOSED)
     check_why(&w.why, addr, BACKOFF);
 
-  FH_WAIT_STATS(pool, st, st.backoff == SIZE, 3000);
+  TU_WAIT_STATS(pool, st, st.backoff == SIZE, 3000);
   FH_CHECK(st.backoff == SIZE, "backoff %d of %d", st.backoff, SIZE);
   for (int i = 0; i < 10; i++) {
     checkout_down(pool, CPOOL_NOWAIT, addr, BACKOFF);
