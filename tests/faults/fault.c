@@ -227,67 +227,6 @@ void fh_check_fds(int fds0, const char *what) {
            fds0);
 }
 
-/* ---- the on_event recorder
- * --------------------------------------------------- */
-
-fh_events *fh_events_new(void) {
-  fh_events *r = calloc(1, sizeof *r);
-  if (r != NULL)
-    pthread_mutex_init(&r->mu, NULL);
-  return r;
-}
-
-void fh_events_free(fh_events *r) {
-  if (r == NULL)
-    return;
-  pthread_mutex_destroy(&r->mu);
-  free(r);
-}
-
-void fh_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
-                  void *arg) {
-  fh_events *r = arg;
-  cpool_t *pool = atomic_load(&r->pool);
-
-  if (err == NULL || err->slot != slot || type < CPOOL_EVENT_CONNECTED ||
-      type > CPOOL_EVENT_RECYCLED) {
-    atomic_fetch_add(&r->bad, 1);
-    return;
-  }
-  if (pool != NULL) {
-    cpool_stats_t st; /* deadlocks here if the pool's lock were held */
-    atomic_fetch_add(&r->with_pool, 1);
-    if (cpool_stats(pool, &st) == 0)
-      atomic_fetch_add(&r->stats_calls, 1);
-  }
-  pthread_mutex_lock(&r->mu);
-  if (r->n < FH_MAX_EVENTS)
-    r->ev[r->n++] = (fh_event){
-        .slot = slot, .type = type, .t_us = tu_now_us(), .err = *err};
-  r->per_type[type]++;
-  pthread_mutex_unlock(&r->mu);
-}
-
-int fh_events_count(fh_events *r, cpool_event_type type) {
-  pthread_mutex_lock(&r->mu);
-  int n = r->per_type[type & 7];
-  pthread_mutex_unlock(&r->mu);
-  return n;
-}
-
-int fh_events_get(fh_events *r, cpool_event_type type, int i, fh_event *out) {
-  int rc = -1;
-  pthread_mutex_lock(&r->mu);
-  for (int k = 0; k < r->n; k++)
-    if (r->ev[k].type == type && i-- == 0) {
-      *out = r->ev[k];
-      rc = 0;
-      break;
-    }
-  pthread_mutex_unlock(&r->mu);
-  return rc;
-}
-
 /* ---- processes
  * ------------------------------------------------------------------ */
 

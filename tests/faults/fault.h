@@ -123,39 +123,9 @@ void fh_close_pool(cpool_t *pool, const char *what);
 /* The descriptor count is back to fds0 (waited for, up to 2 s). */
 void fh_check_fds(int fds0, const char *what);
 
-/* ---- an on_event recorder ------------------------------------------------ */
-
-typedef struct fh_event {
-  int slot;
-  cpool_event_type type;
-  int64_t t_us; /* tu_now_us() when delivered */
-  cpool_error_info err;
-} fh_event;
-
-#define FH_MAX_EVENTS 1024
-
-/* The recorder also calls cpool_stats() from inside on_event once pool is
- * set: the header promises callbacks run without the pool's lock, so this
- * must not deadlock. */
-typedef struct fh_events {
-  pthread_mutex_t mu;
-  cpool_t *_Atomic pool;  /* set after cpool_open returns */
-  atomic_int with_pool;   /* events delivered once pool was set */
-  atomic_int stats_calls; /* of those, cpool_stats() calls that returned */
-  atomic_int bad;         /* err NULL, slot mismatch, bad event type */
-  int n;                  /* events kept (up to FH_MAX_EVENTS) */
-  int per_type[8];
-  fh_event ev[FH_MAX_EVENTS];
-} fh_events;
-
-fh_events *fh_events_new(void);
-void fh_events_free(fh_events *r);
-/* The on_event callback; cb_arg must be the recorder. */
-void fh_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
-                  void *arg);
-int fh_events_count(fh_events *r, cpool_event_type type);
-/* Copy of the i-th event of type; 0 if there is one. */
-int fh_events_get(fh_events *r, cpool_event_type type, int i, fh_event *out);
+/* The on_event recorder is tu_events (testutil.h): set its pool once
+ * cpool_open returns, and the callback calls cpool_stats() from inside
+ * on_event, which must not deadlock (callbacks run without the lock). */
 
 /* ---- processes --------------------------------------------------------------
  */

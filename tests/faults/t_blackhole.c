@@ -104,7 +104,7 @@ static void sync_open_times_out(const char *host, int port, const char *addr,
 /* An async open: the first attempts fail by on_event after
  * connect_timeout_ms; a caller waiting meanwhile gets ECLOSED then. */
 static cpool_t *async_open_times_out(const char *host, int port,
-                                     const char *addr, fh_events *ev,
+                                     const char *addr, tu_events *ev,
                                      int (*in_ns)(void *), void *ns_arg) {
   cpool_config cfg;
   cpool_error_info err, why;
@@ -114,7 +114,7 @@ static cpool_t *async_open_times_out(const char *host, int port,
   fh_config(&cfg, host, port, SIZE);
   cfg.connect_timeout_ms = CONNECT_TIMEOUT;
   cfg.backoff_min_ms = cfg.backoff_max_ms = BACKOFF;
-  cfg.on_event = fh_events_cb;
+  cfg.on_event = tu_events_cb;
   cfg.cb_arg = ev;
   int entered = in_ns == NULL || in_ns(ns_arg) == 0;
   int64_t t0 = tu_now_us();
@@ -135,15 +135,15 @@ static cpool_t *async_open_times_out(const char *host, int port,
   if (rc == 0)
     cpool_checkin(pool, c, CPOOL_CONN_OK);
 
-  fh_event e;
-  TU_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) >= 2 * SIZE, 3000);
+  tu_event e;
+  TU_WAIT(tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) >= 2 * SIZE, 3000);
   if (getenv("FAULT_VERBOSE"))
-    for (int i = 0; fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, i, &e) == 0;
+    for (int i = 0; tu_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, i, &e) == 0;
          i++)
       printf("  event %d: slot %d at %lld ms: %s\n", i, e.slot,
              (long long)(e.t_us - t0) / 1000, e.err.message);
   for (int i = 0; i < SIZE; i++) {
-    if (fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, i, &e) != 0) {
+    if (tu_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, i, &e) != 0) {
       FH_CHECK(0, "no CONNECT_FAILED event %d", i);
       continue;
     }
@@ -151,17 +151,16 @@ static cpool_t *async_open_times_out(const char *host, int port,
     check_timeout_error(&e.err, addr, "CONNECT_FAILED event");
   }
   /* Later attempts: backoff, then another full connect_timeout_ms. */
-  if (fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, SIZE, &e) == 0) {
+  if (tu_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, SIZE, &e) == 0) {
     int64_t since = (e.t_us - t0) / 1000;
     FH_CHECK(since >= 2 * CONNECT_TIMEOUT + BACKOFF - 10 &&
                  since <= 2 * CONNECT_TIMEOUT + BACKOFF + 2 * FH_MARGIN_MS,
              "second attempt failed %lld ms after open", (long long)since);
   }
-  FH_CHECK(fh_events_count(ev, CPOOL_EVENT_CONNECTED) == 0,
+  FH_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECTED) == 0,
            "%d CONNECTED events through a blackhole",
-           fh_events_count(ev, CPOOL_EVENT_CONNECTED));
-  FH_CHECK(atomic_load(&ev->bad) == 0, "%d malformed events",
-           atomic_load(&ev->bad));
+           tu_events_count(ev, CPOOL_EVENT_CONNECTED));
+  FH_CHECK(tu_events_bad(ev) == 0, "%d malformed events", tu_events_bad(ev));
   return pool;
 }
 
@@ -211,14 +210,14 @@ static int enter_a(void *arg) {
 static void test_syn_dropped_netns(void) {
   enum { PORT = 7000 };
   char why[512], addr[64];
-  fh_events *ev = fh_events_new();
+  tu_events *ev = tu_events_new();
   cpool_t *pool = NULL;
   fp_peer *peer = NULL;
   int fds0 = tu_count_fds();
 
   if (fh_netns_setup(&ns, why, sizeof why) != 0) {
     fh_skip("network namespaces not available: %s", why);
-    fh_events_free(ev);
+    tu_events_free(ev);
     return;
   }
   snprintf(addr, sizeof addr, "%s:%d", ns.ip_b, PORT);
@@ -255,14 +254,15 @@ static void test_syn_dropped_netns(void) {
     TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
     FH_CHECK(st.idle == SIZE, "after the blackhole ended: idle %d of %d",
              st.idle, SIZE);
-    FH_CHECK(atomic_load(&ev->stats_calls) > 0,
-             "on_event never called cpool_stats");
+    int calls, failed;
+    tu_events_stats_calls(ev, &calls, &failed);
+    FH_CHECK(calls - failed > 0, "on_event never called cpool_stats");
   }
 out:
   fh_end_pool(pool, "syn_dropped_netns");
   fp_stop(peer);
   fh_netns_teardown(&ns);
-  fh_events_free(ev);
+  tu_events_free(ev);
   fh_check_fds(fds0, "syn_dropped_netns");
 }
 
@@ -336,7 +336,7 @@ static void backlog_close(backlog *b, int acceptor_started) {
 static void test_backlog_full(void) {
   static backlog b;
   char addr[64];
-  fh_events *ev = fh_events_new();
+  tu_events *ev = tu_events_new();
   cpool_t *pool = NULL;
   int fds0 = tu_count_fds(), acc = 0;
 
@@ -365,7 +365,7 @@ static void test_backlog_full(void) {
 out:
   fh_end_pool(pool, "backlog_full");
   backlog_close(&b, acc);
-  fh_events_free(ev);
+  tu_events_free(ev);
   fh_check_fds(fds0, "backlog_full");
 }
 
