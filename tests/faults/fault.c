@@ -183,11 +183,8 @@ int fh_ping(int fd, int timeout_ms) {
  * ------------------------------------------------------------------ */
 
 void fh_config(cpool_config *cfg, const char *host, int port, int size) {
-  cpool_config_init(cfg);
+  tu_config(cfg, port, size); /* connect timeout 500 ms */
   cfg->host = host;
-  cfg->port = port;
-  cfg->size = size;
-  cfg->connect_timeout_ms = 500;
   cfg->backoff_type = CPOOL_BACKOFF_RAND;
   cfg->backoff_min_ms = 50;
   cfg->backoff_max_ms = 50;
