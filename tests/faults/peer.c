@@ -18,7 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <bsd/stdlib.h>
 #include <bsd/string.h>
 
 #define MAX_CONNS 64
@@ -84,7 +83,9 @@ static int open_listener(fp_peer *p) {
   if (p->port != 0)
     return p->lfd = listen_on(p->ip, p->port);
   for (int tries = 0; tries < 200; tries++) {
-    int port = 20000 + (int)arc4random_uniform(12000);
+    int port = tu_random_port(); /* reads ip_local_port_range */
+    if (port <= 0)
+      return -1;
     p->lfd = listen_on(p->ip, port);
     if (p->lfd >= 0) {
       p->port = port;
