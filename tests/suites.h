@@ -1,20 +1,14 @@
-/* The suites' test tables and fixtures, listed in one table in test_main.c. */
+/* The suites' test tables and fixtures; the suites are listed in suites.def. */
 #ifndef CPOOL_SUITES_H
 #define CPOOL_SUITES_H
 
 #include <CUnit/CUnit.h>
 
-extern CU_TestInfo harness_tests[];
-extern CU_TestInfo errors_tests[];
-extern CU_TestInfo config_tests[];
-extern CU_TestInfo backoff_tests[];
-extern CU_TestInfo policy_tests[];
-extern CU_TestInfo checkout_tests[];
-extern CU_TestInfo reconnect_tests[];
-extern CU_TestInfo close_tests[];
-extern CU_TestInfo redis_tests[];
-extern CU_TestInfo fastpath_tests[];
-extern CU_TestInfo turns_tests[];
+/* Every suite's test table, from the one list (suites.def). */
+#define SUITE(name, init, cleanup, tests, labels, timeout)                     \
+  extern CU_TestInfo tests[];
+#include "suites.def"
+#undef SUITE
 
 /* Suites that share one test server start it in init, stop it in cleanup. */
 int config_init(void);

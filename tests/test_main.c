@@ -1,5 +1,6 @@
 /*
- * The runner: every suite is listed once, in the table below.
+ * The runner: every suite is listed once, in suites.def (which CTest reads
+ * too, for its one test per suite).
  *
  *   cpool-tests              run every suite
  *   cpool-tests SUITE [TEST] run one suite (CTest runs each on its own), or
@@ -17,17 +18,10 @@
 #include <sys/resource.h>
 
 static CU_SuiteInfo suites[] = {
-    {"harness", NULL, NULL, NULL, NULL, harness_tests},
-    {"errors", NULL, NULL, NULL, NULL, errors_tests},
-    {"config", config_init, config_cleanup, NULL, NULL, config_tests},
-    {"backoff", NULL, NULL, NULL, NULL, backoff_tests},
-    {"policy", NULL, NULL, NULL, NULL, policy_tests},
-    {"checkout", checkout_init, checkout_cleanup, NULL, NULL, checkout_tests},
-    {"reconnect", NULL, NULL, NULL, NULL, reconnect_tests},
-    {"close", close_init, close_cleanup, NULL, NULL, close_tests},
-    {"redis", NULL, NULL, NULL, NULL, redis_tests},
-    {"fastpath", fastpath_init, fastpath_cleanup, NULL, NULL, fastpath_tests},
-    {"turns", turns_init, turns_cleanup, NULL, NULL, turns_tests},
+#define SUITE(name, init, cleanup, tests, labels, timeout)                     \
+  {#name, init, cleanup, NULL, NULL, tests},
+#include "suites.def"
+#undef SUITE
     CU_SUITE_INFO_NULL,
 };
 

@@ -182,7 +182,10 @@ int tu_poll_stats_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
                    int64_t round) {
   if (!tu_poll_(deadline_ms, round))
     return 0;
-  return cpool_stats(pool, st) == 0;
+  if (cpool_stats(pool, st) == 0)
+    return 1;
+  memset(st, 0, sizeof *st); /* defined for the assertion that follows */
+  return 0;
 }
 
 /* ---- pools --------------------------------------------------------------- */
@@ -396,11 +399,14 @@ void tu_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
     r->null_err++;
   else if (err->slot != slot)
     r->bad_slot++;
+  if ((int)type < CPOOL_EVENT_CONNECTED || (int)type > CPOOL_EVENT_RECYCLED)
+    r->bad_type++;
   if (r->n < TU_MAX_EVENTS) {
     tu_event *e = &r->ev[r->n++];
     e->slot = slot;
     e->type = type;
-    e->t_ms = tu_now_ms();
+    e->t_us = tu_now_us();
+    e->t_ms = e->t_us / 1000;
     if (err)
       e->err = *err;
   }
@@ -408,6 +414,22 @@ void tu_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
   if ((int)type >= 0 && (int)type < 8)
     r->per_type[type]++;
   pthread_cond_broadcast(&r->cond);
+  pthread_mutex_unlock(&r->mu);
+}
+
+int tu_events_bad(tu_events *r) {
+  int n;
+
+  pthread_mutex_lock(&r->mu);
+  n = r->null_err + r->bad_slot + r->bad_type;
+  pthread_mutex_unlock(&r->mu);
+  return n;
+}
+
+void tu_events_stats_calls(tu_events *r, int *calls, int *failed) {
+  pthread_mutex_lock(&r->mu);
+  *calls = r->stats_calls;
+  *failed = r->stats_failed;
   pthread_mutex_unlock(&r->mu);
 }
 

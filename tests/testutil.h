@@ -76,7 +76,8 @@ void tu_fail_(int ok, const char *what, const char *file, int line,
 
 /* One step of TU_WAIT_STATS: the first call takes a snapshot at once;
  * later calls sleep a little first; returns 0 once the deadline is past
- * (st keeps the last snapshot, for the assertion that follows). */
+ * (st keeps the last snapshot, for the assertion that follows) or when
+ * cpool_stats fails (st is then all zeros). */
 int tu_poll_stats_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
                    int64_t round);
 int tu_poll_(int64_t deadline_ms, int64_t round);
@@ -144,6 +145,7 @@ typedef struct tu_event {
   int slot;
   cpool_event_type type;
   int64_t t_ms;
+  int64_t t_us; /* tu_now_us() when delivered, for finer timing */
   cpool_error_info err;
 } tu_event;
 
@@ -156,6 +158,7 @@ typedef struct tu_events {
   int total;    /* delivered, kept or not */
   int bad_slot; /* events whose slot argument disagreed with err->slot */
   int null_err; /* events with err NULL (the header says never) */
+  int bad_type; /* events whose type is not a cpool_event_type */
   int per_type[8];
   /* Set once the pool is open: the callback then calls cpool_stats() on
    * it, which the header allows (callbacks run without the pool lock). */
@@ -170,6 +173,11 @@ void tu_events_free(tu_events *r);
 void tu_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
                   void *arg);
 int tu_events_count(tu_events *r, cpool_event_type type);
+/* Malformed events so far: err NULL, slot mismatch or a bad type. */
+int tu_events_bad(tu_events *r);
+/* cpool_stats() calls the callback made on the open pool, and how many of
+ * them failed (read under the recorder's lock). */
+void tu_events_stats_calls(tu_events *r, int *calls, int *failed);
 /* Wait until at least n events of type were delivered; 1 if so. */
 int tu_events_wait(tu_events *r, cpool_event_type type, int n, int timeout_ms);
 /* Copy of the i-th event of type (0-based); 0 if found. */

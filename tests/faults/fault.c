@@ -80,55 +80,6 @@ void fh_check_(int ok, const char *file, int line, const char *cond,
   CU_assertImplementation(CU_FALSE, (unsigned)line, text, file, "", CU_FALSE);
 }
 
-/* ---- clocks, descriptors, ports ------------------------------------------ */
-
-int64_t fh_now_ms(void) {
-  return fh_now_us() / 1000;
-}
-
-int64_t fh_now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void fh_sleep_ms(int ms) {
-  struct timespec ts = {.tv_sec = ms / 1000,
-                        .tv_nsec = (long)(ms % 1000) * 1000000};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
-int fh_count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  int n = 0;
-
-  if (d == NULL)
-    return -1;
-  for (struct dirent *e; (e = readdir(d)) != NULL;)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir(d);
-  return n - 1; /* the directory's own descriptor */
-}
-
-int fh_free_port(void) {
-  for (int tries = 0; tries < 200; tries++) {
-    int port = 20000 + (int)arc4random_uniform(12000);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0)
-      return -1;
-    int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
-    close(fd);
-    if (rc == 0)
-      return port;
-  }
-  return -1;
-}
-
 /* ---- I/O with a deadline ----------------------------------------------------
  */
 
@@ -153,7 +104,7 @@ const char *fh_io_name(int r) {
  * errno. */
 static int wait_fd(int fd, short events, int64_t deadline_ms) {
   for (;;) {
-    int64_t left = deadline_ms - fh_now_ms();
+    int64_t left = deadline_ms - tu_now_ms();
     if (left <= 0)
       return FH_IO_DEADLINE;
     struct pollfd p = {.fd = fd, .events = events};
@@ -208,17 +159,17 @@ static int recv_until(int fd, char *p, size_t n, int64_t deadline_ms) {
 }
 
 int fh_send_all(int fd, const void *buf, size_t n, int timeout_ms) {
-  return send_until(fd, buf, n, fh_now_ms() + timeout_ms);
+  return send_until(fd, buf, n, tu_now_ms() + timeout_ms);
 }
 
 int fh_recv_exact(int fd, void *buf, size_t n, int timeout_ms) {
-  return recv_until(fd, buf, n, fh_now_ms() + timeout_ms);
+  return recv_until(fd, buf, n, tu_now_ms() + timeout_ms);
 }
 
 int fh_ping(int fd, int timeout_ms) {
   static const char req[] = "PING\r\n", want[] = "+PONG\r\n";
   char got[sizeof want - 1];
-  int64_t deadline = fh_now_ms() + timeout_ms;
+  int64_t deadline = tu_now_ms() + timeout_ms;
 
   int rc = send_until(fd, req, sizeof req - 1, deadline);
   if (rc == 0)
@@ -232,41 +183,17 @@ int fh_ping(int fd, int timeout_ms) {
  * ------------------------------------------------------------------ */
 
 void fh_config(cpool_config *cfg, const char *host, int port, int size) {
-  cpool_config_init(cfg);
+  tu_config(cfg, port, size); /* connect timeout 500 ms */
   cfg->host = host;
-  cfg->port = port;
-  cfg->size = size;
-  cfg->connect_timeout_ms = 500;
   cfg->backoff_type = CPOOL_BACKOFF_RAND;
   cfg->backoff_min_ms = 50;
   cfg->backoff_max_ms = 50;
 }
 
-int fh_poll_(int64_t deadline_ms, int round) {
-  if (round > 0) {
-    if (fh_now_ms() >= deadline_ms)
-      return 0;
-    fh_sleep_ms(2);
-  }
-  return 1;
-}
-
-int fh_stats_poll_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
-                   int round) {
-  if (round > 0) {
-    if (fh_now_ms() >= deadline_ms)
-      return 0;
-    fh_sleep_ms(2);
-  }
-  if (cpool_stats(pool, st) != 0)
-    memset(st, 0, sizeof *st);
-  return 1;
-}
-
 static void close_timed(cpool_t *pool, const char *what) {
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   int rc = cpool_close(pool, 1000);
-  int64_t took = fh_now_ms() - t0;
+  int64_t took = tu_now_ms() - t0;
   FH_CHECK(rc == 0, "%s: cpool_close returned %s", what, cpool_err_name(rc));
   FH_CHECK(took < 1000, "%s: cpool_close took %lld ms", what, (long long)took);
 }
@@ -276,7 +203,7 @@ void fh_end_pool(cpool_t *pool, const char *what) {
 
   if (pool == NULL)
     return;
-  FH_WAIT_STATS(pool, st, st.idle == st.size, 5000);
+  TU_WAIT_STATS(pool, st, st.idle == st.size, 5000);
   FH_CHECK(st.idle == st.size,
            "%s: slots not all idle after 5 s: idle %d connecting %d busy %d "
            "backoff %d checking %d of %d",
@@ -292,70 +219,9 @@ void fh_close_pool(cpool_t *pool, const char *what) {
 
 void fh_check_fds(int fds0, const char *what) {
   int n = -1;
-  FH_WAIT((n = fh_count_fds()) == fds0, 2000);
+  TU_WAIT((n = tu_count_fds()) == fds0, 2000);
   FH_CHECK(n == fds0, "%s: %d descriptors open, %d at the start", what, n,
            fds0);
-}
-
-/* ---- the on_event recorder
- * --------------------------------------------------- */
-
-fh_events *fh_events_new(void) {
-  fh_events *r = calloc(1, sizeof *r);
-  if (r != NULL)
-    pthread_mutex_init(&r->mu, NULL);
-  return r;
-}
-
-void fh_events_free(fh_events *r) {
-  if (r == NULL)
-    return;
-  pthread_mutex_destroy(&r->mu);
-  free(r);
-}
-
-void fh_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
-                  void *arg) {
-  fh_events *r = arg;
-  cpool_t *pool = atomic_load(&r->pool);
-
-  if (err == NULL || err->slot != slot || type < CPOOL_EVENT_CONNECTED ||
-      type > CPOOL_EVENT_RECYCLED) {
-    atomic_fetch_add(&r->bad, 1);
-    return;
-  }
-  if (pool != NULL) {
-    cpool_stats_t st; /* deadlocks here if the pool's lock were held */
-    atomic_fetch_add(&r->with_pool, 1);
-    if (cpool_stats(pool, &st) == 0)
-      atomic_fetch_add(&r->stats_calls, 1);
-  }
-  pthread_mutex_lock(&r->mu);
-  if (r->n < FH_MAX_EVENTS)
-    r->ev[r->n++] = (fh_event){
-        .slot = slot, .type = type, .t_us = fh_now_us(), .err = *err};
-  r->per_type[type]++;
-  pthread_mutex_unlock(&r->mu);
-}
-
-int fh_events_count(fh_events *r, cpool_event_type type) {
-  pthread_mutex_lock(&r->mu);
-  int n = r->per_type[type & 7];
-  pthread_mutex_unlock(&r->mu);
-  return n;
-}
-
-int fh_events_get(fh_events *r, cpool_event_type type, int i, fh_event *out) {
-  int rc = -1;
-  pthread_mutex_lock(&r->mu);
-  for (int k = 0; k < r->n; k++)
-    if (r->ev[k].type == type && i-- == 0) {
-      *out = r->ev[k];
-      rc = 0;
-      break;
-    }
-  pthread_mutex_unlock(&r->mu);
-  return rc;
 }
 
 /* ---- processes
@@ -491,7 +357,7 @@ static int redis_answers(int port, int64_t *connected_at) {
   if (fd < 0)
     return 0;
   if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
-    *connected_at = fh_now_ms();
+    *connected_at = tu_now_ms();
     ok = fh_ping(fd, 1000) == 0;
   }
   close(fd);
@@ -499,9 +365,9 @@ static int redis_answers(int port, int64_t *connected_at) {
 }
 
 int64_t fh_redis_wait_ready(int port, int timeout_ms) {
-  int64_t deadline = fh_now_ms() + timeout_ms, at = -1;
+  int64_t deadline = tu_now_ms() + timeout_ms, at = -1;
 
-  for (int round = 0; fh_poll_(deadline, round); round++)
+  for (int round = 0; tu_poll_(deadline, round); round++)
     if (redis_answers(port, &at))
       return at;
   return -1;

@@ -4,8 +4,8 @@
  * checks that print what the values were, the end-of-test checks every
  * fault test runs, a real redis-server, and network namespaces.
  *
- * Self-contained on purpose: the fault suites must be able to run while the
- * shared test helpers in tests/ are still changing.
+ * What is not fault-specific comes from the shared test library
+ * (cpool_testlib, tests/testutil.h).
  *
  * CUnit is not thread-safe: every FH_CHECK runs on the test's own thread.
  * Helper threads record what they saw; the test checks it afterwards.
@@ -14,6 +14,7 @@
 #define CPOOL_FAULT_H
 
 #include "cpool.h"
+#include "testutil.h"
 
 #include <CUnit/CUnit.h>
 #include <pthread.h>
@@ -23,11 +24,7 @@
 #include <sys/types.h>
 
 /* Sanitizers slow everything down: timing margins grow with this. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FH_SANITIZED 1
-#else
-#define FH_SANITIZED 0
-#endif
+#define FH_SANITIZED TU_SANITIZED
 
 /* The slack every upper timing bound allows for scheduling, in ms: the
  * machine may be busy (parallel builds, ctest -j), and the bounds only need
@@ -46,13 +43,11 @@ typedef struct fault_suite {
   const fault_test *tests; /* ended by {NULL, NULL} */
 } fault_suite;
 
-extern const fault_test fault_redis_tests[];
-extern const fault_test fault_refused_tests[];
-extern const fault_test fault_blackhole_netns_tests[];
-extern const fault_test fault_blackhole_backlog_tests[];
-extern const fault_test fault_peer_tests[];
-extern const fault_test fault_halfopen_tests[];
-extern const fault_test fault_features_tests[];
+/* Every suite's test table, from the one list (faults/suites.def). */
+#define SUITE(name, init, cleanup, tests, labels, timeout)                     \
+  extern const fault_test tests[];
+#include "suites.def"
+#undef SUITE
 
 /* Record that the running test could not run (printed as "SKIPPED: ..." on
  * stdout; the runner exits 77, which CTest shows as skipped, when a suite
@@ -81,17 +76,9 @@ void fh_check_(int ok, const char *file, int line, const char *cond,
               cpool_err_name(e_));                                             \
   } while (0)
 
-/* ---- clocks, descriptors, ports ---------------------------------------- */
-
-int64_t fh_now_ms(void); /* CLOCK_MONOTONIC */
-int64_t fh_now_us(void);
-void fh_sleep_ms(int ms);
-int fh_count_fds(void); /* entries of /proc/self/fd, -1 on error */
-
-/* A port outside the kernel's ephemeral range that was free a moment ago
- * on 127.0.0.1 (a closed port inside that range can, rarely, connect to
- * itself). */
-int fh_free_port(void);
+/* Clocks (tu_now_ms, tu_now_us, tu_sleep_ms), descriptor counts
+ * (tu_count_fds) and free ports (tu_free_port) come from the shared test
+ * library, testutil.h. */
 
 /* ---- blocking I/O on a checked-out fd, with our own deadline ------------ */
 
@@ -123,19 +110,8 @@ void fh_config(cpool_config *cfg, const char *host, int port, int size);
 #define FH_IDLE_CHECK_MS 500
 #define FH_IDLE_PAST_CHECK_MS (FH_IDLE_CHECK_MS + 100)
 
-/* Poll the pool's stats into st (every 2 ms) until cond holds or timeout_ms
- * passes; afterwards st is the last snapshot, to check on. */
-int fh_stats_poll_(cpool_t *pool, cpool_stats_t *st, int64_t deadline_ms,
-                   int round);
-#define FH_WAIT_STATS(pool, st, cond, timeout_ms)                              \
-  for (int64_t fh_dl_ = fh_now_ms() + (timeout_ms), fh_r_ = 0;                 \
-       fh_stats_poll_((pool), &(st), fh_dl_, (int)fh_r_++) && !(cond);)
-
-/* Poll any condition until it holds or timeout_ms passes. */
-int fh_poll_(int64_t deadline_ms, int round);
-#define FH_WAIT(cond, timeout_ms)                                              \
-  for (int64_t fh_dl_ = fh_now_ms() + (timeout_ms), fh_r_ = 0;                 \
-       !(cond) && fh_poll_(fh_dl_, (int)fh_r_++);)
+/* Waiting for a pool's stats or any condition with a deadline:
+ * TU_WAIT_STATS and TU_WAIT (testutil.h). */
 
 /* The end of every fault test, on a pool that should heal: every slot is
  * idle (waited for, up to 5 s), cpool_close returns 0 in under 1 s.  The
@@ -147,39 +123,9 @@ void fh_close_pool(cpool_t *pool, const char *what);
 /* The descriptor count is back to fds0 (waited for, up to 2 s). */
 void fh_check_fds(int fds0, const char *what);
 
-/* ---- an on_event recorder ------------------------------------------------ */
-
-typedef struct fh_event {
-  int slot;
-  cpool_event_type type;
-  int64_t t_us; /* fh_now_us() when delivered */
-  cpool_error_info err;
-} fh_event;
-
-#define FH_MAX_EVENTS 1024
-
-/* The recorder also calls cpool_stats() from inside on_event once pool is
- * set: the header promises callbacks run without the pool's lock, so this
- * must not deadlock. */
-typedef struct fh_events {
-  pthread_mutex_t mu;
-  cpool_t *_Atomic pool;  /* set after cpool_open returns */
-  atomic_int with_pool;   /* events delivered once pool was set */
-  atomic_int stats_calls; /* of those, cpool_stats() calls that returned */
-  atomic_int bad;         /* err NULL, slot mismatch, bad event type */
-  int n;                  /* events kept (up to FH_MAX_EVENTS) */
-  int per_type[8];
-  fh_event ev[FH_MAX_EVENTS];
-} fh_events;
-
-fh_events *fh_events_new(void);
-void fh_events_free(fh_events *r);
-/* The on_event callback; cb_arg must be the recorder. */
-void fh_events_cb(int slot, cpool_event_type type, const cpool_error_info *err,
-                  void *arg);
-int fh_events_count(fh_events *r, cpool_event_type type);
-/* Copy of the i-th event of type; 0 if there is one. */
-int fh_events_get(fh_events *r, cpool_event_type type, int i, fh_event *out);
+/* The on_event recorder is tu_events (testutil.h): set its pool once
+ * cpool_open returns, and the callback calls cpool_stats() from inside
+ * on_event, which must not deadlock (callbacks run without the lock). */
 
 /* ---- processes --------------------------------------------------------------
  */
@@ -194,7 +140,7 @@ int fh_run_err(char *err, size_t errlen, const char *fmt, ...)
 /* A redis-server on 127.0.0.1:port: NULL path if none on the PATH. */
 const char *fh_redis_path(void);
 pid_t fh_redis_spawn(int port); /* -1 on failure */
-/* Wait until the port answers PING; returns the time (fh_now_ms) of the
+/* Wait until the port answers PING; returns the time (tu_now_ms) of the
  * first successful connect, or -1 on timeout. */
 int64_t fh_redis_wait_ready(int port, int timeout_ms);
 void fh_redis_kill(pid_t pid, int sig); /* signal and reap */

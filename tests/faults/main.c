@@ -1,5 +1,6 @@
 /*
- * cpool-fault-tests: the fault suites, registered from one table.
+ * cpool-fault-tests: the fault suites, registered from one table
+ * (suites.def, which CTest reads too, for its one test per suite).
  *
  *   cpool-fault-tests                  every suite
  *   cpool-fault-tests SUITE [TEST...]  one suite, or some of its tests
@@ -16,13 +17,9 @@
 #include <string.h>
 
 static const fault_suite suites[] = {
-    {"redis_kill", fault_redis_tests},
-    {"refused", fault_refused_tests},
-    {"blackhole_netns", fault_blackhole_netns_tests},
-    {"blackhole_backlog", fault_blackhole_backlog_tests},
-    {"peer", fault_peer_tests},
-    {"halfopen", fault_halfopen_tests},
-    {"features", fault_features_tests},
+#define SUITE(name, init, cleanup, tests, labels, timeout) {#name, tests},
+#include "suites.def"
+#undef SUITE
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

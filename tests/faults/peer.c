@@ -18,7 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <bsd/stdlib.h>
 #include <bsd/string.h>
 
 #define MAX_CONNS 64
@@ -84,7 +83,9 @@ static int open_listener(fp_peer *p) {
   if (p->port != 0)
     return p->lfd = listen_on(p->ip, p->port);
   for (int tries = 0; tries < 200; tries++) {
-    int port = 20000 + (int)arc4random_uniform(12000);
+    int port = tu_random_port(); /* reads ip_local_port_range */
+    if (port <= 0)
+      return -1;
     p->lfd = listen_on(p->ip, port);
     if (p->lfd >= 0) {
       p->port = port;
@@ -175,10 +176,10 @@ static int serve(fp_peer *p, int i) {
 
 /* Wait (bounded) until every byte written to fd was acknowledged. */
 static void wait_acked(int fd) {
-  int64_t deadline = fh_now_ms() + 1000;
+  int64_t deadline = tu_now_ms() + 1000;
   int outq = 1;
-  while (ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0 && fh_now_ms() < deadline)
-    fh_sleep_ms(1);
+  while (ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0 && tu_now_ms() < deadline)
+    tu_sleep_ms(1);
 }
 
 static int run_cmd(fp_peer *p, cmd c, int arg, const char *text) {
@@ -388,11 +389,11 @@ fp_counts fp_get_counts(fp_peer *p) {
 }
 
 int fp_wait_open(fp_peer *p, int n, int timeout_ms) {
-  int64_t deadline = fh_now_ms() + timeout_ms;
+  int64_t deadline = tu_now_ms() + timeout_ms;
   int ok;
   pthread_mutex_lock(&p->mu);
   while (!(ok = p->counts.open >= n)) {
-    int64_t left = deadline - fh_now_ms();
+    int64_t left = deadline - tu_now_ms();
     if (left <= 0)
       break;
     struct timespec ts;

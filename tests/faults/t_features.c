@@ -28,7 +28,7 @@
 
 /* Shared by every callback of a test (cb_arg). */
 typedef struct ctx {
-  fh_events *ev;
+  tu_events *ev;
   atomic_int pings, ping_fail_next, pinged_held; /* on_ping */
   atomic_int held_fd;                            /* a checked-out fd */
   atomic_int gate_closed;                        /* on_connect waits */
@@ -38,7 +38,7 @@ typedef struct ctx {
 
 static void on_event(int slot, cpool_event_type type,
                      const cpool_error_info *err, void *arg) {
-  fh_events_cb(slot, type, err, ((ctx *)arg)->ev);
+  tu_events_cb(slot, type, err, ((ctx *)arg)->ev);
 }
 
 static int on_ping(int fd, void *data, void *arg) {
@@ -64,7 +64,7 @@ static int on_connect(int fd, void **data, void *arg) {
     ;
   /* A slow handshake while the gate is closed (bounded: 3 s). */
   for (int i = 0; i < 1500 && atomic_load(&c->gate_closed); i++)
-    fh_sleep_ms(2);
+    tu_sleep_ms(2);
   atomic_fetch_sub(&c->in_connect, 1);
   atomic_fetch_add(&c->connects_cb, 1);
   return 0;
@@ -88,9 +88,9 @@ typedef struct fixture {
 /* Peer, callbacks, and a config the test tunes before fx_open. */
 static int fx_init(fixture *f, int size) {
   memset(f, 0, sizeof *f);
-  f->fds0 = fh_count_fds();
+  f->fds0 = tu_count_fds();
   f->cx = calloc(1, sizeof *f->cx);
-  f->cx->ev = fh_events_new();
+  f->cx->ev = tu_events_new();
   atomic_store(&f->cx->held_fd, -1);
   f->peer = fp_start(NULL, "127.0.0.1", 0);
   FH_CHECK(f->peer != NULL, "peer did not start");
@@ -111,7 +111,7 @@ static int fx_open(fixture *f) {
   if (rc != 0)
     return -1;
   atomic_store(&f->cx->ev->pool, f->pool);
-  FH_WAIT_STATS(f->pool, st, st.idle == st.size, 3000);
+  TU_WAIT_STATS(f->pool, st, st.idle == st.size, 3000);
   FH_CHECK(st.idle == st.size, "idle %d of %d after open", st.idle, st.size);
   /* Connected is not yet accepted: wait for the peer to hold them all. */
   int accepted = fp_wait_open(f->peer, st.size, 3000);
@@ -126,9 +126,9 @@ static void fx_end(fixture *f, const char *what) {
   fh_end_pool(f->pool, what);
   fp_stop(f->peer);
   if (f->cx != NULL) {
-    FH_CHECK(atomic_load(&f->cx->ev->bad) == 0, "%s: %d malformed events", what,
-             atomic_load(&f->cx->ev->bad));
-    fh_events_free(f->cx->ev);
+    FH_CHECK(tu_events_bad(f->cx->ev) == 0, "%s: %d malformed events", what,
+             tu_events_bad(f->cx->ev));
+    tu_events_free(f->cx->ev);
     free(f->cx);
   }
   fh_check_fds(f->fds0, what);
@@ -150,7 +150,7 @@ static void test_on_ping(void) {
     goto out;
 
   /* Idle slots are pinged, each on its own schedule. */
-  FH_WAIT_STATS(f.pool, st, st.pings >= 6, 2000);
+  TU_WAIT_STATS(f.pool, st, st.pings >= 6, 2000);
   FH_CHECK(st.pings >= 6, "stats.pings %llu after 2 s",
            (unsigned long long)st.pings);
   FH_CHECK(atomic_load(&f.cx->pings) >= (int)st.pings,
@@ -165,7 +165,7 @@ static void test_on_ping(void) {
   if (rc == 0) {
     atomic_store(&f.cx->held_fd, cpool_conn_fd(c));
     int p0 = atomic_load(&f.cx->pings);
-    FH_WAIT(atomic_load(&f.cx->pings) >= p0 + 4, 2000); /* the other slot */
+    TU_WAIT(atomic_load(&f.cx->pings) >= p0 + 4, 2000); /* the other slot */
     atomic_store(&f.cx->held_fd, -1);
     int r = fh_ping(cpool_conn_fd(c), 1000); /* no ping reply interleaved */
     FH_CHECK(r == 0, "held slot: %s", fh_io_name(r));
@@ -178,7 +178,7 @@ static void test_on_ping(void) {
   /* A failing ping reconnects the slot. */
   cpool_stats(f.pool, &before);
   atomic_store(&f.cx->ping_fail_next, 1);
-  FH_WAIT_STATS(f.pool, st,
+  TU_WAIT_STATS(f.pool, st,
                 st.ping_failures > before.ping_failures &&
                     st.connects > before.connects && st.idle == 2,
                 2000);
@@ -193,9 +193,9 @@ static void test_on_ping(void) {
            (unsigned long long)before.connects, (unsigned long long)st.connects,
            (unsigned long long)before.disconnects,
            (unsigned long long)st.disconnects);
-  fh_event e;
+  tu_event e;
   int found = 0;
-  for (int i = 0; fh_events_get(f.cx->ev, CPOOL_EVENT_DISCONNECTED, i, &e) == 0;
+  for (int i = 0; tu_events_get(f.cx->ev, CPOOL_EVENT_DISCONNECTED, i, &e) == 0;
        i++)
     found += strstr(e.err.message, "ping") != NULL;
   FH_CHECK(found == 1, "%d DISCONNECTED events say \"ping\"", found);
@@ -207,7 +207,7 @@ out:
  * ------------------------------------------------------------ */
 
 static int64_t recycled_events(fixture *f) {
-  return fh_events_count(f->cx->ev, CPOOL_EVENT_RECYCLED);
+  return tu_events_count(f->cx->ev, CPOOL_EVENT_RECYCLED);
 }
 
 /* A connection past its lifetime stays with its caller; the checkin
@@ -229,7 +229,7 @@ static void test_lifetime_at_checkin(void) {
   if (rc != 0)
     goto out;
   int fd = cpool_conn_fd(c), slot = cpool_conn_slot(c);
-  fh_sleep_ms(300); /* twice the lifetime, under the caller */
+  tu_sleep_ms(300); /* twice the lifetime, under the caller */
   int r = fh_ping(fd, 1000);
   FH_CHECK(r == 0 && cpool_conn_fd(c) == fd,
            "the caller's expired connection: %s", fh_io_name(r));
@@ -239,7 +239,7 @@ static void test_lifetime_at_checkin(void) {
            (unsigned long long)st.recycles, (long long)recycled_events(&f));
   cpool_checkin(f.pool, c, CPOOL_CONN_OK);
 
-  FH_WAIT_STATS(f.pool, st,
+  TU_WAIT_STATS(f.pool, st,
                 st.recycles == before.recycles + 1 &&
                     st.connects == before.connects + 1 && st.idle == 2,
                 2000);
@@ -249,9 +249,9 @@ static void test_lifetime_at_checkin(void) {
   FH_CHECK(st.connects == before.connects + 1, "connects %llu -> %llu",
            (unsigned long long)before.connects,
            (unsigned long long)st.connects);
-  fh_event e;
-  FH_WAIT(recycled_events(&f) >= 1, 1000);
-  FH_CHECK(fh_events_get(f.cx->ev, CPOOL_EVENT_RECYCLED, 0, &e) == 0 &&
+  tu_event e;
+  TU_WAIT(recycled_events(&f) >= 1, 1000);
+  FH_CHECK(tu_events_get(f.cx->ev, CPOOL_EVENT_RECYCLED, 0, &e) == 0 &&
                e.slot == slot,
            "RECYCLED event for slot %d: %lld events, first for slot %d", slot,
            (long long)recycled_events(&f), e.slot);
@@ -287,18 +287,18 @@ static void test_lifetime_never_all_at_once(void) {
     int rc = cpool_checkout(f.pool, &c[i], 1000, NULL);
     FH_CHECK_CODE(rc, 0);
   }
-  fh_sleep_ms(250); /* all past their lifetime */
+  tu_sleep_ms(250); /* all past their lifetime */
   atomic_store(&f.cx->max_in_connect, 0);
   atomic_store(&f.cx->gate_closed, 1);
   for (int i = 0; i < SIZE; i++) {
     if (c[i] != NULL)
       cpool_checkin(f.pool, c[i], CPOOL_CONN_OK);
-    fh_sleep_ms(3);
+    tu_sleep_ms(3);
     cpool_stats(f.pool, &st);
     if (st.connecting > max_recycling)
       max_recycling = st.connecting;
   }
-  fh_sleep_ms(50);
+  tu_sleep_ms(50);
   cpool_stats(f.pool, &st);
   if (st.connecting > max_recycling)
     max_recycling = st.connecting;
@@ -331,13 +331,13 @@ static void test_lifetime_never_all_at_once(void) {
       n++;
     for (int i = 0; i < n; i++)
       cpool_checkin(f.pool, c[i], CPOOL_CONN_OK);
-    fh_sleep_ms(10);
+    tu_sleep_ms(10);
   }
-  FH_WAIT_STATS(f.pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(f.pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.recycles >= before.recycles + SIZE,
            "only %llu of %d expired connections recycled",
            (unsigned long long)(st.recycles - before.recycles), SIZE);
-  FH_WAIT(recycled_events(&f) >= (int64_t)st.recycles, 1000);
+  TU_WAIT(recycled_events(&f) >= (int64_t)st.recycles, 1000);
   FH_CHECK(recycled_events(&f) == (int64_t)st.recycles,
            "%lld RECYCLED events, stats.recycles %llu",
            (long long)recycled_events(&f), (unsigned long long)st.recycles);
@@ -354,7 +354,7 @@ out:
 
 /* Events of one slot, in order, as a string of letters: C connected, F
  * connect failed, D disconnected, B backoff, R recycled. */
-static void slot_history(fh_events *r, int slot, char *out, size_t n) {
+static void slot_history(tu_events *r, int slot, char *out, size_t n) {
   size_t k = 0;
   pthread_mutex_lock(&r->mu);
   for (int i = 0; i < r->n && k + 1 < n; i++)
@@ -368,17 +368,17 @@ static void test_on_event(void) {
   enum { SIZE = 2 };
   fixture f;
   cpool_stats_t st;
-  fh_event e;
+  tu_event e;
 
   if (fx_init(&f, SIZE) != 0)
     goto out;
   f.cfg.backoff_min_ms = f.cfg.backoff_max_ms = 50;
   if (fx_open(&f) != 0)
     goto out;
-  fh_events *ev = f.cx->ev;
-  FH_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECTED) >= SIZE, 1000);
+  tu_events *ev = f.cx->ev;
+  TU_WAIT(tu_events_count(ev, CPOOL_EVENT_CONNECTED) >= SIZE, 1000);
   for (int i = 0; i < SIZE; i++) {
-    FH_CHECK(fh_events_get(ev, CPOOL_EVENT_CONNECTED, i, &e) == 0,
+    FH_CHECK(tu_events_get(ev, CPOOL_EVENT_CONNECTED, i, &e) == 0,
              "CONNECTED %d missing", i);
     FH_CHECK(strcmp(e.err.addr, f.addr) == 0 && e.err.code == 0,
              "CONNECTED: addr \"%s\" code %d", e.err.addr, e.err.code);
@@ -402,10 +402,10 @@ static void test_on_event(void) {
   }
   FH_CHECK_CODE(rc, CPOOL_ECLOSED);
   FH_CHECK(live == 0, "%d requests succeeded with the server gone", live);
-  FH_WAIT(fh_events_count(ev, CPOOL_EVENT_BACKOFF) >= SIZE, 1000);
-  FH_CHECK(fh_events_count(ev, CPOOL_EVENT_DISCONNECTED) == SIZE,
-           "DISCONNECTED %d", fh_events_count(ev, CPOOL_EVENT_DISCONNECTED));
-  FH_CHECK(fh_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, 0, &e) == 0,
+  TU_WAIT(tu_events_count(ev, CPOOL_EVENT_BACKOFF) >= SIZE, 1000);
+  FH_CHECK(tu_events_count(ev, CPOOL_EVENT_DISCONNECTED) == SIZE,
+           "DISCONNECTED %d", tu_events_count(ev, CPOOL_EVENT_DISCONNECTED));
+  FH_CHECK(tu_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, 0, &e) == 0,
            "no CONNECT_FAILED");
   FH_CHECK(strcmp(e.err.addr, f.addr) == 0 && e.err.sys_errno == ECONNREFUSED &&
                e.err.step == CPOOL_STEP_CONNECT &&
@@ -416,30 +416,30 @@ static void test_on_event(void) {
            "\"%s\"",
            e.err.addr, e.err.sys_errno, e.err.step, cpool_err_name(e.err.code),
            e.err.message);
-  FH_CHECK(fh_events_get(ev, CPOOL_EVENT_BACKOFF, 0, &e) == 0 &&
+  FH_CHECK(tu_events_get(ev, CPOOL_EVENT_BACKOFF, 0, &e) == 0 &&
                e.err.retry_in_ms == 50,
            "BACKOFF: retry_in_ms %lld, backoff 50..50",
            (long long)e.err.retry_in_ms);
-  FH_CHECK(fh_events_get(ev, CPOOL_EVENT_DISCONNECTED, 0, &e) == 0 &&
+  FH_CHECK(tu_events_get(ev, CPOOL_EVENT_DISCONNECTED, 0, &e) == 0 &&
                strcmp(e.err.addr, f.addr) == 0,
            "DISCONNECTED: addr \"%s\"", e.err.addr);
 
   /* Back: connected again. */
   fp_resume(f.peer);
-  FH_WAIT_STATS(f.pool, st, st.idle == SIZE, 2000);
-  FH_WAIT(fh_events_count(ev, CPOOL_EVENT_CONNECTED) >= 2 * SIZE, 1000);
-  FH_CHECK(fh_events_count(ev, CPOOL_EVENT_CONNECTED) == 2 * SIZE,
-           "CONNECTED %d", fh_events_count(ev, CPOOL_EVENT_CONNECTED));
-  FH_CHECK(fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
-               fh_events_count(ev, CPOOL_EVENT_BACKOFF),
+  TU_WAIT_STATS(f.pool, st, st.idle == SIZE, 2000);
+  TU_WAIT(tu_events_count(ev, CPOOL_EVENT_CONNECTED) >= 2 * SIZE, 1000);
+  FH_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECTED) == 2 * SIZE,
+           "CONNECTED %d", tu_events_count(ev, CPOOL_EVENT_CONNECTED));
+  FH_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
+               tu_events_count(ev, CPOOL_EVENT_BACKOFF),
            "CONNECT_FAILED %d, BACKOFF %d: one backoff per failure",
-           fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED),
-           fh_events_count(ev, CPOOL_EVENT_BACKOFF));
+           tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED),
+           tu_events_count(ev, CPOOL_EVENT_BACKOFF));
   cpool_stats(f.pool, &st);
-  FH_CHECK((uint64_t)fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
+  FH_CHECK((uint64_t)tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
                st.connect_failures,
            "CONNECT_FAILED events %d, stats.connect_failures %llu",
-           fh_events_count(ev, CPOOL_EVENT_CONNECT_FAILED),
+           tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED),
            (unsigned long long)st.connect_failures);
 
   /* Per slot: C, D, then (F B)+, then C. */
@@ -454,10 +454,10 @@ static void test_on_event(void) {
     FH_CHECK(ok, "slot %d events \"%s\", expected CD(FB)+C", s, h);
   }
   /* Every event called cpool_stats from inside on_event: no deadlock. */
-  FH_CHECK(atomic_load(&ev->with_pool) >= 2 * SIZE &&
-               atomic_load(&ev->stats_calls) == atomic_load(&ev->with_pool),
-           "cpool_stats returned in %d of %d events",
-           atomic_load(&ev->stats_calls), atomic_load(&ev->with_pool));
+  int calls, failed;
+  tu_events_stats_calls(ev, &calls, &failed);
+  FH_CHECK(calls >= 2 * SIZE && failed == 0,
+           "cpool_stats returned in %d of %d events", calls - failed, calls);
 out:
   fx_end(&f, "on_event");
 }
@@ -476,15 +476,15 @@ static void *waiter_thread(void *arg) {
   waiter *w = arg;
   for (int i = 0; i < w->rounds; i++) {
     cpool_conn_t *c = NULL;
-    int64_t t0 = fh_now_ms();
+    int64_t t0 = tu_now_ms();
     int rc = cpool_checkout(w->pool, &c, w->timeout_ms, NULL);
-    int64_t took = fh_now_ms() - t0;
+    int64_t took = tu_now_ms() - t0;
     if (took > w->max_ms)
       w->max_ms = took;
     if (rc == 0) {
       w->ok++;
       if (w->hold_ms > 0)
-        fh_sleep_ms(w->hold_ms);
+        tu_sleep_ms(w->hold_ms);
       cpool_checkin(w->pool, c, CPOOL_CONN_OK);
     } else if (rc == CPOOL_EOVERLOAD) {
       w->overload++;
@@ -519,12 +519,12 @@ static void test_queue_max(void) {
     w[started] = (waiter){.pool = f.pool, .timeout_ms = 5000, .rounds = 1};
     pthread_create(&th[started], NULL, waiter_thread, &w[started]);
   }
-  FH_WAIT_STATS(f.pool, st, st.waiters == QMAX, 2000);
+  TU_WAIT_STATS(f.pool, st, st.waiters == QMAX, 2000);
   FH_CHECK(st.waiters == QMAX, "waiters %d", st.waiters);
 
-  int64_t t0 = fh_now_us();
+  int64_t t0 = tu_now_us();
   rc = cpool_checkout(f.pool, &c, 5000, NULL);
-  int64_t took_us = fh_now_us() - t0;
+  int64_t took_us = tu_now_us() - t0;
   FH_CHECK_CODE(rc, CPOOL_ECHECKEDOUT);
   FH_CHECK(took_us < 50000, "the caller past queue_max waited %lld us",
            (long long)took_us);
@@ -679,7 +679,7 @@ static void idle_check_case(int idle_check_ms, int idle_for_ms,
   cpool_stats(f.pool, &before);
   fp_drop_all(f.peer, 0);
   if (idle_for_ms > 0)
-    fh_sleep_ms(idle_for_ms);
+    tu_sleep_ms(idle_for_ms);
 
   c = NULL;
   rc = cpool_checkout(f.pool, &c, 1000, NULL);

@@ -110,9 +110,9 @@ static void caller_write_read_fails(cpool_t *pool, cpool_conn_t *c,
   cpool_stats_t before, st;
 
   cpool_stats(pool, &before);
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   int r = fh_ping(cpool_conn_fd(c), 5000);
-  int64_t took = fh_now_ms() - t0;
+  int64_t took = tu_now_ms() - t0;
   FH_CHECK(r == ETIMEDOUT,
            "write+read on a half-open connection: %s, expected the socket's "
            "ETIMEDOUT",
@@ -127,7 +127,7 @@ static void caller_write_read_fails(cpool_t *pool, cpool_conn_t *c,
             what, (long long)took, USER_TIMEOUT, fh_io_name(r));
 
   cpool_checkin(pool, c, CPOOL_CONN_BROKEN);
-  FH_WAIT_STATS(pool, st,
+  TU_WAIT_STATS(pool, st,
                 st.connect_failures > before.connect_failures &&
                     st.disconnects > before.disconnects,
                 3000);
@@ -157,15 +157,15 @@ static void idle_slot_found_dead(cpool_t *pool, int64_t down_ms, int slack_ms,
   cpool_stats(pool, &before);
   st = before;
   for (int64_t end = down_ms + bound + 500;
-       fh_now_ms() < end &&
+       tu_now_ms() < end &&
        st.idle_check_failures == before.idle_check_failures;) {
     cpool_conn_t *c = NULL;
-    fh_sleep_ms(FH_IDLE_PAST_CHECK_MS);
+    tu_sleep_ms(FH_IDLE_PAST_CHECK_MS);
     if (cpool_checkout(pool, &c, CPOOL_NOWAIT, NULL) == 0)
       cpool_checkin(pool, c, CPOOL_CONN_OK); /* alive: no I/O, back */
     cpool_stats(pool, &st);
   }
-  int64_t found = fh_now_ms() - down_ms;
+  int64_t found = tu_now_ms() - down_ms;
   FH_CHECK(st.idle_check_failures == before.idle_check_failures + 1,
            "the idle slot was not found dead %lld ms after the link went down "
            "(idle_check_failures %llu -> %llu)",
@@ -186,7 +186,7 @@ static void peer_vanishes(int by_link, const char *what) {
   fp_peer *peer = NULL;
   cpool_conn_t *c[SIZE] = {0};
   cpool_stats_t st;
-  int fds0 = fh_count_fds();
+  int fds0 = tu_count_fds();
 
   if (fh_netns_setup(&ns, why, sizeof why) != 0) {
     fh_skip("network namespaces not available: %s", why);
@@ -196,7 +196,7 @@ static void peer_vanishes(int by_link, const char *what) {
   FH_CHECK(peer != NULL, "peer in %s did not start", ns.b);
   if (peer == NULL || (pool = open_in_a()) == NULL)
     goto out;
-  FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "idle %d of %d", st.idle, SIZE);
 
   for (int i = 0; i < SIZE; i++) {
@@ -211,14 +211,14 @@ static void peer_vanishes(int by_link, const char *what) {
   cpool_checkin(pool, c[1], CPOOL_CONN_OK); /* idle through the outage */
 
   FH_CHECK(peer_gone(1, by_link) == 0, "cannot cut the path to %s", ns.b);
-  int64_t down_ms = fh_now_ms();
+  int64_t down_ms = tu_now_ms();
   caller_write_read_fails(pool, c[0], KERNEL_SLACK, what);
   /* With the link down, a keepalive probe fails locally and the kernel
    * tries it again after 500 ms (TCP_RESOURCE_PROBE_INTERVAL). */
   idle_slot_found_dead(pool, down_ms, by_link ? 500 : 0, what);
 
   FH_CHECK(peer_gone(0, by_link) == 0, "cannot restore the path to %s", ns.b);
-  FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "after the link came back: idle %d of %d", st.idle,
            SIZE);
   for (int i = 0; i < SIZE; i++) {

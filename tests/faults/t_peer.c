@@ -34,7 +34,7 @@ static int setup(fixture *f, int idle_check_ms) {
   cpool_error_info err;
   cpool_stats_t st;
 
-  f->fds0 = fh_count_fds();
+  f->fds0 = tu_count_fds();
   f->pool = NULL;
   f->peer = fp_start(NULL, "127.0.0.1", 0);
   FH_CHECK(f->peer != NULL, "peer did not start");
@@ -46,7 +46,7 @@ static int setup(fixture *f, int idle_check_ms) {
   FH_CHECK(rc == 0, "cpool_open: %s: %s", cpool_err_name(rc), err.message);
   if (rc != 0)
     return -1;
-  FH_WAIT_STATS(f->pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(f->pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "idle %d of %d after open", st.idle, SIZE);
   /* Connected is not yet accepted: wait for the peer to hold them all. */
   int accepted = fp_wait_open(f->peer, SIZE, 3000);
@@ -82,7 +82,7 @@ static void check_all_slots_work(cpool_t *pool, const char *what) {
 static void check_healed(fixture *f, const cpool_stats_t *before, int broken,
                          const char *what) {
   cpool_stats_t st;
-  FH_WAIT_STATS(f->pool, st,
+  TU_WAIT_STATS(f->pool, st,
                 st.connects >= before->connects + (uint64_t)broken &&
                     st.idle == SIZE,
                 3000);
@@ -117,9 +117,9 @@ static void test_reset_mid_response(void) {
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   int r = fh_ping(cpool_conn_fd(c), 2000);
-  int64_t took = fh_now_ms() - t0;
+  int64_t took = tu_now_ms() - t0;
   FH_CHECK(r == ECONNRESET || r == FH_IO_EOF,
            "a reset mid-reply gave %s, expected ECONNRESET or eof",
            fh_io_name(r));
@@ -152,9 +152,9 @@ static void test_stall_forever(void) {
   }
 
   /* Slot 0: poll() with our deadline. */
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   int r = fh_ping(cpool_conn_fd(c[0]), TIMEOUT);
-  int64_t took = fh_now_ms() - t0;
+  int64_t took = tu_now_ms() - t0;
   FH_CHECK(r == FH_IO_DEADLINE, "stalled peer (poll): %s", fh_io_name(r));
   FH_CHECK(took >= TIMEOUT - 5 && took <= TIMEOUT + FH_MARGIN_MS,
            "poll deadline of %d ms ended after %lld ms", TIMEOUT,
@@ -168,10 +168,10 @@ static void test_stall_forever(void) {
   FH_CHECK(send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6, "send: %s",
            strerror(errno));
   char buf[16];
-  t0 = fh_now_ms();
+  t0 = tu_now_ms();
   ssize_t n = recv(fd, buf, sizeof buf, 0);
   int e = errno;
-  took = fh_now_ms() - t0;
+  took = tu_now_ms() - t0;
   FH_CHECK(n < 0 && (e == EAGAIN || e == EWOULDBLOCK),
            "stalled peer (SO_RCVTIMEO): recv returned %zd, %s", n, strerror(e));
   FH_CHECK(took >= TIMEOUT - 5 && took <= TIMEOUT + FH_MARGIN_MS,
@@ -184,7 +184,7 @@ static void test_stall_forever(void) {
   fp_set_mode(f.peer, FP_PONG);
   check_healed(&f, &before, SIZE, "stall_forever");
   /* The stalled connections were closed by the pool, not leaked. */
-  FH_WAIT(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE, 2000);
+  TU_WAIT(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE, 2000);
   FH_CHECK(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE,
            "the peer saw %llu of %d stalled connections closed",
            (unsigned long long)(fp_get_counts(f.peer).peer_closed - closed0),
@@ -207,13 +207,13 @@ static void garbage_case(int idle_check_ms, const char *what) {
   FH_CHECK(got == SIZE, "%s: garbage reached %d of %d connections", what, got,
            SIZE);
   if (idle_check_ms > 0) /* the check runs only past idle_check_ms */
-    fh_sleep_ms(idle_check_ms + 30);
+    tu_sleep_ms(idle_check_ms + 30);
   else if (idle_check_ms == 0)
-    fh_sleep_ms(FH_IDLE_PAST_CHECK_MS);
+    tu_sleep_ms(FH_IDLE_PAST_CHECK_MS);
 
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   int rc = cpool_checkout(f.pool, &c, 2000, NULL);
-  int64_t took = fh_now_ms() - t0;
+  int64_t took = tu_now_ms() - t0;
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
     goto out;
@@ -228,7 +228,7 @@ static void garbage_case(int idle_check_ms, const char *what) {
            "%s: idle_check_failures %llu -> %llu, expected +%d", what,
            (unsigned long long)before.idle_check_failures,
            (unsigned long long)st.idle_check_failures, SIZE);
-  FH_WAIT_STATS(f.pool, st,
+  TU_WAIT_STATS(f.pool, st,
                 st.connects >= before.connects + SIZE && st.idle == SIZE, 3000);
   FH_CHECK(st.connects >= before.connects + SIZE && st.idle == SIZE,
            "%s: not healed: connects %llu -> %llu, idle %d", what,
@@ -267,7 +267,7 @@ static void dropped_case(int rst, const char *what) {
   cpool_stats(f.pool, &before);
   int n = fp_drop_all(f.peer, rst);
   FH_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
-  fh_sleep_ms(FH_IDLE_PAST_CHECK_MS);
+  tu_sleep_ms(FH_IDLE_PAST_CHECK_MS);
   int rc = cpool_checkout(f.pool, &c, 2000, NULL);
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
@@ -324,9 +324,9 @@ static void dropped_after_use_case(int rst, const char *what) {
       FH_CHECK(cpool_conn_slot(c) == slot,
                "%s: got slot %d, not slot %d parked by this thread", what,
                cpool_conn_slot(c), slot);
-    int64_t t0 = fh_now_ms();
+    int64_t t0 = tu_now_ms();
     r = fh_ping(cpool_conn_fd(c), 1000);
-    int64_t took = fh_now_ms() - t0;
+    int64_t took = tu_now_ms() - t0;
     if (r != 0) {
       failures++;
       FH_CHECK(r == FH_IO_EOF || r == ECONNRESET || r == EPIPE,
@@ -344,7 +344,7 @@ static void dropped_after_use_case(int rst, const char *what) {
            "%s: %d failed requests, expected 1..%d (the parked slot unchecked, "
            "at most once per slot)",
            what, failures, SIZE);
-  fh_sleep_ms(FH_IDLE_PAST_CHECK_MS);
+  tu_sleep_ms(FH_IDLE_PAST_CHECK_MS);
   check_healed(&f, &before, failures, what);
 out:
   teardown(&f, what);

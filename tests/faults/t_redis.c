@@ -74,20 +74,20 @@ static void note_success(load *l, int64_t now) {
 /* One request: checkout, PING, checkin; records what happened. */
 static void one_request(load *l) {
   cpool_conn_t *c = NULL;
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   int rc = cpool_checkout(l->pool, &c, TIMEOUT, NULL);
-  int64_t t1 = fh_now_ms();
+  int64_t t1 = tu_now_ms();
 
   atomic_max(&l->max_checkout_ms, t1 - t0);
   if (t1 - t0 > TIMEOUT + FH_MARGIN_MS)
     atomic_fetch_add(&l->slow_checkouts, 1);
   if (rc != 0) {
     atomic_fetch_add(&l->codes[(-rc) % NCODES], 1);
-    fh_sleep_ms(1); /* the backend is down: do not spin on the lock */
+    tu_sleep_ms(1); /* the backend is down: do not spin on the lock */
     return;
   }
   int r = fh_ping(cpool_conn_fd(c), IO_TIMEOUT);
-  int64_t t2 = fh_now_ms();
+  int64_t t2 = tu_now_ms();
   atomic_max(&l->max_request_ms, t2 - t1);
   if (t2 - t1 > IO_TIMEOUT + FH_MARGIN_MS)
     atomic_fetch_add(&l->slow_requests, 1);
@@ -136,26 +136,26 @@ static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
   cpool_stats_t st, before;
 
   long long ok0 = atomic_load(&l->ok);
-  fh_sleep_ms(200); /* mid-load: the threads keep the slots busy */
-  FH_WAIT(atomic_load(&l->ok) >= ok0 + 50, 3000);
+  tu_sleep_ms(200); /* mid-load: the threads keep the slots busy */
+  TU_WAIT(atomic_load(&l->ok) >= ok0 + 50, 3000);
   FH_CHECK(atomic_load(&l->ok) >= ok0 + 50, "cycle %d: no load before kill",
            cycle);
   cpool_stats(l->pool, &before);
 
   atomic_store(&l->reap_ms, INT64_MAX);
-  atomic_store(&l->kill_ms, fh_now_ms());
+  atomic_store(&l->kill_ms, tu_now_ms());
   fh_redis_kill(*redis, SIGKILL);
   *redis = 0;
-  atomic_store(&l->reap_ms, fh_now_ms());
+  atomic_store(&l->reap_ms, tu_now_ms());
 
-  FH_WAIT_STATS(l->pool, st,
+  TU_WAIT_STATS(l->pool, st,
                 st.connect_failures >= before.connect_failures + SIZE &&
                     st.backoff + st.connecting == SIZE,
                 3000);
   FH_CHECK(st.connect_failures >= before.connect_failures + SIZE,
            "cycle %d: only %llu connect failures after the kill", cycle,
            (unsigned long long)(st.connect_failures - before.connect_failures));
-  fh_sleep_ms(100); /* callers meet a down backend for a while */
+  tu_sleep_ms(100); /* callers meet a down backend for a while */
 
   atomic_store(&l->first_ok_ms, 0);
   atomic_store(&l->back_ms, INT64_MAX);
@@ -166,7 +166,7 @@ static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
   if (back <= 0)
     return -1;
   atomic_store(&l->back_ms, back);
-  FH_WAIT(atomic_load(&l->first_ok_ms) != 0, 3000);
+  TU_WAIT(atomic_load(&l->first_ok_ms) != 0, 3000);
   long long first = atomic_load(&l->first_ok_ms);
   FH_CHECK(first != 0, "cycle %d: pool not serving 3 s after the restart",
            cycle);
@@ -174,7 +174,7 @@ static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
 }
 
 static void test_kill_restart(void) {
-  int fds0 = fh_count_fds();
+  int fds0 = tu_count_fds();
   pthread_t th[THREADS];
   cpool_config cfg;
   cpool_error_info err;
@@ -188,7 +188,7 @@ static void test_kill_restart(void) {
                 "package (tools/run.sh test does) to run this fault test");
     return;
   }
-  int port = fh_free_port();
+  int port = tu_free_port();
   pid_t redis = fh_redis_spawn(port);
   FH_CHECK(redis > 0, "cannot start redis-server on port %d", port);
   if (redis <= 0)
@@ -207,7 +207,7 @@ static void test_kill_restart(void) {
   FH_CHECK(rc == 0, "cpool_open: %s", err.message);
   if (rc != 0)
     goto out;
-  FH_WAIT_STATS(l.pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(l.pool, st, st.idle == SIZE, 3000);
 
   for (; started < THREADS; started++)
     if (pthread_create(&th[started], NULL, load_thread, &l) != 0)
@@ -228,7 +228,7 @@ static void test_kill_restart(void) {
       worst = rec;
   }
   long long ok0 = atomic_load(&l.ok);
-  FH_WAIT(atomic_load(&l.ok) >= ok0 + 50, 3000); /* serving after the last */
+  TU_WAIT(atomic_load(&l.ok) >= ok0 + 50, 3000); /* serving after the last */
   atomic_store(&l.stop, 1);
   for (int i = 0; i < started; i++)
     pthread_join(th[i], NULL);

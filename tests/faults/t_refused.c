@@ -27,7 +27,7 @@ static void *wait_thread(void *arg) {
   waiter *w = arg;
   cpool_conn_t *c = NULL;
   w->rc = cpool_checkout(w->pool, &c, w->timeout_ms, &w->why);
-  w->done_ms = fh_now_ms();
+  w->done_ms = tu_now_ms();
   if (w->rc == 0)
     cpool_checkin(w->pool, c, CPOOL_CONN_OK);
   return NULL;
@@ -58,9 +58,9 @@ static void checkout_down(cpool_t *pool, int timeout_ms, const char *addr,
   cpool_conn_t *c = NULL;
   cpool_error_info why;
   memset(&why, 0, sizeof why);
-  int64_t t0 = fh_now_us();
+  int64_t t0 = tu_now_us();
   int rc = cpool_checkout(pool, &c, timeout_ms, &why);
-  int64_t took_us = fh_now_us() - t0;
+  int64_t took_us = tu_now_us() - t0;
 
   FH_CHECK(rc == CPOOL_ECLOSED, "timeout %d: got %s", timeout_ms,
            cpool_err_name(rc));
@@ -77,7 +77,7 @@ static void checkout_down(cpool_t *pool, int timeout_ms, const char *addr,
  * queued caller and every later one get ECLOSED at once. */
 static void test_listener_closed(void) {
   enum { SIZE = 4, BACKOFF = 1000 };
-  int fds0 = fh_count_fds();
+  int fds0 = tu_count_fds();
   fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
   cpool_t *pool = NULL;
   cpool_config cfg;
@@ -99,7 +99,7 @@ static void test_listener_closed(void) {
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  FH_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
+  TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "idle %d", st.idle);
 
   for (int i = 0; i < SIZE; i++) {
@@ -108,12 +108,12 @@ static void test_listener_closed(void) {
   }
   w.pool = pool;
   pthread_create(&th, NULL, wait_thread, &w);
-  FH_WAIT_STATS(pool, st, st.waiters == 1, 2000);
+  TU_WAIT_STATS(pool, st, st.waiters == 1, 2000);
   FH_CHECK(st.waiters == 1, "waiters %d", st.waiters);
 
   fp_refuse(peer);
   fp_drop_all(peer, 0);
-  int64_t down_ms = fh_now_ms();
+  int64_t down_ms = tu_now_ms();
   for (int i = 0; i < SIZE; i++)
     if (held[i] != NULL)
       cpool_checkin(pool, held[i], CPOOL_CONN_BROKEN);
@@ -126,7 +126,7 @@ static void test_listener_closed(void) {
   if (w.rc == CPOOL_ECLOSED)
     check_why(&w.why, addr, BACKOFF);
 
-  FH_WAIT_STATS(pool, st, st.backoff == SIZE, 3000);
+  TU_WAIT_STATS(pool, st, st.backoff == SIZE, 3000);
   FH_CHECK(st.backoff == SIZE, "backoff %d of %d", st.backoff, SIZE);
   for (int i = 0; i < 10; i++) {
     checkout_down(pool, CPOOL_NOWAIT, addr, BACKOFF);
@@ -150,7 +150,7 @@ out:
  * connecting, and then waits only for that attempt, never its timeout. */
 static void test_cycling_backoff(void) {
   enum { SIZE = 4 };
-  int fds0 = fh_count_fds();
+  int fds0 = tu_count_fds();
   fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
   cpool_t *pool = NULL;
   cpool_config cfg;
@@ -170,14 +170,14 @@ static void test_cycling_backoff(void) {
     goto out;
   /* At once after open, slots are still connecting: the caller waits for
    * their first attempts only. */
-  int64_t max_us = 0, t_end = fh_now_ms() + 300;
+  int64_t max_us = 0, t_end = tu_now_ms() + 300;
   int n = 0, bad = 0;
-  while (fh_now_ms() < t_end && n < 2000) {
+  while (tu_now_ms() < t_end && n < 2000) {
     cpool_conn_t *c = NULL;
     cpool_error_info why;
-    int64_t t0 = fh_now_us();
+    int64_t t0 = tu_now_us();
     rc = cpool_checkout(pool, &c, 10000, &why);
-    int64_t took = fh_now_us() - t0;
+    int64_t took = tu_now_us() - t0;
     if (took > max_us)
       max_us = took;
     if (rc != CPOOL_ECLOSED) {
@@ -206,7 +206,7 @@ out:
 
 /* A sync open against a refusing server fails with the connect error. */
 static void test_sync_open_refused(void) {
-  int fds0 = fh_count_fds();
+  int fds0 = tu_count_fds();
   fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
   cpool_t *pool = NULL;
   cpool_config cfg;
@@ -220,9 +220,9 @@ static void test_sync_open_refused(void) {
   fp_refuse(peer);
   fh_config(&cfg, "127.0.0.1", fp_port(peer), 2);
   cfg.start = CPOOL_START_SYNC;
-  int64_t t0 = fh_now_ms();
+  int64_t t0 = tu_now_ms();
   int rc = cpool_open(&pool, &cfg, &err);
-  int64_t took = fh_now_ms() - t0;
+  int64_t took = tu_now_ms() - t0;
   FH_CHECK_CODE(rc, CPOOL_ECONNECT);
   FH_CHECK(pool == NULL, "pool set on failure");
   FH_CHECK(took < FAST_MS, "sync open took %lld ms", (long long)took);
