@@ -379,15 +379,17 @@ static int checkout(struct cpool *p, cpool_conn_t **conn, int timeout_ms,
  * internal.h): the call counts itself from its start in the in_checkin of
  * the slot this thread parked last (the only one its fast path may take:
  * a line of its own, no lock, no shared line), or, with no such slot, in
- * p->entered (it takes the lock anyway); and its locked part counts itself
- * in p->entered too. */
+ * p->entered (on the lock's line, which it takes anyway unless a nowait
+ * refusal turns it away first); and its locked part counts itself in
+ * p->entered too. */
 int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
                    cpool_error_info *why) {
   if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
     return CPOOL_EINVAL;
   *conn = NULL;
   struct cpool_conn *pin = NULL;
-  _Atomic int *count = &p->entered; /* no fast path: it takes the lock */
+  _Atomic int *count = &p->entered; /* no fast path: it takes the lock,
+                                       or is turned away at once */
   if (cpool__my_parked.pool == p && cpool__my_parked.gen == p->gen) {
     pin = cpool__my_parked.slot;
     count = &pin->in_checkin;
