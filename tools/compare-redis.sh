@@ -94,13 +94,6 @@ workdir="$(mktemp -d)"
 server_pid=""
 port=""
 
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   stop_server
@@ -108,44 +101,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Is the redis-server answering on $port ours (not another one that held
-# the port first)?
-server_is_ours() {
-  local pid
-  pid="$(redis-cli -h 127.0.0.1 -p "$port" info server 2>/dev/null |
-    sed -n 's/^process_id:\([0-9]*\).*/\1/p')"
-  [ "$pid" = "$server_pid" ]
-}
-
-# Starts redis-server on a free loopback port; sets port and server_pid.
-# Ports are picked below the ephemeral range, so the client sockets of
-# --connect-per-request cannot collide with the server's.
-start_server() {
-  local attempt
-  for attempt in 1 2 3 4 5 6 7 8 9 10; do
-    port=$((10000 + RANDOM % 20000))
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-      --dir "$workdir" --logfile "$workdir/redis-$port.log" &
-    server_pid=$!
-    for _ in $(seq 50); do
-      if ! kill -0 "$server_pid" 2>/dev/null; then
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-        break # the port was taken: try another
-      fi
-      if server_is_ours; then
-        say "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$port (attempt $attempt)"
-        return 0
-      fi
-      sleep 0.1
-    done
-    stop_server
-  done
-  say "could not start redis-server on a loopback port"
-  [ -n "$port" ] && tail -n 5 "$workdir/redis-$port.log" >&2 2>/dev/null
-  return 1
-}
 
 start_server || exit 1
 

@@ -73,30 +73,15 @@ build_target cpool-bench "$bench" || { say "cpool-bench could not be built"; exi
 workdir="$(mktemp -d)"
 server_pid=""
 port=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  stop_server
   rm -rf "$workdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-  port=$((10000 + RANDOM % 20000))
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$workdir" --logfile "$workdir/redis.log" &
-  server_pid=$!
-  for _ in $(seq 50); do
-    kill -0 "$server_pid" 2>/dev/null || break
-    pid="$(redis-cli -p "$port" info server 2>/dev/null | sed -n 's/^process_id:\([0-9]*\).*/\1/p' || true)"
-    [ "$pid" = "$server_pid" ] && break 2
-    sleep 0.1
-  done
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-done
-[ -n "$server_pid" ] || { say "could not start redis-server"; exit 1; }
-say "redis-server on 127.0.0.1:$port"
+start_server || exit 1
 
 hargs() { # the cpool-bench flags for one setting
   case "$1" in
@@ -150,7 +135,7 @@ for round in $(seq "$repeat"); do
 done
 
 m() { median "${fig[$1]:-}"; }
-echo "$(machine_line)"
+machine_line
 echo
 echo "${duration} s per run, median of $repeat alternated rounds; latencies in us."
 for load in closed open50 open80; do

@@ -5,7 +5,9 @@
 #   build_dir  the CMake build directory
 # Only bash, sed, awk, sort and cmake are used: no jq or python, so the
 # scripts run on a fresh machine with just the build dependencies.
-# shellcheck shell=bash disable=SC2154 # prog, here, build_dir: the caller's
+# The redis-server helpers below also use the caller's workdir (a temporary
+# directory) and set its port and server_pid.
+# shellcheck shell=bash disable=SC2154 # prog, here, build_dir, workdir: the caller's
 
 say() { echo "$prog: $*" >&2; }
 
@@ -115,4 +117,52 @@ machine_line() {
   cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)"
   load="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
   echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC')${load:+; load average $load}"
+}
+
+# ---- a private redis-server on loopback ----
+
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+
+# Is the redis-server answering on $port ours (not another one that held
+# the port first)?
+server_is_ours() {
+  local pid
+  pid="$(redis-cli -h 127.0.0.1 -p "$port" info server 2>/dev/null |
+    sed -n 's/^process_id:\([0-9]*\).*/\1/p')"
+  [ "$pid" = "$server_pid" ]
+}
+
+# Starts redis-server on a free loopback port; sets port and server_pid.
+# Ports are picked below the ephemeral range, so the client sockets of
+# --connect-per-request cannot collide with the server's.
+start_server() {
+  local attempt
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((10000 + RANDOM % 20000))
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$workdir" --logfile "$workdir/redis-$port.log" &
+    server_pid=$!
+    for _ in $(seq 50); do
+      if ! kill -0 "$server_pid" 2>/dev/null; then
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+        break # the port was taken: try another
+      fi
+      if server_is_ours; then
+        say "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$port (attempt $attempt)"
+        return 0
+      fi
+      sleep 0.1
+    done
+    stop_server
+  done
+  say "could not start redis-server on a loopback port"
+  [ -n "$port" ] && tail -n 5 "$workdir/redis-$port.log" >&2 2>/dev/null
+  return 1
 }
