@@ -74,6 +74,7 @@ static void check_queue(const struct cpool *p) {
   for (const cpool__waiter *w = p->wq_head; w != NULL; w = w->next) {
     CHECK(w->prev == prev);
     CHECK(w->slot == NULL && w->err == 0);
+    CHECK(!w->polling || w == p->wq_head); /* only the oldest polls */
     n++;
     woken += w->woken != 0;
     if (w->cut_us != 0 && (cut == 0 || w->cut_us < cut))
@@ -85,9 +86,6 @@ static void check_queue(const struct cpool *p) {
   CHECK(woken == p->nwoken);
   CHECK(cut == atomic_load(&p->cut_us));
   CHECK(n <= p->sleepers);
-  /* Only the oldest waiter polls. */
-  for (const cpool__waiter *w = p->wq_head; w != NULL; w = w->next)
-    CHECK(!w->polling || w == p->wq_head);
 }
 
 void cpool__check_locked(const struct cpool *p) {

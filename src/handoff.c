@@ -51,12 +51,15 @@ int64_t cpool__turn_parks_until_locked(const struct cpool *p) {
     int64_t v = atomic_load(&p->slots[p->fast_list[i]].lease);
     int st = CPOOL__LEASE_STATE(v);
     int64_t at;
-    if (st == CPOOL__LEASE_HELD_TURN)
+    if (st == CPOOL__LEASE_HELD_TURN) {
       at = cpool__poll_held(&p->policy, CPOOL__LEASE_TURN_END(v), now);
-    else if (st == CPOOL__LEASE_PARKED)
-      at = parked_until(p, v) > now ? parked_until(p, v) : now;
-    else
+    } else if (st == CPOOL__LEASE_PARKED) {
+      at = parked_until(p, v); /* now, if it is already the waiters' */
+      if (at < now)
+        at = now;
+    } else {
       continue;
+    }
     if (first == 0 || at < first)
       first = at;
   }
