@@ -534,11 +534,13 @@ static void test_codel_with_turns(void) {
  * leaves its slot to the oldest waiter handoff_after_us after its last
  * checkin, not at its turn's end.  Thread A is served from the queue (an
  * earned turn), then, with B waiting, checks in and out 500 times as fast
- * as it can (earning a turn of some 2.5 s), and stops.  B must have the
- * slot well within a second of A's last checkin (before: 2.5 s).  A round
- * where A was preempted for longer than handoff_after_us loses its turn
- * (its nowait checkout is refused) and is run again. */
-enum { WC_AFTER_US = 5000, WC_CYCLES = 500 };
+ * as it can (earning a turn of 10 s, the cap), and stops.  B must have the
+ * slot well within a second of A's last checkin (before: some 10 s).
+ * handoff_after_us is 50 ms: A's turn must outlast B's queuing before A
+ * starts to cycle (slow under TSan).  A round where A was preempted for
+ * longer than that anyway loses its turn (its nowait checkout is refused)
+ * and is run again. */
+enum { WC_AFTER_US = 50000, WC_CYCLES = 500 };
 
 typedef struct wc_run {
   cpool_t *pool;
