@@ -163,7 +163,11 @@ typedef enum cpool_event_type {
  *   the connect (the slot backs off), and on_disconnect is still called so
  *   that *data can be released.  Set errno to say why, if you know.
  * on_disconnect(fd, data, arg): called once for every on_connect, just
- *   before the socket is closed, for whatever reason.
+ *   before the socket is closed, for whatever reason.  A socket handed
+ *   back to its worker (broken, found dead, closed by the peer, recycled)
+ *   is already shut for reading (shutdown SHUT_RD, which is how the
+ *   worker is woken): on_disconnect may still write (QUIT, a TLS
+ *   close_notify), not read.
  * on_ping(fd, data, arg): liveness check of a slot idle for
  *   ping_interval_ms (e.g. Redis PING).  The slot is out of the free list
  *   meanwhile, and SO_RCVTIMEO / SO_SNDTIMEO are set to
@@ -292,6 +296,8 @@ typedef struct cpool_stats {
   uint64_t pings, ping_failures;
   uint64_t recycles;           /* closed after max_lifetime_ms */
   cpool_error_info last_error; /* last connect failure; code 0 if none */
+  uint64_t peer_closes; /* closes (FIN) and resets (RST) by the server, seen
+                           by the slot's worker the moment they arrive */
 } cpool_stats_t;
 
 /*

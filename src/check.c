@@ -7,7 +7,8 @@
  *
  * With p->mu held, whatever the fast path does without the lock:
  *   - a slot is IDLE iff it is on the free stack, at its free_pos (but
- *     for one checked in while the pool closes, IDLE and not free);
+ *     for one checked in while the pool closes, IDLE and not free), and
+ *     a free slot's peer has not closed it (its worker took it);
  *   - a slot has a lease (PARKED or HELD) iff it is on the fast list, at
  *     its fast_pos, and then it is BUSY for the locked side (the fast
  *     path moves a lease between PARKED and HELD, never to or from NONE;
@@ -44,8 +45,10 @@ static void check_slots(const struct cpool *p) {
      * not free: release_on_close.) */
     CHECK(s->free_pos < 0 || s->state == CPOOL_SLOT_IDLE);
     CHECK(s->state != CPOOL_SLOT_IDLE || s->free_pos >= 0 || p->closing);
-    if (s->free_pos >= 0)
+    if (s->free_pos >= 0) {
       CHECK(s->free_pos < p->nfree && p->free_stack[s->free_pos] == i);
+      CHECK(!atomic_load(&s->peer_gone));
+    }
     int leased =
         CPOOL__LEASE_STATE(atomic_load(&s->lease)) != CPOOL__LEASE_NONE;
     CHECK(leased == (s->fast_pos >= 0));

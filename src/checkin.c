@@ -50,6 +50,10 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
     cpool__set_last_used(s, cpool__coarse_ms());
   if (p->closing) {
     cpool__release_on_close_locked(p, s);
+  } else if (status == CPOOL_CONN_OK &&
+             atomic_load_explicit(&s->peer_gone, memory_order_relaxed)) {
+    /* its worker saw the peer close it while it was out */
+    cpool__hand_to_worker_locked(p, s, CPOOL__PEER_CLOSED);
   } else if (status == CPOOL_CONN_BROKEN) {
     p->st.broken_checkins++;
     cpool__hand_to_worker_locked(p, s, CPOOL__BROKEN);
@@ -89,7 +93,11 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s, int64_t held,
   self_remember_parked(p, s);
   if (timed)
     cpool__turn_hold(&cpool__my_turn.t, now);
-  if (atomic_load(&p->closing) || (atomic_load(&p->nwaiters) != 0 && !within)) {
+  /* The third load pairs with the worker's mark (worker.c,
+   * peer_closed_locked): a slot whose peer closed is not left parked. */
+  if (atomic_load(&p->closing) ||
+      (atomic_load(&p->nwaiters) != 0 && !within) ||
+      atomic_load(&s->peer_gone)) {
     pthread_mutex_lock(&p->mu);
     if (s->fast_pos >= 0 && cpool__unpark_locked(p, s, 1))
       checkin_locked(p, s, CPOOL_CONN_OK);
@@ -111,6 +119,7 @@ static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   int lease = CPOOL__LEASE_STATE(v);
   int held = lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN;
   if (held && status == CPOOL_CONN_OK &&
+      !atomic_load_explicit(&s->peer_gone, memory_order_relaxed) &&
       (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {
     fast_checkin(p, s, v, timed);
     return 0;

@@ -241,10 +241,14 @@ static int needs_peek(const struct cpool *p, const struct cpool_conn *s,
          (check > 0 && now - cpool__last_used(s) > check);
 }
 
+/* A slot whose peer closed it (its worker saw it: worker.c) is dead
+ * without a peek. */
 static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
   int64_t now = cpool__coarse_ms();
   int peek = needs_peek(p, s, now);
 
+  if (atomic_load_explicit(&s->peer_gone, memory_order_relaxed))
+    return 0;
   cpool__set_last_used(s, now);
   return !peek || cpool__net_alive(s->fd);
 }
@@ -283,7 +287,8 @@ static struct cpool_conn *fast_take(struct cpool *p) {
  * (and its "last used" time is stamped), 0 if it needs the peek. */
 static int fast_fresh(const struct cpool *p, struct cpool_conn *s) {
   int64_t now = cpool__coarse_ms();
-  if (needs_peek(p, s, now))
+  if (needs_peek(p, s, now) ||
+      atomic_load_explicit(&s->peer_gone, memory_order_relaxed))
     return 0;
   cpool__set_last_used(s, now);
   return 1;
@@ -339,9 +344,11 @@ static int checkout_locked(struct cpool *p, struct cpool_conn **sp,
   }
   while (rc == 0 && !p->closing && !idle_slot_alive(p, s)) {
     /* Dead: its worker reconnects it; the next one, same deadline. */
+    int gone = atomic_load_explicit(&s->peer_gone, memory_order_relaxed);
     p->st.checkouts--;
-    p->st.idle_check_failures++;
-    cpool__hand_to_worker_locked(p, s, CPOOL__DEAD);
+    p->st.idle_check_failures += !gone; /* found by the peek */
+    cpool__hand_to_worker_locked(p, s,
+                                 gone ? CPOOL__PEER_CLOSED : CPOOL__DEAD);
     rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
   }
   if (rc == 0 && p->closing) {

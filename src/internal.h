@@ -87,7 +87,8 @@ enum cpool__reason {
   CPOOL__BROKEN,    /* checked in as broken */
   CPOOL__DEAD,      /* idle check at checkout found it dead */
   CPOOL__PING_FAIL, /* on_ping failed */
-  CPOOL__RECYCLE    /* older than max_lifetime_ms */
+  CPOOL__RECYCLE,   /* older than max_lifetime_ms */
+  CPOOL__PEER_CLOSED /* the server closed or reset it (worker.c) */
 };
 
 /* A slot's lease word (see the top of this file): the state in its low
@@ -134,6 +135,9 @@ struct cpool_conn {
                              checkins, and checkouts by the thread that
                              parked it last (several can overlap):
                              cpool_close waits for 0 */
+  _Atomic int peer_gone;  /* [mu] to write: the worker saw the peer close
+                             the socket; read by checkins and fast
+                             checkouts (worker.c, watch_socket) */
   int fast_pos;           /* [mu] position in pool->fast_list, or -1 */
   _Atomic uint64_t fast_checkouts; /* written by the holder only */
   struct cpool *pool;
@@ -154,6 +158,10 @@ struct cpool_conn {
   pthread_t thread;
   int thread_started;
   cpool__backoff backoff; /* worker-only */
+  int64_t connected_ms;   /* worker-only: when the socket connected */
+  int peer_errno;         /* worker-only: SO_ERROR seen with the close */
+  int quick_closes;       /* worker-only: sockets in a row the peer closed
+                             within backoff_min_ms of connecting */
   char addr[128];         /* the address connected to (worker-only) */
 };
 
@@ -183,7 +191,8 @@ struct cpool {
   char *host;
   char *unix_path;
   int size;
-  int wake_fd; /* eventfd: readable once the pool closes */
+  int wake_fd; /* eventfd: readable once the pool closes; every worker
+                  watching its socket polls it too */
 
   struct cpool_conn *slots;
   int *free_stack; /* [mu] indices of IDLE slots, LIFO */

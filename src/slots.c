@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include <sys/socket.h>
+
 void cpool__set_state_locked(struct cpool *p, struct cpool_conn *s,
                              cpool_slot_state st) {
   p->counts[s->state]--;
@@ -90,11 +92,19 @@ void cpool__explain_down_locked(struct cpool *p, cpool_error_info *why) {
   why->age_ms = now - p->last_error_at_ms;
 }
 
-/* The slot's worker takes it back (with p->mu held). */
+/* The slot's worker takes it back (with p->mu held), to close it.  The
+ * worker may be asleep in poll() on the socket (worker.c, watch_socket):
+ * shutting it for reading wakes it there (POLLRDHUP) without sending
+ * anything to the peer, and needs no descriptor of its own; or asleep on
+ * its condition variable (with the peer's close already seen, or while
+ * the pool closes).  Done under the lock: the worker closes the socket
+ * only after it has seen the reason. */
 void cpool__hand_to_worker_locked(struct cpool *p, struct cpool_conn *s,
                                   enum cpool__reason why) {
   s->reason = why;
   cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
+  if (s->fd >= 0)
+    shutdown(s->fd, SHUT_RD);
   pthread_cond_signal(&s->cv);
 }
 

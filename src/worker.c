@@ -11,7 +11,10 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -158,9 +161,12 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
       return 0;
   }
 
-  cpool__backoff_reset(&s->backoff);
+  if (s->quick_closes == 0) /* else it grows: after_close */
+    cpool__backoff_reset(&s->backoff);
   s->expires_ms = lifetime_deadline(p);
+  s->connected_ms = cpool__now_ms();
   pthread_mutex_lock(&p->mu);
+  atomic_store_explicit(&s->peer_gone, 0, memory_order_relaxed);
   int closing = p->closing;
   cpool__recycle_done_locked(p, s);
   if (!closing) {
@@ -232,8 +238,56 @@ static int ping_due(struct cpool *p, struct cpool_conn *s,
   return 0;
 }
 
-/* While connected: sleep until the slot is handed back (reason set), a
- * ping is due, or the pool closes.  Returns the reason the socket must be
+/* The peer closed or reset the socket.  Idle, or parked (its holder's
+ * reservation or not): the slot is the worker's now.  Checked out: marked,
+ * so that its checkin, or its holder's next fast checkout, hands it back
+ * whatever the caller says (a caller may have read a whole reply before
+ * the FIN).  The mark is stored before the lease is loaded, and a fast
+ * checkin stores its lease before it loads the mark (both sequentially
+ * consistent): one of the two sees the other, so a slot parked at that
+ * moment is not left on the fast list with a dead socket.  Returns 1 if
+ * the worker took the slot. */
+static int peer_closed_locked(struct cpool *p, struct cpool_conn *s) {
+  atomic_store(&s->peer_gone, 1);
+  p->st.peer_closes++;
+  if (s->state == CPOOL_SLOT_IDLE)
+    cpool__free_remove_locked(p, s);
+  else if (s->state != CPOOL_SLOT_BUSY || s->fast_pos < 0 ||
+           !cpool__unpark_locked(p, s, 1))
+    return 0; /* checked out: its checkin hands it back */
+  s->reason = CPOOL__PEER_CLOSED;
+  cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
+  return 1;
+}
+
+/* Sleep in poll() with p->mu released, until the peer closes the socket
+ * (POLLRDHUP; POLLHUP and POLLERR come anyway), the pool's wake
+ * descriptor is readable (close), the slot is handed back (its socket is
+ * then shut for reading: hand_to_worker), or wake_at_ms (a ping; 0:
+ * none).  No POLLIN: the replies callers read must not wake the worker,
+ * and checkouts and checkins make no system call for it.  Returns with
+ * p->mu held; 1 if the socket reported a close. */
+static int watch_socket(struct cpool *p, struct cpool_conn *s,
+                        int64_t wake_at_ms) {
+  struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLRDHUP},
+                          {.fd = p->wake_fd, .events = POLLIN}};
+  int timeout = -1;
+  if (wake_at_ms > 0) { /* a little late rather than early, as below */
+    int64_t left = wake_at_ms + 5 - cpool__now_ms();
+    timeout = left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+  }
+  cpool__unlock(p);
+  int n = poll(pfd, 2, timeout);
+  int closed = n > 0 && (pfd[0].revents &
+                         (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+  pthread_mutex_lock(&p->mu);
+  return closed;
+}
+
+/* While connected: watch the socket (or, once it has nothing more to
+ * tell, or while the pool closes, sleep on the slot's condition variable)
+ * until the slot is handed back (reason set), the peer closes it, a ping
+ * is due, or the pool closes.  Returns the reason the socket must be
  * closed, or CPOOL__KEEP if the pool is closing. */
 static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
   enum cpool__reason why = CPOOL__KEEP;
@@ -252,8 +306,15 @@ static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
       ping_slot(p, s);
       continue;
     }
-    /* No ping due: wait for a hand-back or close.  Else wake for the ping,
-     * a little late rather than early: the coarse clock may lag. */
+    if (!p->closing && !atomic_load_explicit(&s->peer_gone,
+                                             memory_order_relaxed)) {
+      if (watch_socket(p, s, wake_at) && s->reason == CPOOL__KEEP &&
+          !p->closing)
+        peer_closed_locked(p, s);
+      continue;
+    }
+    /* Wait for a hand-back or close.  Else wake for the ping, a little
+     * late rather than early: the coarse clock may lag. */
     cpool__wait_locked(p, &s->cv, wake_at > 0 ? (wake_at + 5) * 1000 : -1);
   }
   if (why != CPOOL__KEEP) {
@@ -265,7 +326,7 @@ static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
   return why;
 }
 
-static const char *reason_text(enum cpool__reason why) {
+static const char *reason_text(enum cpool__reason why, int sys_errno) {
   switch (why) {
   case CPOOL__BROKEN:
     return "checked in broken:";
@@ -275,9 +336,54 @@ static const char *reason_text(enum cpool__reason why) {
     return "ping failed:";
   case CPOOL__RECYCLE:
     return "max_lifetime_ms reached:";
+  case CPOOL__PEER_CLOSED:
+    return sys_errno == ECONNRESET ? "reset by peer:"
+           : sys_errno != 0        ? "connection lost:"
+                                   : "closed by peer:";
   default:
     return "closed:";
   }
+}
+
+/* The socket is closed (why): the event, and, if the peer closed it soon
+ * after it connected a second time in a row (a server at its client
+ * limit, say, or a proxy with no backend, that accepts and hangs up), a
+ * back-off before the next attempt, growing while that goes on; otherwise
+ * the next attempt is at once.  Returns 0 if the pool closed meanwhile. */
+static int after_close(struct cpool *p, struct cpool_conn *s,
+                       enum cpool__reason why) {
+  cpool_error_info info;
+  int e = why == CPOOL__PEER_CLOSED ? s->peer_errno : 0;
+  int64_t lived = cpool__now_ms() - s->connected_ms;
+
+  cpool__error_set(&info, 0, CPOOL_STEP_IO, e, s->addr, "%s %s%s%s",
+                   reason_text(why, e), s->addr, e ? ": " : "",
+                   e ? strerror(e) : "");
+  emit(p, s,
+       why == CPOOL__RECYCLE ? CPOOL_EVENT_RECYCLED : CPOOL_EVENT_DISCONNECTED,
+       &info);
+  if (why == CPOOL__PEER_CLOSED && lived < p->cfg.backoff_min_ms)
+    s->quick_closes++;
+  else
+    s->quick_closes = 0;
+  if (s->quick_closes < 2)
+    return 1;
+  cpool__error_set(&info, CPOOL_ECONNECT, CPOOL_STEP_IO, e, s->addr,
+                   "%s %s %lld ms after connecting, %d times in a row",
+                   reason_text(why, e), s->addr, (long long)lived,
+                   s->quick_closes);
+  connect_failed(p, s, &info);
+  return backoff_sleep(p, s);
+}
+
+/* The error the kernel reports with a close (ECONNRESET for a reset,
+ * ETIMEDOUT once keepalive or TCP_USER_TIMEOUT gave up), read (and
+ * cleared) only once the socket is the worker's: a caller holding it must
+ * see the error itself. */
+static int socket_error(int fd) {
+  int e = 0;
+  socklen_t len = sizeof e;
+  return getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 ? e : 0;
 }
 
 void *cpool__worker_main(void *arg) {
@@ -288,11 +394,10 @@ void *cpool__worker_main(void *arg) {
     enum cpool__reason why = serve_phase(p, s);
     if (why == CPOOL__KEEP)
       break;
+    s->peer_errno = why == CPOOL__PEER_CLOSED ? socket_error(s->fd) : 0;
     close_socket(p, s);
-    emit_simple(p, s,
-                why == CPOOL__RECYCLE ? CPOOL_EVENT_RECYCLED
-                                      : CPOOL_EVENT_DISCONNECTED,
-                0, CPOOL_STEP_IO, reason_text(why));
+    if (!after_close(p, s, why))
+      break;
   }
   int had_socket = s->fd >= 0;
   close_socket(p, s);

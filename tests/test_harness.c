@@ -183,6 +183,25 @@ static void test_drop_rst(void) {
   drop(1);
 }
 
+/* ts_poke: bytes nobody asked for reach the client; the connection stays
+ * open. */
+static void test_poke(void) {
+  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
+  char buf[32] = {0};
+  int fd;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  fd = dial(ts_port(s));
+  TU_ASSERT_INT(fd, >=, 0);
+  CU_ASSERT(ts_wait_open(s, 1, 5000));
+  TU_ASSERT_EQ(ts_poke(s), 1);
+  TU_ASSERT_EQ(tu_recv_exact(fd, buf, 14, 2000), 0);
+  CU_ASSERT_STRING_EQUAL(buf, "+unsolicited\r\n");
+  TU_ASSERT_EQ(ts_get_counts(s).open, 1);
+  close(fd);
+  ts_stop(s);
+}
+
 static void test_stall(void) {
   ts_server *s = ts_start(TS_STALL, TS_TCP4);
   struct pollfd p;
@@ -259,6 +278,7 @@ CU_TestInfo harness_tests[] = {
     {"refuse_resume", test_refuse_resume},
     {"drop_fin", test_drop_fin},
     {"drop_rst", test_drop_rst},
+    {"poke", test_poke},
     {"stall", test_stall},
     {"blackhole", test_blackhole},
     {"redis_helper", test_redis_helper},

@@ -34,6 +34,7 @@ typedef enum cmd_type {
   CMD_REFUSE,
   CMD_RESUME,
   CMD_DROP,
+  CMD_POKE,
   CMD_BLACKHOLE,
   CMD_STOP
 } cmd_type;
@@ -306,6 +307,16 @@ static int drop_all(ts_server *s, int rst) {
   return n;
 }
 
+/* A few bytes nobody asked for, to every accepted connection. */
+static int poke_all(ts_server *s) {
+  static const char junk[] = "+unsolicited\r\n";
+  int n = 0;
+
+  for (int i = 0; i < s->nconns; i++)
+    n += send(s->conns[i], junk, sizeof junk - 1, MSG_NOSIGNAL) > 0;
+  return n;
+}
+
 /* ---- blackhole --------------------------------------------------------- */
 
 static void end_blackhole(ts_server *s) {
@@ -394,6 +405,8 @@ static int run_command(ts_server *s, cmd_type cmd, int arg) {
     return resume_listeners(s);
   case CMD_DROP:
     return drop_all(s, arg);
+  case CMD_POKE:
+    return poke_all(s);
   case CMD_BLACKHOLE:
     return start_blackhole(s);
   default:
@@ -621,6 +634,10 @@ int ts_resume(ts_server *s) {
 }
 int ts_drop(ts_server *s, int rst) {
   return post(s, CMD_DROP, rst);
+}
+
+int ts_poke(ts_server *s) {
+  return post(s, CMD_POKE, 0);
 }
 int ts_blackhole(ts_server *s) {
   return post(s, CMD_BLACKHOLE, 0);

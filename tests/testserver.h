@@ -60,6 +60,10 @@ int ts_resume(ts_server *s);
 /* Close every accepted connection now; with rst, send a reset (SO_LINGER
  * 0) instead of a FIN.  Returns how many were closed. */
 int ts_drop(ts_server *s, int rst);
+/* Send a few bytes nobody asked for on every accepted connection: a fault
+ * the slot's worker cannot see (it does not poll for input) and only the
+ * idle check's peek finds.  Returns how many were sent to. */
+int ts_poke(ts_server *s);
 /* Replace the TCP4 listener by one whose accept queue is full and that
  * never accepts, so connects to the port hang (SYNs are dropped).  Checks
  * that a connect really hangs; -1 if it could not make one hang. */

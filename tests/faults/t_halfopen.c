@@ -10,8 +10,8 @@
  *     tcp_user_timeout_ms (+ margin), far before its own 5 s deadline, and
  *     after its broken checkin the slot goes to reconnect;
  *   - an idle slot is found dead by keepalive within idle + interval
- *     (+ margin), and the idle check at checkout (the default: slots idle
- *     past 500 ms) skips it;
+ *     (+ margin): its worker sees the error the moment the kernel
+ *     reports it, with no checkout and no peek;
  *   - when the link comes back, every slot heals.
  *
  * Needs root; otherwise it prints SKIPPED and exits 77 (CTest: skipped).
@@ -141,43 +141,35 @@ static void caller_write_read_fails(cpool_t *pool, cpool_conn_t *c,
 }
 
 /* The slot that sat idle through the outage: keepalive (bounded by
- * TCP_USER_TIMEOUT) kills it, and checkout's idle check skips it.  With
- * the default idle check only a slot idle past FH_IDLE_CHECK_MS is
- * peeked, so the test looks every FH_IDLE_PAST_CHECK_MS (a checkout with
- * no I/O, as an application that is idle too): the time found is late by
- * up to one such period. */
+ * TCP_USER_TIMEOUT) kills it, and its worker, which watches the socket,
+ * sees the error at once and takes the slot: nobody needs to check it
+ * out, and no peek is needed. */
 static void idle_slot_found_dead(cpool_t *pool, int64_t down_ms, int slack_ms,
                                  const char *what) {
   cpool_stats_t before, st;
   /* Keepalive timers are coarse (the kernel batches them), and the probe
    * is due from the last activity, a few ms before the link went down. */
-  int64_t bound = (KA_IDLE + KA_INTVL) * 1000 + slack_ms + 2 * FH_MARGIN_MS +
-                  FH_IDLE_PAST_CHECK_MS;
+  int64_t bound = (KA_IDLE + KA_INTVL) * 1000 + slack_ms + 2 * FH_MARGIN_MS;
 
   cpool_stats(pool, &before);
-  st = before;
-  for (int64_t end = down_ms + bound + 500;
-       tu_now_ms() < end &&
-       st.idle_check_failures == before.idle_check_failures;) {
-    cpool_conn_t *c = NULL;
-    tu_sleep_ms(FH_IDLE_PAST_CHECK_MS);
-    if (cpool_checkout(pool, &c, CPOOL_NOWAIT, NULL) == 0)
-      cpool_checkin(pool, c, CPOOL_CONN_OK); /* alive: no I/O, back */
-    cpool_stats(pool, &st);
-  }
+  TU_WAIT_STATS(pool, st, st.peer_closes > before.peer_closes,
+                (int)(down_ms + bound + 500 - tu_now_ms()));
   int64_t found = tu_now_ms() - down_ms;
-  FH_CHECK(st.idle_check_failures == before.idle_check_failures + 1,
-           "the idle slot was not found dead %lld ms after the link went down "
-           "(idle_check_failures %llu -> %llu)",
-           (long long)found, (unsigned long long)before.idle_check_failures,
+  FH_CHECK(st.peer_closes == before.peer_closes + 1,
+           "the idle slot's worker did not see it die %lld ms after the link "
+           "went down (peer_closes %llu -> %llu)",
+           (long long)found, (unsigned long long)before.peer_closes,
+           (unsigned long long)st.peer_closes);
+  FH_CHECK(st.idle_check_failures == before.idle_check_failures,
+           "a peek found it (idle_check_failures %llu -> %llu)",
+           (unsigned long long)before.idle_check_failures,
            (unsigned long long)st.idle_check_failures);
-  FH_CHECK(found <= bound, "found dead after %lld ms, keepalive bound %lld ms",
+  FH_CHECK(found <= bound, "seen dead after %lld ms, keepalive bound %lld ms",
            (long long)found, (long long)bound);
-  fh_figure("halfopen: %s: an idle half-open slot was found dead at "
-            "checkout %lld ms after the peer vanished (keepalive %d s + %d s, "
-            "tcp_user_timeout_ms %d, a checkout every %d ms)",
-            what, (long long)found, KA_IDLE, KA_INTVL, USER_TIMEOUT,
-            FH_IDLE_PAST_CHECK_MS);
+  fh_figure("halfopen: %s: an idle half-open slot was seen dead by its worker "
+            "%lld ms after the peer vanished, with no checkout (keepalive %d "
+            "s + %d s, tcp_user_timeout_ms %d)",
+            what, (long long)found, KA_IDLE, KA_INTVL, USER_TIMEOUT);
 }
 
 static void peer_vanishes(int by_link, const char *what) {

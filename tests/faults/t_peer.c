@@ -255,8 +255,9 @@ static void test_garbage_check_after_idle(void) {
   garbage_case(50, "garbage_check_after_idle");
 }
 
-/* The peer closes idle connections (FIN or reset), which then sit idle
- * past the idle check: found at checkout. */
+/* The peer closes idle connections (FIN or reset): each slot's worker
+ * sees it at once and reconnects, with no caller, no peek and no failed
+ * request. */
 static void dropped_case(int rst, const char *what) {
   fixture f;
   cpool_stats_t before, st;
@@ -265,9 +266,27 @@ static void dropped_case(int rst, const char *what) {
   if (setup(&f, 0) != 0)
     goto out;
   cpool_stats(f.pool, &before);
+  int64_t t0 = tu_now_ms();
   int n = fp_drop_all(f.peer, rst);
   FH_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
-  tu_sleep_ms(FH_IDLE_PAST_CHECK_MS);
+  TU_WAIT_STATS(f.pool, st,
+                st.connects >= before.connects + SIZE && st.idle == SIZE,
+                2000);
+  int64_t took = tu_now_ms() - t0;
+  FH_CHECK(st.connects == before.connects + SIZE && st.idle == SIZE,
+           "%s: not reconnected by the workers: connects %llu -> %llu, idle %d",
+           what, (unsigned long long)before.connects,
+           (unsigned long long)st.connects, st.idle);
+  FH_CHECK(st.peer_closes == before.peer_closes + SIZE,
+           "%s: peer_closes %llu -> %llu, expected +%d", what,
+           (unsigned long long)before.peer_closes,
+           (unsigned long long)st.peer_closes, SIZE);
+  FH_CHECK(took < FH_MARGIN_MS, "%s: reconnected after %lld ms", what,
+           (long long)took);
+  fh_figure("peer: %s: %d idle slots closed by the peer were connected again "
+            "after %lld ms, with no caller",
+            what, SIZE, (long long)took);
+  tu_sleep_ms(FH_IDLE_PAST_CHECK_MS); /* the next checkout peeks */
   int rc = cpool_checkout(f.pool, &c, 2000, NULL);
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
@@ -276,9 +295,10 @@ static void dropped_case(int rst, const char *what) {
   FH_CHECK(r == 0, "%s: the caller got a dead slot: %s", what, fh_io_name(r));
   cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   cpool_stats(f.pool, &st);
-  FH_CHECK(st.idle_check_failures == before.idle_check_failures + SIZE,
-           "%s: idle_check_failures %llu -> %llu", what,
-           (unsigned long long)before.idle_check_failures,
+  FH_CHECK(st.idle_check_failures == before.idle_check_failures,
+           "%s: idle_check_failures %llu -> %llu: a dead slot was left for "
+           "the peek",
+           what, (unsigned long long)before.idle_check_failures,
            (unsigned long long)st.idle_check_failures);
   check_all_slots_work(f.pool, what);
 out:
@@ -286,12 +306,13 @@ out:
 }
 
 /* The peer closes the connections (FIN or reset) right after the caller
- * used one, within the idle check: its next checkout takes its parked slot
- * back on the fast path, unchecked, and gets the dead socket.  Its I/O
- * fails at once (EOF, ECONNRESET or EPIPE, never a hang); it checks the
- * connection in broken and tries again, as an application does, and gets
- * a working slot after at most one failure per slot.  Then every slot
- * heals (the other dead one found by the idle check once idle past it). */
+ * used one, within the idle check.  Its parked slot's worker sees the
+ * close and takes the slot back; if the caller's next checkout is first
+ * (it takes its parked slot on the fast path, unchecked), it gets the dead
+ * socket: its I/O fails at once (EOF, ECONNRESET or EPIPE, never a hang);
+ * it checks the connection in broken and tries again, as an application
+ * does, and gets a working slot after at most one failure per slot.  Then
+ * every slot heals. */
 static void dropped_after_use_case(int rst, const char *what) {
   fixture f;
   cpool_stats_t before;
@@ -304,7 +325,6 @@ static void dropped_after_use_case(int rst, const char *what) {
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  int slot = cpool_conn_slot(c);
   r = fh_ping(cpool_conn_fd(c), 1000);
   FH_CHECK(r == 0, "%s: ping before the drop: %s", what, fh_io_name(r));
   cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
@@ -320,10 +340,6 @@ static void dropped_after_use_case(int rst, const char *what) {
              cpool_err_name(rc));
     if (rc != 0)
       goto out;
-    if (attempt == 0)
-      FH_CHECK(cpool_conn_slot(c) == slot,
-               "%s: got slot %d, not slot %d parked by this thread", what,
-               cpool_conn_slot(c), slot);
     int64_t t0 = tu_now_ms();
     r = fh_ping(cpool_conn_fd(c), 1000);
     int64_t took = tu_now_ms() - t0;
@@ -340,10 +356,11 @@ static void dropped_after_use_case(int rst, const char *what) {
   }
   FH_CHECK(r == 0, "%s: no working slot after %d broken checkins", what,
            failures);
-  FH_CHECK(failures >= 1 && failures <= SIZE,
-           "%s: %d failed requests, expected 1..%d (the parked slot unchecked, "
-           "at most once per slot)",
+  FH_CHECK(failures <= SIZE,
+           "%s: %d failed requests, expected 0..%d (at most once per slot)",
            what, failures, SIZE);
+  fh_figure("peer: %s: %d of %d requests right after the drop failed", what,
+            failures, failures + 1);
   tu_sleep_ms(FH_IDLE_PAST_CHECK_MS);
   check_healed(&f, &before, failures, what);
 out:
