@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -201,6 +202,9 @@ static int start_workers(struct cpool *p, cpool_error_info *err) {
       break;
     }
     s->thread_started = 1;
+    char name[24]; /* as top -H and gdb show it: "cpool-w12" (16 at most) */
+    snprintf(name, sizeof name, "cpool-w%d", i % 100000000);
+    pthread_setname_np(s->thread, name);
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);

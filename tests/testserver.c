@@ -236,6 +236,12 @@ static void accept_all(ts_server *s, int lfd) {
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
       return; /* EAGAIN, or an aborted connect: nothing more now */
+    if (s->mode == TS_HANGUP) { /* counted as accepted and dropped */
+      count_accept(s);
+      close(fd);
+      count_close(s, 1, 1);
+      continue;
+    }
     add_conn(s, fd);
   }
 }

@@ -22,7 +22,8 @@
 typedef enum ts_mode {
   TS_ECHO = 0, /* write back every byte read */
   TS_PING = 1, /* answer each line with "+PONG\r\n", like Redis PING */
-  TS_STALL = 2 /* accept, never read, never answer */
+  TS_STALL = 2, /* accept, never read, never answer */
+  TS_HANGUP = 3 /* accept and close at once (a server at its client limit) */
 } ts_mode;
 
 /* Which listeners to open (or'ed); TS_TCP4 is always opened. */
