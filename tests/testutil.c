@@ -519,6 +519,33 @@ static int redis_ping_once(int port, int timeout_ms) {
   return rc;
 }
 
+int tu_redis_cmd(int port, const char *cmd, char *reply, size_t len,
+                 int timeout_ms) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a;
+  size_t n = 0;
+  int rc = -1;
+
+  if (fd < 0 || len == 0)
+    return -1;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      tu_send_all(fd, cmd, strlen(cmd), timeout_ms) == 0 &&
+      tu_send_all(fd, "\r\n", 2, timeout_ms) == 0) {
+    while (n + 1 < len && tu_recv_exact(fd, &reply[n], 1, timeout_ms) == 0)
+      if (reply[n++] == '\n') {
+        rc = 0;
+        break;
+      }
+  }
+  reply[n] = '\0';
+  close(fd);
+  return rc;
+}
+
 int tu_redis_wait_ready(int port, int timeout_ms) {
   int64_t dl = tu_now_ms() + timeout_ms;
 
@@ -533,12 +560,14 @@ int tu_redis_wait_ready(int port, int timeout_ms) {
 
 /* Run redis-server with its output sent to /dev/null.  posix_spawn, not
  * fork: the test process has many threads (the pool's workers). */
-static int spawn_redis(tu_redis *r) {
+static int spawn_redis(tu_redis *r, const char *const *extra) {
   char port[16];
-  char *argv[] = {"redis-server", "--port",      port, "--bind",
-                  "127.0.0.1",    "--save",      "",   "--appendonly",
-                  "no",           "--daemonize", "no", "--protected-mode",
-                  "no",           NULL};
+  char *argv[32] = {"redis-server", "--port",      port, "--bind",
+                    "127.0.0.1",    "--save",      "",   "--appendonly",
+                    "no",           "--daemonize", "no", "--protected-mode",
+                    "no"};
+  for (int i = 13; extra != NULL && *extra != NULL && i < 31; i++)
+    argv[i] = (char *)*extra++;
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   sigset_t none;
@@ -578,11 +607,16 @@ static int redis_exited(tu_redis *r) {
 }
 
 int tu_redis_start(tu_redis *r, int port, int timeout_ms) {
+  return tu_redis_start_with(r, port, timeout_ms, NULL);
+}
+
+int tu_redis_start_with(tu_redis *r, int port, int timeout_ms,
+                        const char *const *extra) {
   int64_t dl = tu_now_ms() + timeout_ms;
 
   r->pid = 0;
   r->port = port ? port : tu_free_port();
-  if (r->port <= 0 || spawn_redis(r) != 0)
+  if (r->port <= 0 || spawn_redis(r, extra) != 0)
     return -1;
   for (;;) {
     if (redis_ping_once(r->port, 1000) == 0)

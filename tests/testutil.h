@@ -195,6 +195,15 @@ int tu_redis_available(void);
 /* Start redis-server on 127.0.0.1:port (a free port if port is 0) and wait
  * until it answers PING; 0, or -1 with the reason on stderr. */
 int tu_redis_start(tu_redis *r, int port, int timeout_ms);
+/* The same with more arguments for redis-server (NULL-terminated, at most
+ * 18), e.g. {"--tcp-backlog", "4096", NULL}. */
+int tu_redis_start_with(tu_redis *r, int port, int timeout_ms,
+                        const char *const *extra);
+/* One inline command (e.g. "CONFIG SET timeout 1") on a connection of
+ * its own; the first line of the reply in reply ("+OK\r\n"); 0 if a whole
+ * line came back. */
+int tu_redis_cmd(int port, const char *cmd, char *reply, size_t len,
+                 int timeout_ms);
 /* Wait until the port answers PING; 0 if it did in time. */
 int tu_redis_wait_ready(int port, int timeout_ms);
 /* Send sig and reap the process. */
