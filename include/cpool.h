@@ -216,7 +216,9 @@ typedef struct cpool_config {
   int keepalive_count;       /* TCP_KEEPCNT; 0 = system default */
   int tcp_user_timeout_ms;   /* TCP_USER_TIMEOUT; 0 = off */
 
-  /* Liveness at checkout: a slot idle for longer than this is checked with
+  /* Liveness at checkout, for what the worker's watch cannot see (it sees
+   * a FIN, a reset, a keepalive timeout at once, not bytes nobody asked
+   * for): a slot idle for longer than this is checked with
    * one non-blocking peek (EOF, error or unexpected bytes mean dead; a
    * protocol whose server may speak first, e.g. RESP3 pushes, wants
    * CPOOL_IDLE_CHECK_NEVER and on_ping instead).  0 = 500;
@@ -378,7 +380,9 @@ CPOOL_EXTERN int cpool_conn_slot(const cpool_conn_t *conn);
  * cpool_checkin: give a checked-out connection back.
  * status CPOOL_CONN_OK puts it back (or hands it to the oldest waiter);
  * CPOOL_CONN_BROKEN (an I/O error, a timeout mid-reply, a protocol desync)
- * hands it to its worker, which closes it and reconnects at once.
+ * hands it to its worker, which closes it and reconnects at once.  So does
+ * CPOOL_CONN_OK for a connection its peer closed while it was out (the
+ * worker saw the FIN or reset; stats peer_closes).
  *
  * Returns 0, or CPOOL_EINVAL (and changes nothing) when pool or conn is NULL,
  * conn belongs to another pool, conn is not checked out (a second checkin),

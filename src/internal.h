@@ -66,6 +66,16 @@
  * begins once close has seen the counts at 0 is the caller's bug: the
  * pool is being freed (cpool.h, cpool_close).
  *
+ * The watch (worker.c).  While its slot is connected and the pool open,
+ * the worker sleeps in poll() on the socket (POLLRDHUP, no POLLIN) and on
+ * p->wake_fd, with the lock released.  A close it sees takes an idle or
+ * parked slot at once; a slot checked out is marked (peer_gone, stored
+ * before the worker loads the lease; a fast checkin stores its lease
+ * before it loads the mark, so a slot parked meanwhile is not missed),
+ * and its checkin hands it back.  A hand-back under the lock shuts the
+ * socket for reading, which wakes the poll: checkout and checkin make no
+ * system call for the watch.
+ *
  * This is HikariCP's ConcurrentBag idea (a thread-local list of recently
  * used connections in front of the shared one), for a fixed pool in C.
  */

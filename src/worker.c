@@ -1,10 +1,11 @@
 /*
  * A slot's worker thread owns the socket's life, like the seed's
  * Connection process: connect (resolve, TCP or Unix connect, on_connect),
- * offer the slot, wait until a caller hands it back as broken (or it is
- * found dead, fails a ping, or outlives max_lifetime_ms), close it and
- * reconnect at once; after a failed attempt, back off and retry, forever,
- * until the pool closes.
+ * offer the slot, watch the socket until the peer closes it (the seed's
+ * tcp_closed) or a caller hands it back as broken (or it is found dead,
+ * fails a ping, or outlives max_lifetime_ms), close it and reconnect at
+ * once; after a failed attempt, back off and retry, forever, until the
+ * pool closes.
  *
  * Events go to on_event from here, always after pool->mu is released.
  */
