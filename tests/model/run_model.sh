@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Verify tests/model/lease.pml exhaustively with spin (see docs/model.md).
+# Verify a model in tests/model (lease.pml by default, or watch.pml)
+# exhaustively with spin (see docs/model.md).
 #   run_model.sh [--mutant] [path/to/lease.pml] [-DNT=3 ...]
 # Exits 0 if the model verifies; with --mutant, 0 only if spin finds a
 # violation in the mutant (so that the check is known to be able to fail).
