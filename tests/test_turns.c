@@ -450,8 +450,8 @@ static void test_deadline_cut_allows_long_hold(void) {
   cut_result c = deadline_rounds(0, 20, 250, slow_at, slow, 40 * K, 4);
   char what[160];
   snprintf(what, sizeof what,
-           "a waiter with a %d ms timeout behind a caller with an %d ms "
-           "request %d ms into its turn and a %d ms one at %d ms",
+           "a waiter with a %d ms timeout behind a caller with a request of %d ms "
+           "%d ms into its turn and one of %d ms at %d ms",
            40 * K, 8 * K, 2 * K, 16 * K, 25 * K);
   judge_cut(what, &c);
 }
