@@ -204,6 +204,9 @@ typedef struct cpool_config {
   cpool_start start; /* CPOOL_START_ASYNC (default) or CPOOL_START_SYNC */
 
   int connect_timeout_ms; /* per attempt, connect + handshake; 0 = 5000 */
+  /* Between failed attempts.  A socket the server closes within
+   * backoff_min_ms of connecting, twice in a row (a server at its client
+   * limit), counts as a failed attempt. */
   cpool_backoff_type backoff_type; /* default CPOOL_BACKOFF_RAND_EXP */
   int backoff_min_ms;              /* 0 = 500 */
   int backoff_max_ms; /* 0 = 30000 (or backoff_min_ms, if larger); else
