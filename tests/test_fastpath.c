@@ -1223,7 +1223,7 @@ static void *nowait_hammer_main(void *arg) {
  * may barge for barge_limit checkouts in one wait of this thread. */
 static void nowait_no_new_turn(int max_us, int barge_limit) {
   enum { ROUNDS = 60, MIN_ROUNDS = 10 };
-  enum { SLOW_MS = 30, MAX_SLOW = 2 };
+  enum { SLOW_MS = TU_SANITIZED ? 100 : 30, MAX_SLOW = 2 };
   const int64_t budget_ms = 1200;
   cpool_config cfg;
   cpool_t *p = NULL;
