@@ -91,8 +91,11 @@ worker_switches() {
 
 declare -A rps
 switches=""
+# Each run lasts duration + 4 s; the workers' switches are counted over
+# duration s from 2 s in (past the connects, and well before the end on a
+# loaded machine).
 bench_args=(--host 127.0.0.1 --port "$port" --protocol ping --threads "$threads"
-  --pool "$pool" --duration "$duration" --json --quiet)
+  --pool "$pool" --duration "$((duration + 4))" --json --quiet)
 for round in $(seq "$repeat"); do
   for side in base watch; do
     bin="$build_dir/tools/cpool-bench"
@@ -100,9 +103,9 @@ for round in $(seq "$repeat"); do
     out="$workdir/out"
     "$bin" "${bench_args[@]}" >"$out" 2>"$workdir/err" &
     pid=$!
-    sleep 1 # past the connects: count the steady state
+    sleep 2 # past the connects: count the steady state
     before="$(worker_switches "$pid")"
-    sleep $((duration - 2))
+    sleep "$duration"
     after="$(worker_switches "$pid")"
     # Still running when sampled (a loaded machine can make the sleeps
     # late), else the count is not over the whole window.
@@ -117,7 +120,7 @@ for round in $(seq "$repeat"); do
       extra=", worker context switches: - (the run ended before the sample)"
     elif [ $side = watch ]; then
       switches+="$((after - before)) "
-      extra=", worker context switches over $((duration - 2)) s: $((after - before)) ($before -> $after)"
+      extra=", worker context switches over $duration s: $((after - before))"
     fi
     say "round $round $side: $r req/s$extra"
   done
@@ -125,8 +128,8 @@ done
 mb="$(median "${rps[base]}")"
 mw="$(median "${rps[watch]}")"
 echo "$(machine_line)"
-echo "PING, $threads threads on $pool connections, ${duration} s runs, $repeat alternated rounds:"
+echo "PING, $threads threads on $pool connections, $((duration + 4)) s runs, $repeat alternated rounds:"
 echo "  base ($base): median $mb req/s (${rps[base]% })"
 echo "  watch (this tree): median $mw req/s (${rps[watch]% })"
 echo "  ratio watch/base: $(calc "%.3f" "w / b" w="$mw" b="$mb")"
-echo "  worker voluntary context switches per run (all $pool workers): ${switches% }"
+echo "  worker voluntary context switches over $duration s of each run (all $pool workers): ${switches% }"
