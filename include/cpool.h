@@ -145,20 +145,22 @@ typedef enum cpool_event_type {
 
 /*
  * User callbacks.  All are optional (NULL).  They run on the slot's worker
- * thread, never with the pool's lock held, so they may block (bounded by the
- * socket timeouts below) and may call cpool_stats(), but they must not call
- * cpool_close() on their own pool.
+ * thread (on_checkin excepted), never with the pool's lock held, so they may
+ * block (on_connect and on_ping bounded as below) and may call
+ * cpool_stats(), but they must not call cpool_close() on their own pool.
  *
  * on_connect(fd, &data, arg): run after the TCP connect, before the slot is
- *   offered; may do blocking I/O (AUTH, SELECT, a TLS handshake), with
- *   SO_RCVTIMEO / SO_SNDTIMEO set to connect_timeout_ms meanwhile: each
- *   system call is bounded, not the callback as a whole (one that polls
- *   non-blocking I/O must bound itself).  The previous values come back
- *   afterwards, unless the callback set its own (a value equal to
- *   connect_timeout_ms is taken for cpool's and undone).  Read all the handshake's
- *   bytes here (e.g. TLS 1.3 session tickets): bytes left unread on an
- *   idle socket make the idle check at checkout judge it dead.  It may
- *   store a pointer in *data (a TLS session, a parser buffer); callers get it
+ *   offered; may do blocking I/O (AUTH, SELECT, a TLS handshake).  It is
+ *   bounded as a whole by connect_timeout_ms: at the deadline cpool shuts
+ *   the socket down (shutdown(SHUT_RDWR)), so blocked I/O (recv, send,
+ *   poll, SSL_connect) returns at once, and the connect fails even if the
+ *   callback then returns 0.  cpool never touches SO_RCVTIMEO /
+ *   SO_SNDTIMEO here: what the callback sets (hiredis' redisSetTimeout)
+ *   is what callers get, whatever the value, unless io_timeout_ms is set.
+ *   Read all the handshake's bytes here: bytes left unread on an idle
+ *   socket make the strict idle check judge it dead (TLS 1.3 session
+ *   tickets: see idle_check_mode).  It may store a pointer in *data (a TLS
+ *   session, a parser buffer); callers get it
  *   back with cpool_conn_data().  Return 0 on success; anything else fails
  *   the connect (the slot backs off), and on_disconnect is still called so
  *   that *data can be released.  Set errno to say why, if you know.
@@ -177,10 +179,18 @@ typedef void (*cpool_disconnect_cb)(int fd, void *data, void *arg);
 typedef int (*cpool_ping_cb)(int fd, void *data, void *arg);
 typedef void (*cpool_event_cb)(int slot, cpool_event_type event,
                                const cpool_error_info *err, void *arg);
+typedef int (*cpool_checkin_cb)(int fd, void *data, void *arg);
 
 /* idle_check_ms: peek at every checkout, or never. */
 #define CPOOL_IDLE_CHECK_NEVER (-1)
 #define CPOOL_IDLE_CHECK_ALWAYS (-2)
+
+/* idle_check_mode: what the idle check's peek calls dead. */
+typedef enum cpool_idle_check_mode {
+  CPOOL_IDLE_CHECK_STRICT = 0, /* default: EOF, error or any byte waiting */
+  CPOOL_IDLE_CHECK_EOF = 1     /* EOF (a FIN, even behind waiting bytes) or
+                                  error only; bytes waiting are fine */
+} cpool_idle_check_mode;
 
 /*
  * Configuration.  Fill it with cpool_config_init() and then set what you
@@ -213,7 +223,8 @@ typedef struct cpool_config {
   int tcp_user_timeout_ms;   /* TCP_USER_TIMEOUT; 0 = off */
 
   /* Liveness at checkout: a slot idle for longer than this is checked with
-   * one non-blocking peek (EOF, error or unexpected bytes mean dead; a
+   * one non-blocking peek (EOF, error or unexpected bytes mean dead, see
+   * idle_check_mode for EOF and error only; a
    * protocol whose server may speak first, e.g. RESP3 pushes, wants
    * CPOOL_IDLE_CHECK_NEVER and on_ping instead).  0 = 500;
    * CPOOL_IDLE_CHECK_ALWAYS (-2) peeks at every checkout (no lock-free
@@ -261,6 +272,27 @@ typedef struct cpool_config {
    * on_ping.  Only the pages touched cost memory.  0 = 256 KiB; at least
    * 64 KiB. */
   size_t worker_stack_size;
+
+  /* SO_RCVTIMEO and SO_SNDTIMEO, in ms, set on every connection after
+   * on_connect (overriding what it set): the bound of callers' blocking
+   * I/O.  0 = off (default): cpool leaves both as on_connect left them
+   * (0, unbounded, without one).  Negative: CPOOL_EINVAL. */
+  int io_timeout_ms;
+
+  /* Validation at checkin, on the caller's thread, for every checkin with
+   * CPOOL_CONN_OK, before the slot is reused: 0 keeps it; nonzero sends it
+   * to its worker (closed, on_disconnect, reconnected) like a broken
+   * checkin, counted in validation_failures.  It sees what a client library
+   * buffered (a reply left in hiredis' reader, SSL_pending()), which the
+   * idle check cannot.  No system call of cpool's own.  NULL = none. */
+  cpool_checkin_cb on_checkin;
+
+  /* CPOOL_IDLE_CHECK_STRICT (0, default) or CPOOL_IDLE_CHECK_EOF: for TLS
+   * 1.3, whose session tickets arrive after SSL_connect returns and sit
+   * unread.  Or drain them in on_connect: one round trip (PING) over SSL
+   * reads them with its reply; or have none (SSL_CTX_set_num_tickets(ctx,
+   * 0) on an OpenSSL server).  Any other value: CPOOL_EINVAL. */
+  int idle_check_mode;
 } cpool_config;
 
 #define CPOOL_MAX_SIZE 65536
@@ -292,6 +324,7 @@ typedef struct cpool_stats {
   uint64_t pings, ping_failures;
   uint64_t recycles;           /* closed after max_lifetime_ms */
   cpool_error_info last_error; /* last connect failure; code 0 if none */
+  uint64_t validation_failures; /* checkins on_checkin failed */
 } cpool_stats_t;
 
 /*
