@@ -279,12 +279,11 @@ typedef struct cpool_config {
    * (0, unbounded, without one).  Negative: CPOOL_EINVAL. */
   int io_timeout_ms;
 
-  /* Validation at checkin, on the caller's thread, for every checkin with
-   * CPOOL_CONN_OK, before the slot is reused: 0 keeps it; nonzero sends it
-   * to its worker (closed, on_disconnect, reconnected) like a broken
-   * checkin, counted in validation_failures.  It sees what a client library
-   * buffered (a reply left in hiredis' reader, SSL_pending()), which the
-   * idle check cannot.  No system call of cpool's own.  NULL = none. */
+  /* on_checkin(fd, data, arg): on the caller's thread at every checkin
+   * with CPOOL_CONN_OK, before reuse; sees what a library buffered (a reply
+   * left in hiredis' reader, SSL_pending()), which the peek cannot.  0
+   * keeps it; nonzero: back to its worker like a broken checkin, counted in
+   * validation_failures.  No system call of cpool's own.  NULL = none. */
   cpool_checkin_cb on_checkin;
 
   /* CPOOL_IDLE_CHECK_STRICT (0, default) or CPOOL_IDLE_CHECK_EOF: for TLS
@@ -414,7 +413,9 @@ CPOOL_EXTERN int cpool_conn_slot(const cpool_conn_t *conn);
  * CPOOL_ESHUTDOWN (or 0 for one taken on the lock-free path, whose checkin
  * may not tell):
  * either way the pool has shut the connection down, the call is safe, and
- * cpool_close() waits for it to return before it frees the pool.  Thread-safe; never blocks on I/O.  Any thread may check
+ * cpool_close() waits for it to return before it frees the pool.
+ * Thread-safe; never blocks on I/O (on_checkin, if set, runs first, on
+ * this thread).  Any thread may check
  * in a connection, not only the one that took it.
  */
 CPOOL_EXTERN int cpool_checkin(cpool_t *pool, cpool_conn_t *conn, int status);
