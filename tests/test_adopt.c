@@ -152,11 +152,14 @@ static void test_io_timeout(void) {
   ts_stop(srv);
 }
 
-/* A handshake that blocks in recv() without any timeout of its own. */
+/* A handshake that blocks in recv(), with a timeout of its own far
+ * longer than connect_timeout_ms (so that without the guard the test
+ * fails in 5 s instead of hanging). */
 static int on_connect_blocks(int fd, void **data, void *arg) {
   char c;
   (void)data;
   (void)arg;
+  set_timeo(fd, SO_RCVTIMEO, 5000);
   return recv(fd, &c, 1, 0) == 1 ? 0 : -1;
 }
 
