@@ -314,20 +314,27 @@ case_tls_pool() {
   command -v redis-server >/dev/null || die "redis-server is not installed"
   make_certs "$work/pki"
   make_certs "$work/other" # another CA: its certificate must not verify
-  tls_port=$(free_port)
-  redis-server --port 0 --tls-port "$tls_port" --bind 127.0.0.1 --save "" \
-    --appendonly no --dir "$work" --logfile "$work/redis.log" \
-    --tls-cert-file "$work/pki/server.crt" --tls-key-file "$work/pki/server.key" \
-    --tls-ca-cert-file "$work/pki/ca.crt" --tls-auth-clients no &
-  redis_pid=$!
-  pids+=("$redis_pid")
-  for _ in $(seq 50); do
-    timeout 5 openssl s_client -connect "127.0.0.1:$tls_port" \
-      -CAfile "$work/pki/ca.crt" -verify_return_error </dev/null \
-      >/dev/null 2>&1 && break
-    kill -0 "$redis_pid" 2>/dev/null || die "redis-server (TLS) exited"
-    sleep 0.1
+  # Another process may take the port first: then try another.
+  for _ in $(seq 10); do
+    tls_port=$(free_port)
+    redis-server --port 0 --tls-port "$tls_port" --bind 127.0.0.1 --save "" \
+      --appendonly no --dir "$work" --logfile "$work/redis.log" \
+      --tls-cert-file "$work/pki/server.crt" \
+      --tls-key-file "$work/pki/server.key" \
+      --tls-ca-cert-file "$work/pki/ca.crt" --tls-auth-clients no &
+    redis_pid=$!
+    pids+=("$redis_pid")
+    for _ in $(seq 50); do
+      timeout 5 openssl s_client -connect "127.0.0.1:$tls_port" \
+        -CAfile "$work/pki/ca.crt" -verify_return_error </dev/null \
+        >/dev/null 2>&1 && break 2
+      kill -0 "$redis_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
   done
+  kill -0 "$redis_pid" 2>/dev/null || die "could not start redis-server (TLS)"
   say "redis-server $redis_pid on TLS port $tls_port"
 
   out=$(run "$bin/tls_pool" --port "$tls_port" --ca "$work/pki/ca.crt") ||
@@ -354,20 +361,36 @@ case_tls_pool() {
   stop_server "$redis_pid" "redis-server (TLS)"
 }
 
+# memcached's "stats" on 127.0.0.1:$1, CRs removed.
+mc_stats() {
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'stats\r\nquit\r\n' >&3
+  tr -d '\r' <&3
+  exec 3<&-
+}
+
 case_memcached_pool() {
   local mc_port mc_pid out user=()
   command -v memcached >/dev/null || die "memcached is not installed"
   [ "$(id -u)" -eq 0 ] && user=(-u nobody)
-  mc_port=$(free_port)
-  memcached -l 127.0.0.1 -p "$mc_port" -U 0 "${user[@]}" \
-    >"$work/memcached.log" 2>&1 &
-  mc_pid=$!
-  pids+=("$mc_pid")
-  for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$mc_port") 2>/dev/null && break
-    kill -0 "$mc_pid" 2>/dev/null || die "memcached exited"
-    sleep 0.1
+  # Another process may take the port first: then try another.
+  for _ in $(seq 10); do
+    mc_port=$(free_port)
+    memcached -l 127.0.0.1 -p "$mc_port" -U 0 "${user[@]}" \
+      >"$work/memcached.log" 2>&1 &
+    mc_pid=$!
+    pids+=("$mc_pid")
+    for _ in $(seq 50); do
+      # Ours answering, not another process on the port: its pid.
+      mc_stats "$mc_port" 2>/dev/null | grep -q "^STAT pid $mc_pid" && break 2
+      kill -0 "$mc_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    cat "$work/memcached.log" >&2
+    kill "$mc_pid" 2>/dev/null || true
+    wait "$mc_pid" 2>/dev/null || true
   done
+  kill -0 "$mc_pid" 2>/dev/null || die "could not start memcached"
   say "memcached $mc_pid on port $mc_port"
   out=$(run "$bin/memcached_pool" --port "$mc_port" --threads 4 --ops 200 \
     --pool 2) || { echo "$out" >&2; die "memcached_pool failed"; }
