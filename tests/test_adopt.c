@@ -325,8 +325,10 @@ static void validation_round(int with_hook, char *second, size_t len,
   TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(c);
   TU_ASSERT_EQ(lib_request(c, "C\n", 2, second, len), 0);
-  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_BROKEN), 0);
+  /* Stats before the checkin: without the hook the stale line is still
+   * buffered, and the hook would send the slot back. */
   TU_ASSERT_CODE(cpool_stats(p, st), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_BROKEN), 0);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
   *calls_out = atomic_load(&calls);
   ts_stop(srv);
@@ -393,10 +395,10 @@ static void test_validation_hook(void) {
     fprintf(stderr, "with on_checkin the next caller read \"%s\"\n", second);
   CU_ASSERT_STRING_EQUAL(second, "C");
   TU_ASSERT_EQ(st.validation_failures, 1);
-  TU_ASSERT_EQ(st.broken_checkins, 1); /* the last, BROKEN, checkin only */
+  TU_ASSERT_EQ(st.broken_checkins, 0);
   TU_ASSERT_EQ(st.connects, 2);
   TU_ASSERT_EQ(st.disconnects, 1);
-  TU_ASSERT_EQ(calls, 2); /* OK checkins only: not the BROKEN one */
+  TU_ASSERT_EQ(calls, 2); /* OK checkins only: not the last, BROKEN, one */
 }
 
 /* ---- the idle check's EOF mode
