@@ -145,20 +145,22 @@ typedef enum cpool_event_type {
 
 /*
  * User callbacks.  All are optional (NULL).  They run on the slot's worker
- * thread, never with the pool's lock held, so they may block (bounded by the
- * socket timeouts below) and may call cpool_stats(), but they must not call
- * cpool_close() on their own pool.
+ * thread (on_checkin excepted), never with the pool's lock held, so they may
+ * block (on_connect and on_ping bounded as below) and may call
+ * cpool_stats(), but they must not call cpool_close() on their own pool.
  *
  * on_connect(fd, &data, arg): run after the TCP connect, before the slot is
- *   offered; may do blocking I/O (AUTH, SELECT, a TLS handshake), with
- *   SO_RCVTIMEO / SO_SNDTIMEO set to connect_timeout_ms meanwhile: each
- *   system call is bounded, not the callback as a whole (one that polls
- *   non-blocking I/O must bound itself).  The previous values come back
- *   afterwards, unless the callback set its own (a value equal to
- *   connect_timeout_ms is taken for cpool's and undone).  Read all the handshake's
- *   bytes here (e.g. TLS 1.3 session tickets): bytes left unread on an
- *   idle socket make the idle check at checkout judge it dead.  It may
- *   store a pointer in *data (a TLS session, a parser buffer); callers get it
+ *   offered; may do blocking I/O (AUTH, SELECT, a TLS handshake).  It is
+ *   bounded as a whole by connect_timeout_ms: at the deadline cpool shuts
+ *   the socket down (shutdown(SHUT_RDWR)), so blocked I/O (recv, send,
+ *   poll, SSL_connect) returns at once, and the connect fails even if the
+ *   callback then returns 0.  cpool never touches SO_RCVTIMEO /
+ *   SO_SNDTIMEO here: what the callback sets (hiredis' redisSetTimeout)
+ *   is what callers get, whatever the value, unless io_timeout_ms is set.
+ *   Read all the handshake's bytes here: bytes left unread on an idle
+ *   socket make the strict idle check judge it dead (TLS 1.3 session
+ *   tickets: see idle_check_mode).  It may store a pointer in *data (a TLS
+ *   session, a parser buffer); callers get it
  *   back with cpool_conn_data().  Return 0 on success; anything else fails
  *   the connect (the slot backs off), and on_disconnect is still called so
  *   that *data can be released.  Set errno to say why, if you know.
@@ -181,10 +183,18 @@ typedef void (*cpool_disconnect_cb)(int fd, void *data, void *arg);
 typedef int (*cpool_ping_cb)(int fd, void *data, void *arg);
 typedef void (*cpool_event_cb)(int slot, cpool_event_type event,
                                const cpool_error_info *err, void *arg);
+typedef int (*cpool_checkin_cb)(int fd, void *data, void *arg);
 
 /* idle_check_ms: peek at every checkout, or never. */
 #define CPOOL_IDLE_CHECK_NEVER (-1)
 #define CPOOL_IDLE_CHECK_ALWAYS (-2)
+
+/* idle_check_mode: what the idle check's peek calls dead. */
+typedef enum cpool_idle_check_mode {
+  CPOOL_IDLE_CHECK_STRICT = 0, /* default: EOF, error or any byte waiting */
+  CPOOL_IDLE_CHECK_EOF = 1     /* EOF (a FIN, even behind waiting bytes) or
+                                  error only; bytes waiting are fine */
+} cpool_idle_check_mode;
 
 /*
  * Configuration.  Fill it with cpool_config_init() and then set what you
@@ -222,7 +232,8 @@ typedef struct cpool_config {
   /* Liveness at checkout, for what the worker's watch cannot see (it sees
    * a FIN, a reset, a keepalive timeout at once, not bytes nobody asked
    * for): a slot idle for longer than this is checked with
-   * one non-blocking peek (EOF, error or unexpected bytes mean dead; a
+   * one non-blocking peek (EOF, error or unexpected bytes mean dead, see
+   * idle_check_mode for EOF and error only; a
    * protocol whose server may speak first, e.g. RESP3 pushes, wants
    * CPOOL_IDLE_CHECK_NEVER and on_ping instead).  0 = 500;
    * CPOOL_IDLE_CHECK_ALWAYS (-2) peeks at every checkout (no lock-free
@@ -270,6 +281,26 @@ typedef struct cpool_config {
    * on_ping.  Only the pages touched cost memory.  0 = 256 KiB; at least
    * 64 KiB. */
   size_t worker_stack_size;
+
+  /* SO_RCVTIMEO and SO_SNDTIMEO, in ms, set on every connection after
+   * on_connect (overriding what it set): the bound of callers' blocking
+   * I/O.  0 = off (default): cpool leaves both as on_connect left them
+   * (0, unbounded, without one).  Negative: CPOOL_EINVAL. */
+  int io_timeout_ms;
+
+  /* on_checkin(fd, data, arg): on the caller's thread at every checkin
+   * with CPOOL_CONN_OK, before reuse; sees what a library buffered (a reply
+   * left in hiredis' reader, SSL_pending()), which the peek cannot.  0
+   * keeps it; nonzero: back to its worker like a broken checkin, counted in
+   * validation_failures.  No system call of cpool's own.  NULL = none. */
+  cpool_checkin_cb on_checkin;
+
+  /* CPOOL_IDLE_CHECK_STRICT (0, default) or CPOOL_IDLE_CHECK_EOF: for TLS
+   * 1.3, whose session tickets arrive after SSL_connect returns and sit
+   * unread.  Or drain them in on_connect: one round trip (PING) over SSL
+   * reads them with its reply; or have none (SSL_CTX_set_num_tickets(ctx,
+   * 0) on an OpenSSL server).  Any other value: CPOOL_EINVAL. */
+  int idle_check_mode;
 } cpool_config;
 
 #define CPOOL_MAX_SIZE 65536
@@ -303,6 +334,7 @@ typedef struct cpool_stats {
   cpool_error_info last_error; /* last connect failure; code 0 if none */
   uint64_t peer_closes; /* closes (FIN) and resets (RST) by the server, seen
                            by the slot's worker the moment they arrive */
+  uint64_t validation_failures; /* checkins on_checkin failed */
 } cpool_stats_t;
 
 /*
@@ -394,7 +426,9 @@ CPOOL_EXTERN int cpool_conn_slot(const cpool_conn_t *conn);
  * CPOOL_ESHUTDOWN (or 0 for one taken on the lock-free path, whose checkin
  * may not tell):
  * either way the pool has shut the connection down, the call is safe, and
- * cpool_close() waits for it to return before it frees the pool.  Thread-safe; never blocks on I/O.  Any thread may check
+ * cpool_close() waits for it to return before it frees the pool.
+ * Thread-safe; never blocks on I/O (on_checkin, if set, runs first, on
+ * this thread).  Any thread may check
  * in a connection, not only the one that took it.
  */
 CPOOL_EXTERN int cpool_checkin(cpool_t *pool, cpool_conn_t *conn, int status);

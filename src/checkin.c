@@ -57,6 +57,9 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
   } else if (status == CPOOL_CONN_BROKEN) {
     p->st.broken_checkins++;
     cpool__hand_to_worker_locked(p, s, CPOOL__BROKEN);
+  } else if (status == CPOOL__CONN_INVALID) {
+    p->st.validation_failures++;
+    cpool__hand_to_worker_locked(p, s, CPOOL__INVALID);
   } else if (lifetime_over(p, s)) {
     p->recycling++;
     s->recycling = 1;
@@ -109,6 +112,30 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s, int64_t held,
   }
 }
 
+/* on_checkin (cpool.h), for a checkin OK of a slot the caller holds:
+ * taken on the fast path (its lease says so), or BUSY under the lock (a
+ * second checkin, of a slot back with its worker, is not shown to the
+ * hook: checkin_locked refuses it).  Called before any store can give the
+ * slot to another thread.  A slot it fails goes the locked way, as
+ * CPOOL__CONN_INVALID, like a broken one. */
+static int validate(struct cpool *p, struct cpool_conn *s, int status,
+                    int held) {
+  if (status != CPOOL_CONN_OK || p->cfg.on_checkin == NULL)
+    return status;
+  if (!held) {
+    pthread_mutex_lock(&p->mu);
+    int64_t v = atomic_load_explicit(&s->lease, memory_order_relaxed);
+    int busy = CPOOL__LEASE_STATE(v) == CPOOL__LEASE_NONE &&
+               s->state == CPOOL_SLOT_BUSY && !p->forced;
+    cpool__unlock(p);
+    if (!busy)
+      return status;
+  }
+  if (p->cfg.on_checkin(s->fd, s->data, p->cfg.cb_arg) == 0)
+    return status;
+  return CPOOL__CONN_INVALID;
+}
+
 static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   int rc = 0;
 
@@ -118,6 +145,7 @@ static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   int64_t v = atomic_load_explicit(&s->lease, memory_order_relaxed);
   int lease = CPOOL__LEASE_STATE(v);
   int held = lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN;
+  status = validate(p, s, status, held);
   if (held && status == CPOOL_CONN_OK &&
       !atomic_load_explicit(&s->peer_gone, memory_order_relaxed) &&
       (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {

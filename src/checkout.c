@@ -250,7 +250,7 @@ static int idle_slot_alive(const struct cpool *p, struct cpool_conn *s) {
   if (atomic_load_explicit(&s->peer_gone, memory_order_relaxed))
     return 0;
   cpool__set_last_used(s, now);
-  return !peek || cpool__net_alive(s->fd);
+  return !peek || cpool__net_alive(s->fd, p->cfg.idle_check_mode);
 }
 
 /* The fast path: this thread's parked slot, taken back with one

@@ -132,6 +132,11 @@ static int check_values(const cpool_config *c, cpool_error_info *err) {
       {c->handoff_max_us < 0, "handoff_max_us is negative"},
       {c->worker_stack_size != 0 && c->worker_stack_size < MIN_WORKER_STACK,
        "worker_stack_size must be 0 or at least 64 KiB"},
+      {c->io_timeout_ms < 0, "io_timeout_ms is negative"},
+      {c->idle_check_mode != CPOOL_IDLE_CHECK_STRICT &&
+           c->idle_check_mode != CPOOL_IDLE_CHECK_EOF,
+       "idle_check_mode must be CPOOL_IDLE_CHECK_STRICT (0) or "
+       "CPOOL_IDLE_CHECK_EOF (1)"},
   };
   for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
     if (checks[i].bad)

@@ -98,8 +98,12 @@ enum cpool__reason {
   CPOOL__DEAD,      /* idle check at checkout found it dead */
   CPOOL__PING_FAIL, /* on_ping failed */
   CPOOL__RECYCLE,   /* older than max_lifetime_ms */
-  CPOOL__PEER_CLOSED /* the server closed or reset it (worker.c) */
+  CPOOL__PEER_CLOSED, /* the server closed or reset it (worker.c) */
+  CPOOL__INVALID    /* checked in OK, but on_checkin said no */
 };
+
+/* A checkin status of cpool's own: CPOOL_CONN_OK that on_checkin failed. */
+#define CPOOL__CONN_INVALID 2
 
 /* A slot's lease word (see the top of this file): the state in its low
  * two bits; with HELD_TURN, the end of the holder's turn above them, in
@@ -175,6 +179,21 @@ struct cpool_conn {
   char addr[128];         /* the address connected to (worker-only) */
 };
 
+/* guard.c: bounds on_connect / on_ping in time (see its top comment). */
+typedef struct cpool__guard_entry {
+  struct cpool__guard_entry *next; /* [guard mu] */
+  int fd;
+  int64_t deadline_us;
+  int fired; /* [guard mu] the socket was shut down at the deadline */
+} cpool__guard_entry;
+typedef struct cpool__guard {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  cpool__guard_entry *head; /* [guard mu] armed entries */
+  int stop;                 /* [guard mu] */
+  int started;
+  pthread_t thread;
+} cpool__guard;
 struct cpool {
   /* Read by every fast checkout and checkin: a line of their own, written
    * only as waiters come and go and when the pool closes. */
@@ -228,6 +247,7 @@ struct cpool {
 
   cpool_stats_t st;             /* [mu] counters; slot counts unused */
   int64_t last_error_at_ms;   /* [mu] */
+  cpool__guard guard;         /* bounds on_connect and on_ping (guard.c) */
 };
 
 /* Clocks, in ms or us on CLOCK_MONOTONIC; coarse is a few ms granular
@@ -346,20 +366,23 @@ int cpool__net_connect(const struct cpool *p, int *fd, char *addr,
                        size_t addrlen, cpool_error_info *err);
 
 /* One non-blocking peek: 1 if the socket looks alive, 0 if it is at EOF,
- * in error, or has unexpected bytes waiting. */
-int cpool__net_alive(int fd);
+ * in error, or (mode CPOOL_IDLE_CHECK_STRICT) has unexpected bytes
+ * waiting. */
+int cpool__net_alive(int fd, int mode);
 
-/* Bound a callback's I/O: cpool__net_io_bound saves SO_RCVTIMEO and
- * SO_SNDTIMEO and sets both to ms; cpool__net_io_restore puts the saved
- * values back where our bound is still in place, so a value the callback
- * set stays (one equal to the bound is taken for ours). */
-#include <sys/time.h>
-typedef struct cpool__io_bound {
-  struct timeval old[2]; /* before */
-  struct timeval set[2]; /* ours, as the kernel stored it (in ticks) */
-} cpool__io_bound;
-void cpool__net_io_bound(int fd, int ms, cpool__io_bound *b);
-void cpool__net_io_restore(int fd, const cpool__io_bound *b);
+/* Apply io_timeout_ms (> 0) as SO_RCVTIMEO and SO_SNDTIMEO; 0, or -1
+ * with errno. */
+int cpool__net_io_timeout(int fd, int ms);
+
+/* guard.c (the types are above struct cpool). */
+void cpool__guard_init(cpool__guard *g, const pthread_condattr_t *attr);
+int cpool__guard_start(cpool__guard *g, cpool_error_info *err);
+void cpool__guard_stop(cpool__guard *g); /* joins; a no-op if not started */
+void cpool__guard_destroy(cpool__guard *g);
+void cpool__guard_arm(cpool__guard *g, cpool__guard_entry *e, int fd,
+                      int timeout_ms);
+/* Takes e off; returns 1 if the guard fired (the socket is shut down). */
+int cpool__guard_disarm(cpool__guard *g, cpool__guard_entry *e);
 
 void cpool__error_set(cpool_error_info *err, int code, cpool_step step,
                       int sys_errno, const char *addr, const char *fmt, ...)

@@ -51,33 +51,13 @@ static int set_blocking(int fd) {
   return fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 }
 
-static void get_timeval(int fd, int name, struct timeval *tv) {
-  socklen_t len = sizeof *tv;
-  if (getsockopt(fd, SOL_SOCKET, name, tv, &len) < 0)
-    memset(tv, 0, sizeof *tv);
-}
-
-void cpool__net_io_bound(int fd, int ms, cpool__io_bound *b) {
-  static const int names[2] = {SO_RCVTIMEO, SO_SNDTIMEO};
+int cpool__net_io_timeout(int fd, int ms) {
   struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
-  for (int i = 0; i < 2; i++) {
-    get_timeval(fd, names[i], &b->old[i]);
-    setsockopt(fd, SOL_SOCKET, names[i], &tv, sizeof tv);
-    /* The kernel rounds to its ticks: compare with what it stored. */
-    get_timeval(fd, names[i], &b->set[i]);
-  }
-}
-
-void cpool__net_io_restore(int fd, const cpool__io_bound *b) {
-  static const int names[2] = {SO_RCVTIMEO, SO_SNDTIMEO};
-
-  for (int i = 0; i < 2; i++) {
-    struct timeval now;
-    get_timeval(fd, names[i], &now);
-    if (now.tv_sec == b->set[i].tv_sec && now.tv_usec == b->set[i].tv_usec)
-      setsockopt(fd, SOL_SOCKET, names[i], &b->old[i], sizeof b->old[i]);
-  }
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+    return -1;
+  return 0;
 }
 
 /* TCP options; names the failing option in err. */
@@ -255,10 +235,26 @@ int cpool__net_connect(const struct cpool *p, int *fd, char *addr,
   return connect_tcp(p, fd, addr, addrlen, err);
 }
 
-int cpool__net_alive(int fd) {
+/* EOF mode: one poll, which sees a FIN (POLLRDHUP) even behind bytes
+ * waiting, and errors (POLLERR, POLLHUP). */
+static int alive_eof_only(int fd) {
+  struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLRDHUP};
+  int n;
+
+  do {
+    n = poll(&pfd, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return 0;
+  return (pfd.revents & (POLLRDHUP | POLLERR | POLLHUP | POLLNVAL)) == 0;
+}
+
+int cpool__net_alive(int fd, int mode) {
   char c;
   ssize_t n;
 
+  if (mode == CPOOL_IDLE_CHECK_EOF)
+    return alive_eof_only(fd);
   do {
     n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);

@@ -85,6 +85,7 @@ static void pool_free(struct cpool *p) {
   for (int i = 0; p->slots != NULL && i < p->size; i++)
     pthread_cond_destroy(&p->slots[i].cv);
   pthread_cond_destroy(&p->state_cv);
+  cpool__guard_destroy(&p->guard);
   pthread_condattr_destroy(&p->cond_attr);
   pthread_mutex_destroy(&p->mu);
   free(p->slots);
@@ -106,6 +107,7 @@ static void sync_init(struct cpool *p) {
   pthread_condattr_init(&p->cond_attr);
   pthread_condattr_setclock(&p->cond_attr, CLOCK_MONOTONIC);
   pthread_cond_init(&p->state_cv, &p->cond_attr);
+  cpool__guard_init(&p->guard, &p->cond_attr);
 }
 
 /* Every slot CONNECTING, its worker about to start. */
@@ -256,6 +258,7 @@ static int shutdown_pool(struct cpool *p, int drain_timeout_ms) {
   for (int i = 0; i < p->size; i++)
     if (p->slots[i].thread_started)
       pthread_join(p->slots[i].thread, NULL);
+  cpool__guard_stop(&p->guard); /* no callback runs any more */
   /* Checkins and checkouts still inside the pool (see internal.h): a
    * fast checkin that parked its slot, which was taken and given back
    * since; a checkin after the drain's deadline, or a checkout, waiting
@@ -320,7 +323,12 @@ int cpool_open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err) {
     return rc;
   if ((rc = pool_alloc(&p, &c, err)) != 0)
     return rc;
-  rc = start_workers(p, err);
+  /* The guard bounds the callbacks (guard.c); before the workers. */
+  rc = c.on_connect != NULL || c.on_ping != NULL
+           ? cpool__guard_start(&p->guard, err)
+           : 0;
+  if (rc == 0)
+    rc = start_workers(p, err);
   if (rc == 0 && c.start == CPOOL_START_SYNC)
     rc = wait_all_connected(p, err);
   if (rc != 0) {

@@ -39,31 +39,51 @@ static void emit_simple(const struct cpool *p, const struct cpool_conn *s,
   emit(p, s, ev, &info);
 }
 
-/* Runs on_connect with socket timeouts so a stalled server cannot hold the
- * worker past connect_timeout_ms.  Returns 0 or CPOOL_EHANDSHAKE. */
+/* io_timeout_ms, after on_connect: what callers' I/O sees. */
+static int apply_io_timeout(struct cpool *p, struct cpool_conn *s, int fd,
+                            cpool_error_info *err) {
+  if (p->cfg.io_timeout_ms <= 0 ||
+      cpool__net_io_timeout(fd, p->cfg.io_timeout_ms) == 0)
+    return 0;
+  int e = errno;
+  cpool__error_set(err, CPOOL_ECONNECT, CPOOL_STEP_CONNECT, e, s->addr,
+                   "setsockopt(SO_RCVTIMEO/SO_SNDTIMEO) %s: %s", s->addr,
+                   strerror(e));
+  return CPOOL_ECONNECT;
+}
+
+/* Runs on_connect bounded by connect_timeout_ms: the guard shuts the
+ * socket down at the deadline (guard.c), so a stalled server cannot hold
+ * the worker, and the socket's options stay what on_connect made them.
+ * Then io_timeout_ms.  Returns 0, CPOOL_EHANDSHAKE or CPOOL_ECONNECT. */
 static int handshake(struct cpool *p, struct cpool_conn *s, int fd,
                      cpool_error_info *err) {
   void *data = NULL;
-
-  cpool__io_bound bound;
+  cpool__guard_entry guard;
 
   if (p->cfg.on_connect == NULL)
-    return 0;
-  cpool__net_io_bound(fd, p->cfg.connect_timeout_ms, &bound);
+    return apply_io_timeout(p, s, fd, err);
+  cpool__guard_arm(&p->guard, &guard, fd, p->cfg.connect_timeout_ms);
   errno = 0;
   int rc = p->cfg.on_connect(fd, &data, p->cfg.cb_arg);
   int e = errno;
-  /* What on_connect itself set stays: only our bound is taken off. */
-  cpool__net_io_restore(fd, &bound);
-  if (rc == 0) {
+  int late = cpool__guard_disarm(&p->guard, &guard), io = 0;
+  if (rc == 0 && !late && (io = apply_io_timeout(p, s, fd, err)) == 0) {
     s->data = data;
     return 0;
   }
   if (p->cfg.on_disconnect != NULL)
     p->cfg.on_disconnect(fd, data, p->cfg.cb_arg);
-  cpool__error_set(err, CPOOL_EHANDSHAKE, CPOOL_STEP_HANDSHAKE, e, s->addr,
-                   "handshake %s: on_connect returned %d%s%s", s->addr, rc,
-                   e ? ": " : "", e ? strerror(e) : "");
+  if (io != 0)
+    return io;
+  if (late)
+    cpool__error_set(err, CPOOL_EHANDSHAKE, CPOOL_STEP_HANDSHAKE, ETIMEDOUT,
+                     s->addr, "handshake %s: timed out after %d ms", s->addr,
+                     p->cfg.connect_timeout_ms);
+  else
+    cpool__error_set(err, CPOOL_EHANDSHAKE, CPOOL_STEP_HANDSHAKE, e, s->addr,
+                     "handshake %s: on_connect returned %d%s%s", s->addr, rc,
+                     e ? ": " : "", e ? strerror(e) : "");
   return CPOOL_EHANDSHAKE;
 }
 
@@ -191,10 +211,11 @@ static void ping_slot(struct cpool *p, struct cpool_conn *s) {
   cpool__unlock(p);
   /* Bounded like the handshake: a stalled peer fails the ping instead of
    * holding the worker (and cpool_close) forever. */
-  cpool__io_bound bound;
-  cpool__net_io_bound(s->fd, p->cfg.connect_timeout_ms, &bound);
+  cpool__guard_entry guard;
+  cpool__guard_arm(&p->guard, &guard, s->fd, p->cfg.connect_timeout_ms);
   int rc = p->cfg.on_ping(s->fd, s->data, p->cfg.cb_arg);
-  cpool__net_io_restore(s->fd, &bound);
+  if (cpool__guard_disarm(&p->guard, &guard))
+    rc = -1; /* shut down at the deadline: the socket is dead */
   pthread_mutex_lock(&p->mu);
   p->st.pings++;
   if (p->closing) {
@@ -341,6 +362,8 @@ static const char *reason_text(enum cpool__reason why, int sys_errno) {
     return sys_errno == ECONNRESET ? "reset by peer:"
            : sys_errno != 0        ? "connection lost:"
                                    : "closed by peer:";
+  case CPOOL__INVALID:
+    return "failed validation:";
   default:
     return "closed:";
   }

@@ -12,7 +12,8 @@ cmd="${1:-}"
 [ $# -gt 0 ] && shift
 
 packages=(cmake gcc make pkg-config libbsd-dev libcunit1-dev redis-server
-          redis-tools iproute2 procps spin)
+          redis-tools iproute2 procps spin
+          libhiredis-dev libssl-dev openssl memcached)
 
 install_missing() {
   local missing=()

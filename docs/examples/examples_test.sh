@@ -12,11 +12,21 @@
 #                    --nowait), concurrent redis-cli clients, a full pool
 #                    answered BUSY at once, the backend down, then load from
 #                    cpool-bench --protocol ping when it is built.
+#      hiredis_pool: a redis-server, hiredis on pooled fds from 4 threads,
+#                    every key checked; a reply left behind refused by the
+#                    on_checkin hook (the next GET of a missing key is nil).
+#      tls_pool:     a CA and a server certificate made here with openssl,
+#                    redis-server on a TLS port; the example verifies the
+#                    certificate; EOF idle check keeps idle slots whose
+#                    TLS 1.3 tickets sit unread, strict reconnects them; a
+#                    certificate from another CA is refused.
+#      memcached_pool: memcached on a free port, the text protocol from 4
+#                    threads, every key checked on the server.
 # SANITIZE is the build's CPOOL_SANITIZE; under "thread" the script runs
 # itself without address randomisation (gcc 12's TSan needs that).
 set -euo pipefail
 
-[ $# -ge 3 ] || { sed -n '2,18p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,29p' "$0" >&2; exit 2; }
 case_=$1 bin=$2 work=$3 san=${4:-} bench=${5:-}
 
 if [ "$san" = thread ] && [ -z "${CPOOL_EXAMPLES_NO_ASLR:-}" ] &&
@@ -258,8 +268,145 @@ case_proxy_server() {
   cat "$work/waiting.log" "$work/nowait.log" >&2
 }
 
+# A free loopback port (not listened on a moment ago).
+free_port() {
+  local port
+  for _ in $(seq 50); do
+    port=$((20000 + RANDOM % 40000))
+    ss -Htln "sport = :$port" 2>/dev/null | grep -q . || { echo "$port"; return 0; }
+  done
+  die "no free port"
+}
+
+case_hiredis_pool() {
+  local out
+  start_redis
+  out=$(run "$bin/hiredis_pool" --port "$redis_port" --threads 4 --ops 200 \
+    --pool 2) || { echo "$out" >&2; die "hiredis_pool failed"; }
+  echo "$out" >&2
+  grep -q "GET missing -> nil" <<<"$out" || die "a stale reply reached a caller"
+  grep -q "validation_failures 1" <<<"$out" || die "on_checkin did not refuse"
+  [ "$(redis-cli -p "$redis_port" get cpool-hiredis:3:199)" = \
+    "value 199 of thread 3" ] || die "a value did not reach the server"
+  [ "$(redis-cli -p "$redis_port" eval "return #redis.call('keys','cpool-hiredis:*:*')" 0)" \
+    = 800 ] || die "the server does not hold 800 keys"
+  stop_server "$redis_pid" redis-server
+}
+
+# A CA, and a certificate for localhost / 127.0.0.1 signed by it, in $1.
+make_certs() {
+  local d=$1
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cpool test CA" \
+    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null || die "openssl req (CA)"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null ||
+    die "openssl req (server)"
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+    -CAcreateserial -days 2 -extfile "$d/ext.cnf" -out "$d/server.crt" \
+    2>/dev/null || die "openssl x509"
+}
+
+case_tls_pool() {
+  local tls_port out
+  command -v openssl >/dev/null || die "openssl is not installed"
+  command -v redis-server >/dev/null || die "redis-server is not installed"
+  make_certs "$work/pki"
+  make_certs "$work/other" # another CA: its certificate must not verify
+  # Another process may take the port first: then try another.
+  for _ in $(seq 10); do
+    tls_port=$(free_port)
+    redis-server --port 0 --tls-port "$tls_port" --bind 127.0.0.1 --save "" \
+      --appendonly no --dir "$work" --logfile "$work/redis.log" \
+      --tls-cert-file "$work/pki/server.crt" \
+      --tls-key-file "$work/pki/server.key" \
+      --tls-ca-cert-file "$work/pki/ca.crt" --tls-auth-clients no &
+    redis_pid=$!
+    pids+=("$redis_pid")
+    for _ in $(seq 50); do
+      timeout 5 openssl s_client -connect "127.0.0.1:$tls_port" \
+        -CAfile "$work/pki/ca.crt" -verify_return_error </dev/null \
+        >/dev/null 2>&1 && break 2
+      kill -0 "$redis_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  done
+  kill -0 "$redis_pid" 2>/dev/null || die "could not start redis-server (TLS)"
+  say "redis-server $redis_pid on TLS port $tls_port"
+
+  out=$(run "$bin/tls_pool" --port "$tls_port" --ca "$work/pki/ca.crt") ||
+    { echo "$out" >&2; die "tls_pool failed"; }
+  echo "$out" >&2
+  grep -q "EOF idle check: 0 errors, connects 2, idle_check_failures 0" \
+    <<<"$out" || die "EOF mode: slots reconnected or replies wrong"
+
+  # Strict: the unread session tickets make both idle slots look dead.
+  out=$(run "$bin/tls_pool" --port "$tls_port" --ca "$work/pki/ca.crt" \
+    --strict) || { echo "$out" >&2; die "tls_pool --strict failed"; }
+  echo "$out" >&2
+  grep -q "strict idle check: 0 errors, connects 4, idle_check_failures 2" \
+    <<<"$out" || die "strict mode: expected both idle slots judged dead"
+
+  # A certificate that does not verify fails the handshake: no connection.
+  if run "$bin/tls_pool" --port "$tls_port" --ca "$work/other/ca.crt" \
+      2>"$work/badca.err"; then
+    die "tls_pool accepted a certificate from another CA"
+  fi
+  cat "$work/badca.err" >&2
+  grep -q "certificate verify failed" "$work/badca.err" ||
+    die "tls_pool did not say the certificate failed to verify"
+  stop_server "$redis_pid" "redis-server (TLS)"
+}
+
+# memcached's "stats" on 127.0.0.1:$1, CRs removed.
+mc_stats() {
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'stats\r\nquit\r\n' >&3
+  tr -d '\r' <&3
+  exec 3<&-
+}
+
+case_memcached_pool() {
+  local mc_port mc_pid out user=()
+  command -v memcached >/dev/null || die "memcached is not installed"
+  [ "$(id -u)" -eq 0 ] && user=(-u nobody)
+  # Another process may take the port first: then try another.
+  for _ in $(seq 10); do
+    mc_port=$(free_port)
+    memcached -l 127.0.0.1 -p "$mc_port" -U 0 "${user[@]}" \
+      >"$work/memcached.log" 2>&1 &
+    mc_pid=$!
+    pids+=("$mc_pid")
+    for _ in $(seq 50); do
+      # Ours answering, not another process on the port: its pid.
+      mc_stats "$mc_port" 2>/dev/null | grep -q "^STAT pid $mc_pid" && break 2
+      kill -0 "$mc_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    cat "$work/memcached.log" >&2
+    kill "$mc_pid" 2>/dev/null || true
+    wait "$mc_pid" 2>/dev/null || true
+  done
+  kill -0 "$mc_pid" 2>/dev/null || die "could not start memcached"
+  say "memcached $mc_pid on port $mc_port"
+  out=$(run "$bin/memcached_pool" --port "$mc_port" --threads 4 --ops 200 \
+    --pool 2) || { echo "$out" >&2; die "memcached_pool failed"; }
+  echo "$out" >&2
+  grep -q "4 threads x 200 ops: 0 errors" <<<"$out" || die "wrong replies"
+  # The last value, read back from the server itself.
+  out=$(exec 3<>"/dev/tcp/127.0.0.1/$mc_port"
+        printf 'get cpool-mc:3:199\r\nquit\r\n' >&3
+        cat <&3)
+  grep -q "value 199 of thread 3" <<<"$out" || die "a value is not on the server"
+  stop_server "$mc_pid" memcached
+}
+
 case "$case_" in
-  echo_client | redis_client | proxy_server) "case_$case_" ;;
+  echo_client | redis_client | proxy_server | hiredis_pool | tls_pool | \
+    memcached_pool) "case_$case_" ;;
   *) die "unknown case '$case_'" ;;
 esac
 say "passed"
