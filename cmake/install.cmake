@@ -32,10 +32,17 @@ configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/cpoolConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/cpoolConfig.cmake"
   INSTALL_DESTINATION ${CPOOL_INSTALL_CMAKEDIR})
+# Pre-1.0 a minor version may break compatibility (include/cpool.h,
+# "Versions"), so find_package(cpool 0.1) must not take a 0.2.
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(_cpool_compat SameMinorVersion)
+else()
+  set(_cpool_compat SameMajorVersion)
+endif()
 write_basic_package_version_file(
   "${PROJECT_BINARY_DIR}/cpoolConfigVersion.cmake"
   VERSION ${PROJECT_VERSION}
-  COMPATIBILITY SameMajorVersion)
+  COMPATIBILITY ${_cpool_compat})
 install(FILES
   "${PROJECT_BINARY_DIR}/cpoolConfig.cmake"
   "${PROJECT_BINARY_DIR}/cpoolConfigVersion.cmake"
