@@ -44,7 +44,9 @@ static int size_ok(const char *what, size_t size, size_t min, size_t full,
   return 0;
 }
 
-static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+static size_t min_size(size_t a, size_t b) {
+  return a < b ? a : b;
+}
 
 int cpool_config_init_sized(cpool_config *cfg, size_t size) {
   char msg[160];

@@ -81,8 +81,8 @@ typedef struct guarded {
   union {
     struct config_0_1 cfg;
     struct stats_0_1 st;
-    unsigned char bytes[sizeof(cpool_config) + sizeof(cpool_stats_t) +
-                        GUARD_LEN];
+    unsigned char
+        bytes[sizeof(cpool_config) + sizeof(cpool_stats_t) + GUARD_LEN];
     max_align_t align;
   } u;
 } guarded;
@@ -110,7 +110,9 @@ static int guard_intact(const guarded *g, size_t from) {
   return 1;
 }
 
-static void fill_guard(guarded *g) { memset(g, GUARD, sizeof *g); }
+static void fill_guard(guarded *g) {
+  memset(g, GUARD, sizeof *g);
+}
 
 static void fill_guard_after(guarded *g, size_t from) {
   memset(g->u.bytes + from, GUARD, sizeof g->u.bytes - from);
