@@ -84,7 +84,8 @@ cleanup() {
     umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}" || true
   done
   mounts=()
-  if [ -n "$root" ] && ! grep -q " $root[/ ]" /proc/mounts; then
+  if [ -n "$root" ] && ! grep -qF " $root/" /proc/mounts &&
+     ! grep -qF " $root " /proc/mounts; then
     rm -rf "$root"
   fi
   root=""
@@ -171,6 +172,7 @@ if [ "$what" = readme ] || [ "$what" = all ]; then
 fi
 
 if [ "$what" = install ] || [ "$what" = all ]; then
+  # shellcheck disable=SC2016 # expanded in the chroot
   check install '
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
