@@ -32,10 +32,17 @@ configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/cpoolConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/cpoolConfig.cmake"
   INSTALL_DESTINATION ${CPOOL_INSTALL_CMAKEDIR})
+# Pre-1.0 a minor version may break compatibility (include/cpool.h,
+# "Versions"), so find_package(cpool 0.1) must not take a 0.2.
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(_cpool_compat SameMinorVersion)
+else()
+  set(_cpool_compat SameMajorVersion)
+endif()
 write_basic_package_version_file(
   "${PROJECT_BINARY_DIR}/cpoolConfigVersion.cmake"
   VERSION ${PROJECT_VERSION}
-  COMPATIBILITY SameMajorVersion)
+  COMPATIBILITY ${_cpool_compat})
 install(FILES
   "${PROJECT_BINARY_DIR}/cpoolConfig.cmake"
   "${PROJECT_BINARY_DIR}/cpoolConfigVersion.cmake"
@@ -44,7 +51,27 @@ install(FILES
 # cpool.pc names absolute paths, and the prefix is only known at install
 # time (cmake --install --prefix overrides CMAKE_INSTALL_PREFIX), so the
 # file is generated then; file(INSTALL) honours DESTDIR and the manifest.
+#
+# What a program linking cpool needs depends on the library's kind.  The
+# static libcpool.a (the default) needs libbsd and the threads library at
+# every link, so they are in Libs and Requires: `pkg-config --libs cpool`
+# links, and --static adds only libbsd's own private libraries.  A shared
+# libcpool.so brings them itself: Requires.private and Libs.private, used
+# with --static only.
+get_target_property(_cpool_type cpool TYPE)
+if(_cpool_type STREQUAL "STATIC_LIBRARY")
+  set(_cpool_pc_requires "Requires: libbsd")
+  set(_cpool_pc_libs " -pthread")
+  set(_cpool_pc_libs_private "")
+else()
+  set(_cpool_pc_requires "Requires.private: libbsd")
+  set(_cpool_pc_libs "")
+  set(_cpool_pc_libs_private "Libs.private: -pthread")
+endif()
 install(CODE "
+  set(CPOOL_PC_REQUIRES \"${_cpool_pc_requires}\")
+  set(CPOOL_PC_LIBS \"${_cpool_pc_libs}\")
+  set(CPOOL_PC_LIBS_PRIVATE \"${_cpool_pc_libs_private}\")
   set(_cpool_pc_in \"${PROJECT_SOURCE_DIR}/cmake/cpool.pc.in\")
   set(_cpool_pc_out \"${PROJECT_BINARY_DIR}/pkgconfig/cpool.pc\")
   set(_cpool_pc_dest \"${CPOOL_INSTALL_PKGCONFIGDIR}\")

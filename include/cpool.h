@@ -338,10 +338,50 @@ typedef struct cpool_stats {
 } cpool_stats_t;
 
 /*
+ * Versions and struct layouts (the ABI policy; docs/api.md, "Versions").
+ *
+ * cpool_config and cpool_stats_t grow: new fields are only ever appended,
+ * never removed, reordered or retyped, and a new field's 0 means what the
+ * library did before it existed.  So that a program compiled against an
+ * older cpool.h keeps working with a newer library, cpool_config_init(),
+ * cpool_open() and cpool_stats() are macros that pass the size of the
+ * caller's struct, sizeof as this header defines it, to the *_sized
+ * functions below.  The library reads and writes only that many bytes: it
+ * takes defaults for the fields beyond them, and does not write past them.
+ * A size larger than the library's own struct (a newer header with an
+ * older shared library) is accepted if the bytes the library does not
+ * know are all 0 (unset), as Linux does for openat2() and clone3().
+ * A size below the first release's layout (CPOOL_CONFIG_SIZE_0_1,
+ * CPOOL_STATS_SIZE_0_1) or not a multiple of the struct's alignment (no
+ * struct can end there) is refused: CPOOL_EINVAL, with a message for
+ * cpool_open_sized.  Callers that fill a config field by field (not with
+ * memcpy of a struct of another size) need nothing of this: the macros do
+ * it.  The plain functions cpool_open, cpool_config_init and cpool_stats
+ * also exist as symbols, taking the 0.1 layouts: what a program compiled
+ * against cpool 0.1.0, before these macros, calls.
+ *
+ * Versions: CPOOL_VERSION_* above and cpool_version() below.  Before 1.0,
+ * a minor version (0.x) may change the API or the ABI in other ways, said
+ * in its release notes, and the shared library's soname is then
+ * libcpool.so.0.x; appending fields is never such a change.  From 1.0, only
+ * a major version may.
+ */
+#define CPOOL_CONFIG_SIZE_0_1                                                  \
+  (offsetof(cpool_config, worker_stack_size) + sizeof(size_t))
+#define CPOOL_STATS_SIZE_0_1                                                   \
+  (offsetof(cpool_stats_t, last_error) + sizeof(cpool_error_info))
+
+/*
  * cpool_config_init: fill cfg with the defaults (host NULL, port 0).
  * Thread-safe; cfg must not be NULL (a NULL cfg is ignored).
+ * cpool_config_init_sized(cfg, size): the same for a struct of size bytes;
+ * returns 0, or CPOOL_EINVAL (and writes nothing) for a size refused as
+ * above or a NULL cfg.
  */
+CPOOL_EXTERN int cpool_config_init_sized(cpool_config *cfg, size_t size);
 CPOOL_EXTERN void cpool_config_init(cpool_config *cfg);
+#define cpool_config_init(cfg)                                                 \
+  ((void)cpool_config_init_sized((cfg), sizeof(cpool_config)))
 
 /*
  * cpool_open: create a pool and start its slot workers.
@@ -364,6 +404,13 @@ CPOOL_EXTERN void cpool_config_init(cpool_config *cfg);
  */
 CPOOL_EXTERN int cpool_open(cpool_t **pool, const cpool_config *cfg,
                             cpool_error_info *err);
+/* cpool_open_sized: cpool_open for a cfg of cfg_size bytes (see "Versions
+ * and struct layouts"); a refused size is CPOOL_EINVAL, and err->message
+ * gives the size and what is accepted. */
+CPOOL_EXTERN int cpool_open_sized(cpool_t **pool, const cpool_config *cfg,
+                                  size_t cfg_size, cpool_error_info *err);
+#define cpool_open(pool, cfg, err)                                             \
+  cpool_open_sized((pool), (cfg), sizeof(cpool_config), (err))
 
 /*
  * cpool_checkout: take a connected, free connection.
@@ -436,8 +483,15 @@ CPOOL_EXTERN int cpool_checkin(cpool_t *pool, cpool_conn_t *conn, int status);
 /*
  * cpool_stats: fill *out with a snapshot.  Returns 0, or CPOOL_EINVAL if
  * pool or out is NULL.  Thread-safe; takes the pool lock briefly.
+ * cpool_stats_sized(pool, out, size): the same for a struct of size bytes;
+ * writes exactly size bytes (0 in fields this library does not know), or
+ * nothing and CPOOL_EINVAL for a size refused as above.
  */
+CPOOL_EXTERN int cpool_stats_sized(cpool_t *pool, cpool_stats_t *out,
+                                   size_t size);
 CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
+#define cpool_stats(pool, out)                                                 \
+  cpool_stats_sized((pool), (out), sizeof(cpool_stats_t))
 
 /*
  * cpool_close: shut the pool down and free it.

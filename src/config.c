@@ -26,7 +26,7 @@
 #endif
 #define MIN_WORKER_STACK (64 * 1024)
 
-void cpool_config_init(cpool_config *cfg) {
+void cpool__config_defaults(cpool_config *cfg) {
   if (cfg == NULL)
     return;
   memset(cfg, 0, sizeof *cfg);

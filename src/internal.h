@@ -264,9 +264,16 @@ void cpool__timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu,
 /* The modules, in dependency order (pool.c's top comment).  A name that
  * ends in _locked must be called with p->mu held. */
 
-/* config.c: fills c from cfg, the defaults for zero fields; checks it. */
+/* config.c: fills c from cfg, the defaults for zero fields; checks it.
+ * cpool__config_defaults: what cpool_config_init sets, in a whole struct. */
 int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
                           cpool_error_info *err);
+void cpool__config_defaults(cpool_config *cfg);
+
+/* pool.c: cpool_open and cpool_stats for this library's own layouts
+ * (abi.c checks and converts the caller's sizes). */
+int cpool__open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err);
+int cpool__stats(cpool_t *p, cpool_stats_t *out);
 
 /* slots.c */
 void cpool__set_state_locked(struct cpool *p, struct cpool_conn *s,

@@ -43,7 +43,7 @@ int cpool_conn_fd(const cpool_conn_t *s) { return s ? s->fd : -1; }
 void *cpool_conn_data(const cpool_conn_t *s) { return s ? s->data : NULL; }
 int cpool_conn_slot(const cpool_conn_t *s) { return s ? s->index : -1; }
 
-int cpool_stats(cpool_t *p, cpool_stats_t *out) {
+int cpool__stats(cpool_t *p, cpool_stats_t *out) {
   if (p == NULL || out == NULL)
     return CPOOL_EINVAL;
   pthread_mutex_lock(&p->mu);
@@ -304,7 +304,7 @@ static int wait_all_connected(struct cpool *p, cpool_error_info *err) {
   return rc;
 }
 
-int cpool_open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err) {
+int cpool__open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err) {
   cpool_config c;
   struct cpool *p = NULL;
   int rc;

@@ -13,6 +13,8 @@
 /* Suites that share one test server start it in init, stop it in cleanup. */
 int config_init(void);
 int config_cleanup(void);
+int abi_init(void);
+int abi_cleanup(void);
 int checkout_init(void);
 int checkout_cleanup(void);
 int close_init(void);

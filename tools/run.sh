@@ -11,8 +11,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 
-packages=(cmake gcc make pkg-config libbsd-dev libcunit1-dev redis-server
-          redis-tools iproute2 procps spin
+# Installed with --no-install-recommends, so everything used is named here,
+# libc6-dev (crt1.o, the C headers) included: gcc only recommends it, and a
+# minimal Debian (debootstrap --variant=minbase) lacks it.  Checked on one:
+# tools/check-minimal-debian.sh.
+packages=(cmake gcc libc6-dev make pkg-config libbsd-dev libcunit1-dev
+          redis-server redis-tools iproute2 procps spin
           libhiredis-dev libssl-dev openssl memcached)
 
 install_missing() {

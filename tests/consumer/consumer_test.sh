@@ -8,7 +8,12 @@
 #      find_package:     out-of-tree CMake project, find_package(cpool CONFIG)
 #                        through CMAKE_PREFIX_PATH=WORK_DIR/prefix
 #      pkg_config:       the app's Makefile, cc ... $(pkg-config --static
-#                        --cflags --libs cpool) through PKG_CONFIG_PATH
+#                        --cflags --libs cpool) through PKG_CONFIG_PATH, and
+#                        again with the plain $(pkg-config --cflags --libs
+#                        cpool), which must link a static libcpool.a too
+#      shared_object:    consumer.c as a shared object with the installed
+#                        libcpool linked in (plain pkg-config form), loaded
+#                        by dlopen_host.c with dlopen() and run
 #      add_subdirectory: the CMake project again, with add_subdirectory() of
 #                        SOURCE_DIR instead of an installed cpool
 #
@@ -99,20 +104,55 @@ case "$mode" in
     flags=$(run pkg-config --static --cflags --libs cpool) ||
       die "pkg-config cannot use cpool.pc"
     say "pkg-config --static --cflags --libs cpool: $flags"
+    plain=$(run pkg-config --cflags --libs cpool)
+    say "pkg-config --cflags --libs cpool: $plain"
     for want in "-I$prefix/include" -lcpool -lbsd -pthread; do
       case " $flags " in
         *" $want "*) ;;
-        *) die "'$want' missing from the pkg-config output" ;;
+        *) die "'$want' missing from the pkg-config --static output" ;;
       esac
+      # Without --static too, when only libcpool.a is installed: nothing
+      # else would bring libbsd and the threads library to the link.
+      if [ ! -e "$(dirname "$(pc_dir)")/libcpool.so" ]; then
+        case " $plain " in
+          *" $want "*) ;;
+          *) die "'$want' missing from the plain pkg-config output" ;;
+        esac
+      fi
     done
     version=$(sed -n 's/^#define CPOOL_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' \
               "$src/include/cpool.h" | paste -sd.)
     [ "$(pkg-config --modversion cpool)" = "$version" ] ||
       die "cpool.pc says version $(pkg-config --modversion cpool), not $version"
-    rm -rf "$out" && mkdir -p "$out"
+    rm -rf "$out" && mkdir -p "$out/plain"
     run make -C "$out" -f "$app/Makefile" srcdir="$app" CC="$cc" \
       CFLAGS="$cflags" LDFLAGS="$ldflags"
     run_consumer
+    run make -C "$out/plain" -f "$app/Makefile" srcdir="$app" CC="$cc" \
+      CFLAGS="$cflags" LDFLAGS="$ldflags" PKG_CONFIG_STATIC=
+    out="$out/plain" run_consumer
+    ;;
+
+  shared_object)
+    export PKG_CONFIG_PATH
+    PKG_CONFIG_PATH="$(pc_dir)"
+    rm -rf "$out" && mkdir -p "$out"
+    # -z defs: the object must carry all of cpool it uses, or name the
+    # libraries that do (not under sanitizers: their runtime is the
+    # program's).
+    defs="-Wl,-z,defs"
+    [ -z "$san" ] || defs=""
+    # shellcheck disable=SC2046,SC2086 # the flags are words
+    run "$cc" -std=c11 -Wall -Wextra -Wpedantic -Werror $cflags -fPIC -shared \
+      -DCONSUMER_PLUGIN -o "$out/libconsumer_plugin.so" "$app/consumer.c" \
+      $(pkg-config --cflags --libs cpool) $ldflags $defs ||
+      die "cannot link libcpool into a shared object"
+    # shellcheck disable=SC2086
+    run "$cc" -std=c11 -Wall -Wextra -Wpedantic -Werror $cflags \
+      -o "$out/dlopen_host" "$app/dlopen_host.c" $ldflags -ldl
+    libdir=$(dirname "$(pc_dir)")
+    LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+      run "${runner[@]}" "$out/dlopen_host" "$out/libconsumer_plugin.so" "$mode"
     ;;
 
   add_subdirectory)

@@ -7,6 +7,10 @@
  *
  * Exit status 0 when every round trip came back intact and the library's
  * version matches the header it was compiled with.
+ *
+ * Built with -DCONSUMER_PLUGIN (and -shared -fPIC, libcpool linked in), it
+ * is a shared object whose consumer_plugin_main() does the same, for
+ * dlopen_host.c: libcpool.a inside a plugin.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -158,7 +162,14 @@ static int run_clients(cpool_t *pool) {
   return failed ? -1 : 0;
 }
 
-int main(int argc, char **argv) {
+#ifdef CONSUMER_PLUGIN
+#define CONSUMER_MAIN consumer_plugin_main
+int consumer_plugin_main(int argc, char **argv);
+#else
+#define CONSUMER_MAIN main
+#endif
+
+int CONSUMER_MAIN(int argc, char **argv) {
   const char *how = argc > 1 ? argv[1] : "consumer";
   echo_server srv;
   cpool_config cfg;
