@@ -65,7 +65,8 @@ extern "C" {
   XX(ECONNECT, -9, "could not connect to the server")                          \
   XX(EHANDSHAKE, -10, "the on_connect handshake failed")                       \
   XX(EOVERLOAD, -11, "pool overloaded: the request was shed from the queue")   \
-  XX(EBUSY, -12, "connections are still checked out")
+  XX(EBUSY, -12, "connections are still checked out")                         \
+  XX(EFORKED, -13, "pool was opened in another process (fork)")
 
 typedef enum cpool_err {
 #define CPOOL_ERR_ENUM_(name, value, text) CPOOL_##name = (value),
@@ -318,6 +319,18 @@ CPOOL_EXTERN void cpool_config_init(cpool_config *cfg);
  * On failure *pool is set to NULL and nothing is left behind.
  * err may be NULL; when given, it is filled on failure.
  * Thread-safe.
+ *
+ * fork(): a pool belongs to the process that opened it.  In a child
+ * process after fork() (pthread_atfork), the child's copies of the pool's
+ * sockets are closed at once (the parent's connections stay up: nothing
+ * is sent, no on_disconnect is called), and every call on the pool, in
+ * any thread of the child, returns CPOOL_EFORKED: the child is never
+ * handed the parent's connections.  cpool_close() in the child frees the
+ * child's copy of the memory and returns 0 at once (it neither waits nor
+ * takes the pool's lock, which a parent thread may have held at the fork).
+ * cpool_conn_fd() of a connection the child inherited checked out returns
+ * -1.  A child that needs a pool opens its own.  (exec() needs nothing:
+ * every descriptor is close-on-exec.)
  */
 CPOOL_EXTERN int cpool_open(cpool_t **pool, const cpool_config *cfg,
                             cpool_error_info *err);
@@ -345,7 +358,9 @@ CPOOL_EXTERN int cpool_open(cpool_t **pool, const cpool_config *cfg,
  *                      error and when the next attempt is due;
  *   CPOOL_EOVERLOAD    shed by the queue_target_ms policy;
  *   CPOOL_ESHUTDOWN    cpool_close() has begun;
- *   CPOOL_EINVAL       pool or conn NULL, timeout_ms < -1.
+ *   CPOOL_EINVAL       pool or conn NULL, timeout_ms < -1;
+ *   CPOOL_EFORKED      in a child process after fork(): the pool is the
+ *                      parent's (see cpool_open).
  * why may be NULL.  Thread-safe.  Blocks only when timeout_ms != 0.
  * A slot idle for longer than idle_check_ms is peeked first; a dead one goes
  * to its worker and the call moves on to the next free slot.
@@ -376,7 +391,8 @@ CPOOL_EXTERN int cpool_conn_slot(const cpool_conn_t *conn);
  *
  * Returns 0, or CPOOL_EINVAL (and changes nothing) when pool or conn is NULL,
  * conn belongs to another pool, conn is not checked out (a second checkin),
- * or status is neither value.  While cpool_close() drains, 0.  Once its
+ * or status is neither value; CPOOL_EFORKED in a child process after
+ * fork() (see cpool_open).  While cpool_close() drains, 0.  Once its
  * drain is over (timed out), a checkin of a connection still out returns
  * CPOOL_ESHUTDOWN (or 0 for one taken on the lock-free path, whose checkin
  * may not tell):
@@ -388,7 +404,8 @@ CPOOL_EXTERN int cpool_checkin(cpool_t *pool, cpool_conn_t *conn, int status);
 
 /*
  * cpool_stats: fill *out with a snapshot.  Returns 0, or CPOOL_EINVAL if
- * pool or out is NULL.  Thread-safe; takes the pool lock briefly.
+ * pool or out is NULL, or CPOOL_EFORKED in a child process after fork()
+ * (see cpool_open).  Thread-safe; takes the pool lock briefly.
  */
 CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
 
@@ -411,6 +428,8 @@ CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
  * begins after cpool_close() has returned is a use after free of the pool
  * handle: the caller must make sure its threads are done with the pool,
  * or have begun their last call, by then.
+ * In a child process after fork(): frees the child's copy and returns 0
+ * at once (see cpool_open).
  * A worker inside on_connect() or on_ping() can delay it by up to
  * connect_timeout_ms; one inside getaddrinfo() by the resolver's own
  * timeouts (resolv.conf), which cpool cannot cut short.

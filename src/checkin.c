@@ -143,6 +143,8 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
       (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
     return CPOOL_EINVAL;
+  if (cpool__forked(p)) /* the slot is the parent's (fork.c) */
+    return CPOOL_EFORKED;
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_seq_cst);
   int rc = checkin(p, s, status);
   atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);

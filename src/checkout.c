@@ -387,6 +387,8 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
   if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
     return CPOOL_EINVAL;
   *conn = NULL;
+  if (cpool__forked(p)) /* never the parent's sockets (fork.c) */
+    return CPOOL_EFORKED;
   struct cpool_conn *pin = NULL;
   _Atomic int *count = &p->entered; /* no fast path: it takes the lock,
                                        or is turned away at once */

@@ -166,6 +166,8 @@ struct cpool {
   _Atomic int64_t cut_us; /* [mu] to write; when every turn must be over
                              for the waiters' deadlines, 0 if none */
   _Atomic int closing;      /* [mu] to write; cpool_close has begun */
+  _Atomic int forked;       /* set in a child process after fork, by
+                               fork.c's handler: every call refused */
 
   /* Refusals counted without the lock (cpool_checkout), on a line of
    * their own: one caller asking in a loop writes it. */
@@ -209,6 +211,10 @@ struct cpool {
 
   cpool_stats_t st;             /* [mu] counters; slot counts unused */
   int64_t last_error_at_ms;   /* [mu] */
+
+  /* fork.c's list of the pools open in this process [its own lock]. */
+  struct cpool *reg_prev, *reg_next;
+  int registered;
 };
 
 /* Clocks, in ms or us on CLOCK_MONOTONIC; coarse is a few ms granular
@@ -314,6 +320,17 @@ static inline void cpool__wait_locked(struct cpool *p, pthread_cond_t *cv,
                                       int64_t until_us) {
   cpool__check_locked(p);
   cpool__timed_wait(cv, &p->mu, until_us);
+}
+
+/* fork.c: the pool is listed from its open to its close, so that a child
+ * process after fork marks it forked (and closes its copies of the
+ * descriptors).  cpool__fork_register returns 0 or an errno value. */
+int cpool__fork_register(struct cpool *p);
+void cpool__fork_unregister(struct cpool *p);
+/* Was the pool opened by the parent of this process?  One relaxed load,
+ * no system call: the fast path's check. */
+static inline int cpool__forked(const struct cpool *p) {
+  return atomic_load_explicit(&p->forked, memory_order_relaxed);
 }
 
 /* worker.c */

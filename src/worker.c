@@ -68,9 +68,12 @@ static void close_socket(struct cpool *p, struct cpool_conn *s) {
     return;
   if (p->cfg.on_disconnect != NULL)
     p->cfg.on_disconnect(s->fd, s->data, p->cfg.cb_arg);
-  close(s->fd);
+  /* -1 before the close: a fork in between must not leave the child a
+   * number that another thread may have opened since (fork.c). */
+  int fd = s->fd;
   s->fd = -1;
   s->data = NULL;
+  close(fd);
 }
 
 static int64_t lifetime_deadline(const struct cpool *p) {
@@ -145,8 +148,8 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
       s->fd = fd;
       rc = handshake(p, s, fd, &err);
       if (rc != 0) {
+        s->fd = -1; /* before the close, as in close_socket */
         close(fd);
-        s->fd = -1;
       }
     }
     if (rc == CPOOL_ESHUTDOWN)

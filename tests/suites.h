@@ -21,5 +21,7 @@ int fastpath_init(void);
 int fastpath_cleanup(void);
 int turns_init(void);
 int turns_cleanup(void);
+int fork_init(void);
+int fork_cleanup(void);
 
 #endif
