@@ -266,6 +266,13 @@ typedef struct cpool_config {
 
 #define CPOOL_MAX_SIZE 65536
 
+/* The time histograms of cpool_stats_t: bucket i < 6 counts the times in
+ * (10^i us, 10^(i+1) us] (bucket 0 from 0): <= 10 us, <= 100 us, <= 1 ms,
+ * <= 10 ms, <= 100 ms, <= 1 s, and the last one every time over 1 s (the
+ * upper bounds are Prometheus' le).  Each bucket counts its own range
+ * only (not cumulative); their sum is the number of times measured. */
+#define CPOOL_HIST_BUCKETS 7
+
 typedef struct cpool cpool_t;
 typedef struct cpool_conn cpool_conn_t;
 
@@ -293,6 +300,20 @@ typedef struct cpool_stats {
   uint64_t pings, ping_failures;
   uint64_t recycles;           /* closed after max_lifetime_ms */
   cpool_error_info last_error; /* last connect failure; code 0 if none */
+  /* Times, in microseconds: a total and a histogram (CPOOL_HIST_BUCKETS)
+   * of each. */
+  uint64_t wait_time_us; /* queued in cpool_checkout, every checkout that
+                            queued (the waits, served or not) */
+  uint64_t wait_hist[CPOOL_HIST_BUCKETS];
+  uint64_t hold_time_us; /* checkout to checkin, every checkin of a
+                            connection checked out; on the coarse clock
+                            (no system call on the fast path): a hold
+                            shorter than its tick (1 to 4 ms) may count
+                            as 0, and each is off by up to a tick */
+  uint64_t hold_hist[CPOOL_HIST_BUCKETS];
+  uint64_t connect_time_us; /* resolve, connect and on_connect, every
+                               successful connect (connects) */
+  uint64_t connect_hist[CPOOL_HIST_BUCKETS];
 } cpool_stats_t;
 
 /*
@@ -408,6 +429,27 @@ CPOOL_EXTERN int cpool_checkin(cpool_t *pool, cpool_conn_t *conn, int status);
  * (see cpool_open).  Thread-safe; takes the pool lock briefly.
  */
 CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
+
+/*
+ * cpool_stats_write_prometheus: st in the Prometheus text exposition
+ * format (version 0.0.4), into buf: "# HELP" and "# TYPE" lines, gauges
+ * for the slots per state (<prefix>_slots{state="idle"}), the size and
+ * the waiters, a counter <prefix>_<name>_total for every counter of st,
+ * and the three histograms <prefix>_checkout_wait_seconds,
+ * <prefix>_hold_seconds and <prefix>_connect_seconds (_bucket{le="..."}
+ * cumulative, _sum in seconds, _count).  prefix: the metrics' name
+ * prefix, [a-zA-Z_:][a-zA-Z0-9_:]* and at most 64 bytes; NULL means
+ * "cpool".
+ * Returns, as snprintf, the length of the whole text (without the
+ * terminating NUL): if it is len or more, the text was cut short (and is
+ * still NUL-terminated when len > 0), so a call with buf NULL and len 0
+ * measures it.  CPOOL_EINVAL if st is NULL, buf is NULL with len > 0, or
+ * prefix is not a valid name.  Pure function of its arguments:
+ * thread-safe, never blocks, takes no pool (print a cpool_stats() copy).
+ */
+CPOOL_EXTERN int cpool_stats_write_prometheus(const cpool_stats_t *st,
+                                              const char *prefix, char *buf,
+                                              size_t len);
 
 /*
  * cpool_close: shut the pool down and free it.

@@ -44,6 +44,17 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
   cpool__make_available_locked(p, s);
 }
 
+/* The hold just ended, from the checkout's stamp of last_used (checkout.c:
+ * every checkout stamps it, on the coarse clock, and nothing else does
+ * while the slot is out) to now, on the same clock: no system call.
+ * Only the holder writes these, before it lets the slot go (internal.h). */
+static void count_hold(struct cpool_conn *s) {
+  int64_t ms = cpool__coarse_ms() - cpool__last_used(s);
+  uint64_t us = ms > 0 ? (uint64_t)ms * 1000 : 0;
+  cpool__own_add(&s->hold_ms, us / 1000);
+  cpool__own_add(&s->hold_hist[cpool__hist_bucket(us)], 1);
+}
+
 /* The checkin proper, with p->mu held and the slot BUSY with no lease. */
 static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
   if (p->cfg.ping_interval_ms > 0) /* pings count idle time from here */
@@ -112,6 +123,7 @@ static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   int held = lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN;
   if (held && status == CPOOL_CONN_OK &&
       (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {
+    count_hold(s);
     fast_checkin(p, s, v, timed);
     return 0;
   }
@@ -126,6 +138,7 @@ static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   } else if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
     rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
   } else {
+    count_hold(s);
     if (lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN)
       cpool__lease_drop_locked(p, s); /* broken or expired */
     if (timed)

@@ -136,6 +136,10 @@ struct cpool_conn {
                              cpool_close waits for 0 */
   int fast_pos;           /* [mu] position in pool->fast_list, or -1 */
   _Atomic uint64_t fast_checkouts; /* written by the holder only */
+  /* Hold times (coarse ms, checkout to checkin), written at checkin by
+   * the holder only, before it lets the slot go; summed by cpool_stats. */
+  _Atomic uint64_t hold_ms;
+  _Atomic uint64_t hold_hist[CPOOL_HIST_BUCKETS];
   struct cpool *pool;
   int index;
   int fd;     /* -1 when not connected */
@@ -293,6 +297,29 @@ static inline int64_t cpool__last_used(const struct cpool_conn *s) {
 }
 static inline void cpool__set_last_used(struct cpool_conn *s, int64_t ms) {
   atomic_store_explicit(&s->last_used_ms, ms, memory_order_relaxed);
+}
+
+/* The histogram bucket of a time (cpool.h, CPOOL_HIST_BUCKETS). */
+static inline int cpool__hist_bucket(uint64_t us) {
+  int i = 0;
+  for (uint64_t limit = 10; i < CPOOL_HIST_BUCKETS - 1 && us > limit;
+       limit *= 10)
+    i++;
+  return i;
+}
+
+/* One more time of us in a histogram and its total, under p->mu. */
+static inline void cpool__hist_add(uint64_t *hist, uint64_t *total,
+                                   uint64_t us) {
+  hist[cpool__hist_bucket(us)]++;
+  *total += us;
+}
+
+/* An add by the only thread that writes the counter (relaxed load and
+ * store, no read-modify-write), read by cpool_stats. */
+static inline void cpool__own_add(_Atomic uint64_t *c, uint64_t v) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                        memory_order_relaxed);
 }
 
 /* check.c: debug assertions and the locked side's invariants (see

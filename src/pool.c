@@ -42,6 +42,17 @@ int cpool_conn_fd(const cpool_conn_t *s) { return s ? s->fd : -1; }
 void *cpool_conn_data(const cpool_conn_t *s) { return s ? s->data : NULL; }
 int cpool_conn_slot(const cpool_conn_t *s) { return s ? s->index : -1; }
 
+/* What a slot's holders count without the lock (internal.h). */
+static void sum_slot(cpool_stats_t *out, const struct cpool_conn *s) {
+  out->checkouts +=
+      atomic_load_explicit(&s->fast_checkouts, memory_order_relaxed);
+  out->hold_time_us +=
+      1000 * atomic_load_explicit(&s->hold_ms, memory_order_relaxed);
+  for (int b = 0; b < CPOOL_HIST_BUCKETS; b++)
+    out->hold_hist[b] +=
+        atomic_load_explicit(&s->hold_hist[b], memory_order_relaxed);
+}
+
 int cpool_stats(cpool_t *p, cpool_stats_t *out) {
   if (p == NULL || out == NULL)
     return CPOOL_EINVAL;
@@ -67,8 +78,7 @@ int cpool_stats(cpool_t *p, cpool_stats_t *out) {
     }
   }
   for (int i = 0; i < p->size; i++)
-    out->checkouts += atomic_load_explicit(&p->slots[i].fast_checkouts,
-                                           memory_order_relaxed);
+    sum_slot(out, &p->slots[i]);
   out->checked_out_errors +=
       atomic_load_explicit(&p->nowait_refusals, memory_order_relaxed);
   if (out->last_error.code != 0)

@@ -129,11 +129,28 @@ static void connect_failed(struct cpool *p, struct cpool_conn *s,
   emit(p, s, CPOOL_EVENT_BACKOFF, err);
 }
 
+/* One attempt: resolve, connect, on_connect.  0 with s->fd set, or the
+ * code, err filled. */
+static int connect_once(struct cpool *p, struct cpool_conn *s,
+                        cpool_error_info *err) {
+  int fd = -1;
+  int rc = cpool__net_connect(p, &fd, s->addr, sizeof s->addr, err);
+  if (rc == 0) {
+    s->fd = fd;
+    rc = handshake(p, s, fd, err);
+    if (rc != 0) {
+      s->fd = -1; /* before the close, as in close_socket */
+      close(fd);
+    }
+  }
+  return rc;
+}
+
 /* Returns 1 once the slot is connected and offered, 0 if the pool closed. */
 static int connect_phase(struct cpool *p, struct cpool_conn *s) {
+  int64_t t0;
   for (;;) {
     cpool_error_info err;
-    int fd = -1;
 
     pthread_mutex_lock(&p->mu);
     int closing = p->closing;
@@ -143,15 +160,8 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
     if (closing)
       return 0;
 
-    int rc = cpool__net_connect(p, &fd, s->addr, sizeof s->addr, &err);
-    if (rc == 0) {
-      s->fd = fd;
-      rc = handshake(p, s, fd, &err);
-      if (rc != 0) {
-        s->fd = -1; /* before the close, as in close_socket */
-        close(fd);
-      }
-    }
+    t0 = cpool__now_us();
+    int rc = connect_once(p, s, &err);
     if (rc == CPOOL_ESHUTDOWN)
       return 0;
     if (rc == 0)
@@ -161,6 +171,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
       return 0;
   }
 
+  int64_t took = cpool__now_us() - t0;
   cpool__backoff_reset(&s->backoff);
   s->expires_ms = lifetime_deadline(p);
   pthread_mutex_lock(&p->mu);
@@ -168,6 +179,8 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
   cpool__recycle_done_locked(p, s);
   if (!closing) {
     p->st.connects++;
+    cpool__hist_add(p->st.connect_hist, &p->st.connect_time_us,
+                    took > 0 ? (uint64_t)took : 0);
     cpool__set_last_used(s, cpool__coarse_ms());
     cpool__make_available_locked(p, s);
     pthread_cond_broadcast(&p->state_cv);

@@ -23,5 +23,7 @@ int turns_init(void);
 int turns_cleanup(void);
 int fork_init(void);
 int fork_cleanup(void);
+int metrics_init(void);
+int metrics_cleanup(void);
 
 #endif
