@@ -47,8 +47,10 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
 /* The hold just ended, from the checkout's stamp of last_used (checkout.c:
  * every checkout stamps it, on the coarse clock, and nothing else does
  * while the slot is out) to now, on the same clock: no system call.
- * Only the holder writes these, before it lets the slot go (internal.h). */
-static void count_hold(struct cpool_conn *s) {
+ * Only the holder writes these, before it lets the slot go (internal.h).
+ * Inlined: it is on the fast path. */
+static inline __attribute__((always_inline)) void
+count_hold(struct cpool_conn *s) {
   int64_t ms = cpool__coarse_ms() - cpool__last_used(s);
   uint64_t us = ms > 0 ? (uint64_t)ms * 1000 : 0;
   cpool__own_add(&s->hold_ms, us / 1000);

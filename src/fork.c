@@ -31,8 +31,12 @@ static struct cpool *reg_head; /* [reg_mu] pools open in this process */
 
 /* The list stays whole across the fork: the forking thread holds reg_mu
  * from before the fork until after it, in both processes. */
-static void before_fork(void) { pthread_mutex_lock(&reg_mu); }
-static void after_fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
+static void before_fork(void) {
+  pthread_mutex_lock(&reg_mu);
+}
+static void after_fork_parent(void) {
+  pthread_mutex_unlock(&reg_mu);
+}
 
 /* The child's copy of a slot's descriptor.  A worker sets s->fd to -1
  * before it closes a socket (worker.c), so a number here was open at the

@@ -70,9 +70,12 @@ static void slot_gauges(text *t, const char *pre, const cpool_stats_t *st) {
   const struct {
     const char *state;
     int n;
-  } slots[] = {{"connecting", st->connecting}, {"idle", st->idle},
-               {"busy", st->busy},             {"backoff", st->backoff},
-               {"checking", st->checking},     {"closed", st->closed}};
+  } slots[] = {{"connecting", st->connecting},
+               {"idle", st->idle},
+               {"busy", st->busy},
+               {"backoff", st->backoff},
+               {"checking", st->checking},
+               {"closed", st->closed}};
   gauge(t, pre, "size", st->size, "Slots in the pool.");
   head(t, pre, "slots", "gauge", "Slots in each state.");
   for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
@@ -118,8 +121,7 @@ static void counters(text *t, const char *pre, const cpool_stats_t *st) {
 /* One histogram: buckets (CPOOL_HIST_BUCKETS, each its own range) made
  * cumulative, the last one +Inf; the sum in seconds. */
 static void histogram(text *t, const char *pre, const char *name,
-                      const uint64_t *hist, uint64_t sum_us,
-                      const char *help) {
+                      const uint64_t *hist, uint64_t sum_us, const char *help) {
   static const char *const le[CPOOL_HIST_BUCKETS] = {
       "1e-05", "0.0001", "0.001", "0.01", "0.1", "1", "+Inf"};
   uint64_t count = 0;

@@ -78,7 +78,8 @@ static void fill(cpool_stats_t *st) {
   st->connects = 9, st->connect_failures = 5, st->disconnects = 4;
   st->broken_checkins = 2, st->idle_check_failures = 1;
   st->pings = 11, st->ping_failures = 1, st->recycles = 3;
-  const uint64_t wait[] = {1, 0, 2, 1, 1, 0, 1}, hold[] = {990, 0, 0, 8, 2, 0, 0},
+  const uint64_t wait[] = {1, 0, 2, 1, 1, 0, 1},
+                 hold[] = {990, 0, 0, 8, 2, 0, 0},
                  conn[] = {0, 0, 7, 2, 0, 0, 0};
   memcpy(st->wait_hist, wait, sizeof wait);
   memcpy(st->hold_hist, hold, sizeof hold);
@@ -237,7 +238,12 @@ static void test_prometheus_bad_args(void) {
   TU_ASSERT_CODE(cpool_stats_write_prometheus(&st, NULL, NULL, 5),
                  CPOOL_EINVAL);
   static const char *const bad[] = {
-      "", "9lives", "a-b", "a b", "a{b}", "é",
+      "",
+      "9lives",
+      "a-b",
+      "a b",
+      "a{b}",
+      "é",
       "a_prefix_that_is_far_too_long_for_a_metric_name_0123456789abcdefgh"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     TU_ASSERT_CODE(cpool_stats_write_prometheus(&st, bad[i], buf, sizeof buf),
@@ -353,10 +359,11 @@ static void check_exposition(char *text) {
   regex_t sample, help, type;
   const char *name = "[a-zA-Z_:][a-zA-Z0-9_:]*";
   char re[512];
-  snprintf(re, sizeof re,
-           "^(%s)(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"]*\"(,[a-zA-Z_][a-zA-Z0-9_]*"
-           "=\"[^\"]*\")*\\})? (-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?|\\+Inf)$",
-           name);
+  snprintf(
+      re, sizeof re,
+      "^(%s)(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"[^\"]*\"(,[a-zA-Z_][a-zA-Z0-9_]*"
+      "=\"[^\"]*\")*\\})? (-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?|\\+Inf)$",
+      name);
   TU_ASSERT_EQ(regcomp(&sample, re, REG_EXTENDED), 0);
   snprintf(re, sizeof re, "^# HELP %s .+$", name);
   TU_ASSERT_EQ(regcomp(&help, re, REG_EXTENDED | REG_NOSUB), 0);
