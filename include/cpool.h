@@ -65,7 +65,8 @@ extern "C" {
   XX(ECONNECT, -9, "could not connect to the server")                          \
   XX(EHANDSHAKE, -10, "the on_connect handshake failed")                       \
   XX(EOVERLOAD, -11, "pool overloaded: the request was shed from the queue")   \
-  XX(EBUSY, -12, "connections are still checked out")
+  XX(EBUSY, -12, "connections are still checked out")                         \
+  XX(EFORKED, -13, "pool was opened in another process (fork)")
 
 typedef enum cpool_err {
 #define CPOOL_ERR_ENUM_(name, value, text) CPOOL_##name = (value),
@@ -305,6 +306,13 @@ typedef struct cpool_config {
 
 #define CPOOL_MAX_SIZE 65536
 
+/* The time histograms of cpool_stats_t: bucket i < 6 counts the times in
+ * (10^i us, 10^(i+1) us] (bucket 0 from 0): <= 10 us, <= 100 us, <= 1 ms,
+ * <= 10 ms, <= 100 ms, <= 1 s, and the last one every time over 1 s (the
+ * upper bounds are Prometheus' le).  Each bucket counts its own range
+ * only (not cumulative); their sum is the number of times measured. */
+#define CPOOL_HIST_BUCKETS 7
+
 typedef struct cpool cpool_t;
 typedef struct cpool_conn cpool_conn_t;
 
@@ -335,6 +343,20 @@ typedef struct cpool_stats {
   uint64_t peer_closes; /* closes (FIN) and resets (RST) by the server, seen
                            by the slot's worker the moment they arrive */
   uint64_t validation_failures; /* checkins on_checkin failed */
+  /* Times, in microseconds: a total and a histogram (CPOOL_HIST_BUCKETS)
+   * of each. */
+  uint64_t wait_time_us; /* queued in cpool_checkout, every checkout that
+                            queued (the waits, served or not) */
+  uint64_t wait_hist[CPOOL_HIST_BUCKETS];
+  uint64_t hold_time_us; /* checkout to checkin, every checkin of a
+                            connection checked out; on the coarse clock
+                            (no system call on the fast path): a hold
+                            shorter than its tick (1 to 4 ms) may count
+                            as 0, and each is off by up to a tick */
+  uint64_t hold_hist[CPOOL_HIST_BUCKETS];
+  uint64_t connect_time_us; /* resolve, connect and on_connect, every
+                               successful connect (connects) */
+  uint64_t connect_hist[CPOOL_HIST_BUCKETS];
 } cpool_stats_t;
 
 /*
@@ -401,6 +423,18 @@ CPOOL_EXTERN void cpool_config_init(cpool_config *cfg);
  * On failure *pool is set to NULL and nothing is left behind.
  * err may be NULL; when given, it is filled on failure.
  * Thread-safe.
+ *
+ * fork(): a pool belongs to the process that opened it.  In a child
+ * process after fork() (pthread_atfork), the child's copies of the pool's
+ * sockets are closed at once (the parent's connections stay up: nothing
+ * is sent, no on_disconnect is called), and every call on the pool, in
+ * any thread of the child, returns CPOOL_EFORKED: the child is never
+ * handed the parent's connections.  cpool_close() in the child frees the
+ * child's copy of the memory and returns 0 at once (it neither waits nor
+ * takes the pool's lock, which a parent thread may have held at the fork).
+ * cpool_conn_fd() of a connection the child inherited checked out returns
+ * -1.  A child that needs a pool opens its own.  (exec() needs nothing:
+ * every descriptor is close-on-exec.)
  */
 CPOOL_EXTERN int cpool_open(cpool_t **pool, const cpool_config *cfg,
                             cpool_error_info *err);
@@ -435,7 +469,9 @@ CPOOL_EXTERN int cpool_open_sized(cpool_t **pool, const cpool_config *cfg,
  *                      error and when the next attempt is due;
  *   CPOOL_EOVERLOAD    shed by the queue_target_ms policy;
  *   CPOOL_ESHUTDOWN    cpool_close() has begun;
- *   CPOOL_EINVAL       pool or conn NULL, timeout_ms < -1.
+ *   CPOOL_EINVAL       pool or conn NULL, timeout_ms < -1;
+ *   CPOOL_EFORKED      in a child process after fork(): the pool is the
+ *                      parent's (see cpool_open).
  * why may be NULL.  Thread-safe.  Blocks only when timeout_ms != 0.
  * A slot idle for longer than idle_check_ms is peeked first; a dead one goes
  * to its worker and the call moves on to the next free slot.
@@ -468,7 +504,8 @@ CPOOL_EXTERN int cpool_conn_slot(const cpool_conn_t *conn);
  *
  * Returns 0, or CPOOL_EINVAL (and changes nothing) when pool or conn is NULL,
  * conn belongs to another pool, conn is not checked out (a second checkin),
- * or status is neither value.  While cpool_close() drains, 0.  Once its
+ * or status is neither value; CPOOL_EFORKED in a child process after
+ * fork() (see cpool_open).  While cpool_close() drains, 0.  Once its
  * drain is over (timed out), a checkin of a connection still out returns
  * CPOOL_ESHUTDOWN (or 0 for one taken on the lock-free path, whose checkin
  * may not tell):
@@ -482,7 +519,8 @@ CPOOL_EXTERN int cpool_checkin(cpool_t *pool, cpool_conn_t *conn, int status);
 
 /*
  * cpool_stats: fill *out with a snapshot.  Returns 0, or CPOOL_EINVAL if
- * pool or out is NULL.  Thread-safe; takes the pool lock briefly.
+ * pool or out is NULL, or CPOOL_EFORKED in a child process after fork()
+ * (see cpool_open).  Thread-safe; takes the pool lock briefly.
  * cpool_stats_sized(pool, out, size): the same for a struct of size bytes;
  * writes exactly size bytes (0 in fields this library does not know), or
  * nothing and CPOOL_EINVAL for a size refused as above.
@@ -492,6 +530,27 @@ CPOOL_EXTERN int cpool_stats_sized(cpool_t *pool, cpool_stats_t *out,
 CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
 #define cpool_stats(pool, out)                                                 \
   cpool_stats_sized((pool), (out), sizeof(cpool_stats_t))
+
+/*
+ * cpool_stats_write_prometheus: st in the Prometheus text exposition
+ * format (version 0.0.4), into buf: "# HELP" and "# TYPE" lines, gauges
+ * for the slots per state (<prefix>_slots{state="idle"}), the size and
+ * the waiters, a counter <prefix>_<name>_total for every counter of st,
+ * and the three histograms <prefix>_checkout_wait_seconds,
+ * <prefix>_hold_seconds and <prefix>_connect_seconds (_bucket{le="..."}
+ * cumulative, _sum in seconds, _count).  prefix: the metrics' name
+ * prefix, [a-zA-Z_:][a-zA-Z0-9_:]* and at most 64 bytes; NULL means
+ * "cpool".
+ * Returns, as snprintf, the length of the whole text (without the
+ * terminating NUL): if it is len or more, the text was cut short (and is
+ * still NUL-terminated when len > 0), so a call with buf NULL and len 0
+ * measures it.  CPOOL_EINVAL if st is NULL, buf is NULL with len > 0, or
+ * prefix is not a valid name.  Pure function of its arguments:
+ * thread-safe, never blocks, takes no pool (print a cpool_stats() copy).
+ */
+CPOOL_EXTERN int cpool_stats_write_prometheus(const cpool_stats_t *st,
+                                              const char *prefix, char *buf,
+                                              size_t len);
 
 /*
  * cpool_close: shut the pool down and free it.
@@ -512,6 +571,8 @@ CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
  * begins after cpool_close() has returned is a use after free of the pool
  * handle: the caller must make sure its threads are done with the pool,
  * or have begun their last call, by then.
+ * In a child process after fork(): frees the child's copy and returns 0
+ * at once (see cpool_open).
  * A worker inside on_connect() or on_ping() can delay it by up to
  * connect_timeout_ms; one inside getaddrinfo() by the resolver's own
  * timeouts (resolv.conf), which cpool cannot cut short.

@@ -44,6 +44,19 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
   cpool__make_available_locked(p, s);
 }
 
+/* The hold just ended, from the checkout's stamp of last_used (checkout.c:
+ * every checkout stamps it, on the coarse clock, and nothing else does
+ * while the slot is out) to now, on the same clock: no system call.
+ * Only the holder writes these, before it lets the slot go (internal.h).
+ * Inlined: it is on the fast path. */
+static inline __attribute__((always_inline)) void
+count_hold(struct cpool_conn *s) {
+  int64_t ms = cpool__coarse_ms() - cpool__last_used(s);
+  uint64_t us = ms > 0 ? (uint64_t)ms * 1000 : 0;
+  cpool__own_add(&s->hold_ms, us / 1000);
+  cpool__own_add(&s->hold_hist[cpool__hist_bucket(us)], 1);
+}
+
 /* The checkin proper, with p->mu held and the slot BUSY with no lease. */
 static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
   if (p->cfg.ping_interval_ms > 0) /* pings count idle time from here */
@@ -149,6 +162,7 @@ static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   if (held && status == CPOOL_CONN_OK &&
       !atomic_load_explicit(&s->peer_gone, memory_order_relaxed) &&
       (s->expires_ms == 0 || cpool__coarse_ms() < s->expires_ms)) {
+    count_hold(s);
     fast_checkin(p, s, v, timed);
     return 0;
   }
@@ -163,6 +177,7 @@ static int checkin(struct cpool *p, struct cpool_conn *s, int status) {
   } else if (lease == CPOOL__LEASE_PARKED || s->state != CPOOL_SLOT_BUSY) {
     rc = CPOOL_EINVAL; /* a second checkin, or never checked out */
   } else {
+    count_hold(s);
     if (lease == CPOOL__LEASE_HELD || lease == CPOOL__LEASE_HELD_TURN)
       cpool__lease_drop_locked(p, s); /* broken or expired */
     if (timed)
@@ -180,6 +195,8 @@ int cpool_checkin(cpool_t *p, cpool_conn_t *s, int status) {
   if (p == NULL || s == NULL || !conn_of_pool(p, s) ||
       (status != CPOOL_CONN_OK && status != CPOOL_CONN_BROKEN))
     return CPOOL_EINVAL;
+  if (cpool__forked(p)) /* the slot is the parent's (fork.c) */
+    return CPOOL_EFORKED;
   atomic_fetch_add_explicit(&s->in_checkin, 1, memory_order_seq_cst);
   int rc = checkin(p, s, status);
   atomic_fetch_sub_explicit(&s->in_checkin, 1, memory_order_release);

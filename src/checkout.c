@@ -124,10 +124,12 @@ static void wait_sleep(struct cpool *p, cpool__waiter *w) {
 
 /* w is off the queue, served (rc 0) or not. */
 static void wait_leave(struct cpool *p, cpool__waiter *w, int rc) {
+  int64_t now_us = cpool__now_us();
+  int64_t waited = now_us > w->since_us ? now_us - w->since_us : 0;
+  cpool__hist_add(p->st.wait_hist, &p->st.wait_time_us, (uint64_t)waited);
   if (rc == 0) {
     /* Served: a turn from now, so a caller that holds its slot for
      * longer than the turn queues again instead of barging. */
-    int64_t now_us = cpool__now_us();
     self_turn_begin(p, now_us, 1);
     p->st.checkouts++;
     if (p->cfg.queue_target_ms > 0)
@@ -315,10 +317,7 @@ static int checkout_unlocked(struct cpool *p, int timeout_ms,
   *s = fast_take(p);
   if (*s != NULL && !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
       fast_fresh(p, *s)) {
-    atomic_store_explicit(
-        &(*s)->fast_checkouts,
-        atomic_load_explicit(&(*s)->fast_checkouts, memory_order_relaxed) + 1,
-        memory_order_relaxed);
+    cpool__own_add(&(*s)->fast_checkouts, 1);
     *rc = 0;
     return 1;
   }
@@ -394,6 +393,8 @@ int cpool_checkout(cpool_t *p, cpool_conn_t **conn, int timeout_ms,
   if (p == NULL || conn == NULL || timeout_ms < CPOOL_WAIT_FOREVER)
     return CPOOL_EINVAL;
   *conn = NULL;
+  if (cpool__forked(p)) /* never the parent's sockets (fork.c) */
+    return CPOOL_EFORKED;
   struct cpool_conn *pin = NULL;
   _Atomic int *count = &p->entered; /* no fast path: it takes the lock,
                                        or is turned away at once */

@@ -154,6 +154,10 @@ struct cpool_conn {
                              checkouts (worker.c, watch_socket) */
   int fast_pos;           /* [mu] position in pool->fast_list, or -1 */
   _Atomic uint64_t fast_checkouts; /* written by the holder only */
+  /* Hold times (coarse ms, checkout to checkin), written at checkin by
+   * the holder only, before it lets the slot go; summed by cpool_stats. */
+  _Atomic uint64_t hold_ms;
+  _Atomic uint64_t hold_hist[CPOOL_HIST_BUCKETS];
   struct cpool *pool;
   int index;
   int fd;     /* -1 when not connected */
@@ -203,6 +207,8 @@ struct cpool {
   _Atomic int64_t cut_us; /* [mu] to write; when every turn must be over
                              for the waiters' deadlines, 0 if none */
   _Atomic int closing;      /* [mu] to write; cpool_close has begun */
+  _Atomic int forked;       /* set in a child process after fork, by
+                               fork.c's handler: every call refused */
 
   /* Refusals counted without the lock (cpool_checkout), on a line of
    * their own: one caller asking in a loop writes it. */
@@ -248,6 +254,10 @@ struct cpool {
   cpool_stats_t st;             /* [mu] counters; slot counts unused */
   int64_t last_error_at_ms;   /* [mu] */
   cpool__guard guard;         /* bounds on_connect and on_ping (guard.c) */
+
+  /* fork.c's list of the pools open in this process [its own lock]. */
+  struct cpool *reg_prev, *reg_next;
+  int registered;
 };
 
 /* Clocks, in ms or us on CLOCK_MONOTONIC; coarse is a few ms granular
@@ -335,6 +345,29 @@ static inline void cpool__set_last_used(struct cpool_conn *s, int64_t ms) {
   atomic_store_explicit(&s->last_used_ms, ms, memory_order_relaxed);
 }
 
+/* The histogram bucket of a time (cpool.h, CPOOL_HIST_BUCKETS). */
+static inline int cpool__hist_bucket(uint64_t us) {
+  int i = 0;
+  for (uint64_t limit = 10; i < CPOOL_HIST_BUCKETS - 1 && us > limit;
+       limit *= 10)
+    i++;
+  return i;
+}
+
+/* One more time of us in a histogram and its total, under p->mu. */
+static inline void cpool__hist_add(uint64_t *hist, uint64_t *total,
+                                   uint64_t us) {
+  hist[cpool__hist_bucket(us)]++;
+  *total += us;
+}
+
+/* An add by the only thread that writes the counter (relaxed load and
+ * store, no read-modify-write), read by cpool_stats. */
+static inline void cpool__own_add(_Atomic uint64_t *c, uint64_t v) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                        memory_order_relaxed);
+}
+
 /* check.c: debug assertions and the locked side's invariants (see
  * there), on in debug and sanitizer builds (CPOOL_DEBUG_CHECKS). */
 #ifdef CPOOL_DEBUG_CHECKS
@@ -360,6 +393,17 @@ static inline void cpool__wait_locked(struct cpool *p, pthread_cond_t *cv,
                                       int64_t until_us) {
   cpool__check_locked(p);
   cpool__timed_wait(cv, &p->mu, until_us);
+}
+
+/* fork.c: the pool is listed from its open to its close, so that a child
+ * process after fork marks it forked (and closes its copies of the
+ * descriptors).  cpool__fork_register returns 0 or an errno value. */
+int cpool__fork_register(struct cpool *p);
+void cpool__fork_unregister(struct cpool *p);
+/* Was the pool opened by the parent of this process?  One relaxed load,
+ * no system call: the fast path's check. */
+static inline int cpool__forked(const struct cpool *p) {
+  return atomic_load_explicit(&p->forked, memory_order_relaxed);
 }
 
 /* worker.c */

@@ -43,9 +43,22 @@ int cpool_conn_fd(const cpool_conn_t *s) { return s ? s->fd : -1; }
 void *cpool_conn_data(const cpool_conn_t *s) { return s ? s->data : NULL; }
 int cpool_conn_slot(const cpool_conn_t *s) { return s ? s->index : -1; }
 
+/* What a slot's holders count without the lock (internal.h). */
+static void sum_slot(cpool_stats_t *out, const struct cpool_conn *s) {
+  out->checkouts +=
+      atomic_load_explicit(&s->fast_checkouts, memory_order_relaxed);
+  out->hold_time_us +=
+      1000 * atomic_load_explicit(&s->hold_ms, memory_order_relaxed);
+  for (int b = 0; b < CPOOL_HIST_BUCKETS; b++)
+    out->hold_hist[b] +=
+        atomic_load_explicit(&s->hold_hist[b], memory_order_relaxed);
+}
+
 int cpool__stats(cpool_t *p, cpool_stats_t *out) {
   if (p == NULL || out == NULL)
     return CPOOL_EINVAL;
+  if (cpool__forked(p))
+    return CPOOL_EFORKED; /* its lock may be held for ever (fork.c) */
   pthread_mutex_lock(&p->mu);
   *out = p->st;
   out->size = p->size;
@@ -66,8 +79,7 @@ int cpool__stats(cpool_t *p, cpool_stats_t *out) {
     }
   }
   for (int i = 0; i < p->size; i++)
-    out->checkouts += atomic_load_explicit(&p->slots[i].fast_checkouts,
-                                           memory_order_relaxed);
+    sum_slot(out, &p->slots[i]);
   out->checked_out_errors +=
       atomic_load_explicit(&p->nowait_refusals, memory_order_relaxed);
   if (out->last_error.code != 0)
@@ -79,7 +91,18 @@ int cpool__stats(cpool_t *p, cpool_stats_t *out) {
 /* ------------------------------------------------------------------ */
 /* Open and close.                                                     */
 
+/* The memory alone: all a child process after fork may free (fork.c). */
+static void pool_free_memory(struct cpool *p) {
+  free(p->slots);
+  free(p->free_stack);
+  free(p->fast_list);
+  free(p->host);
+  free(p->unix_path);
+  free(p);
+}
+
 static void pool_free(struct cpool *p) {
+  cpool__fork_unregister(p);
   if (p->wake_fd >= 0)
     close(p->wake_fd);
   for (int i = 0; p->slots != NULL && i < p->size; i++)
@@ -88,12 +111,7 @@ static void pool_free(struct cpool *p) {
   cpool__guard_destroy(&p->guard);
   pthread_condattr_destroy(&p->cond_attr);
   pthread_mutex_destroy(&p->mu);
-  free(p->slots);
-  free(p->free_stack);
-  free(p->fast_list);
-  free(p->host);
-  free(p->unix_path);
-  free(p);
+  pool_free_memory(p);
 }
 
 /* Critical sections are a few dozen instructions: spinning briefly
@@ -168,12 +186,19 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   p->fast_max = p->size < FAST_MAX ? p->size : FAST_MAX;
   slots_init(p);
   p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int e;
   if (p->wake_fd < 0) {
-    int e = errno;
+    e = errno;
     pool_free(p);
     cpool__error_set(err, CPOOL_ESYS, CPOOL_STEP_NONE, e, NULL,
                      "eventfd: %s", strerror(e));
     return CPOOL_ESYS;
+  }
+  if ((e = cpool__fork_register(p)) != 0) {
+    pool_free(p);
+    cpool__error_set(err, CPOOL_ENOMEM, CPOOL_STEP_NONE, e, NULL,
+                     "pthread_atfork: %s", strerror(e));
+    return CPOOL_ENOMEM;
   }
   *out = p;
   return 0;
@@ -340,11 +365,21 @@ int cpool__open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err) {
   return 0;
 }
 
+/* In a child process after fork: the workers are the parent's and its
+ * lock or condition variables may be held or waited on there (a destroy
+ * could block for ever), so only the memory is freed; fork.c closed the
+ * child's copies of the descriptors at the fork.  No on_disconnect: the
+ * connections, and what the callbacks attached to them, are the
+ * parent's. */
 int cpool_close(cpool_t *p, int drain_timeout_ms) {
   if (p == NULL)
     return 0;
   if (drain_timeout_ms < CPOOL_WAIT_FOREVER)
     return CPOOL_EINVAL;
+  if (cpool__forked(p)) {
+    pool_free_memory(p);
+    return 0;
+  }
   int busy = shutdown_pool(p, drain_timeout_ms);
   pool_free(p);
   return busy > 0 ? CPOOL_EBUSY : 0;

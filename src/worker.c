@@ -92,9 +92,12 @@ static void close_socket(struct cpool *p, struct cpool_conn *s) {
     return;
   if (p->cfg.on_disconnect != NULL)
     p->cfg.on_disconnect(s->fd, s->data, p->cfg.cb_arg);
-  close(s->fd);
+  /* -1 before the close: a fork in between must not leave the child a
+   * number that another thread may have opened since (fork.c). */
+  int fd = s->fd;
   s->fd = -1;
   s->data = NULL;
+  close(fd);
 }
 
 static int64_t lifetime_deadline(const struct cpool *p) {
@@ -150,11 +153,28 @@ static void connect_failed(struct cpool *p, struct cpool_conn *s,
   emit(p, s, CPOOL_EVENT_BACKOFF, err);
 }
 
+/* One attempt: resolve, connect, on_connect.  0 with s->fd set, or the
+ * code, err filled. */
+static int connect_once(struct cpool *p, struct cpool_conn *s,
+                        cpool_error_info *err) {
+  int fd = -1;
+  int rc = cpool__net_connect(p, &fd, s->addr, sizeof s->addr, err);
+  if (rc == 0) {
+    s->fd = fd;
+    rc = handshake(p, s, fd, err);
+    if (rc != 0) {
+      s->fd = -1; /* before the close, as in close_socket */
+      close(fd);
+    }
+  }
+  return rc;
+}
+
 /* Returns 1 once the slot is connected and offered, 0 if the pool closed. */
 static int connect_phase(struct cpool *p, struct cpool_conn *s) {
+  int64_t t0;
   for (;;) {
     cpool_error_info err;
-    int fd = -1;
 
     pthread_mutex_lock(&p->mu);
     int closing = p->closing;
@@ -164,15 +184,8 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
     if (closing)
       return 0;
 
-    int rc = cpool__net_connect(p, &fd, s->addr, sizeof s->addr, &err);
-    if (rc == 0) {
-      s->fd = fd;
-      rc = handshake(p, s, fd, &err);
-      if (rc != 0) {
-        close(fd);
-        s->fd = -1;
-      }
-    }
+    t0 = cpool__now_us();
+    int rc = connect_once(p, s, &err);
     if (rc == CPOOL_ESHUTDOWN)
       return 0;
     if (rc == 0)
@@ -182,6 +195,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
       return 0;
   }
 
+  int64_t took = cpool__now_us() - t0;
   if (s->quick_closes == 0) /* else it grows: after_close */
     cpool__backoff_reset(&s->backoff);
   s->expires_ms = lifetime_deadline(p);
@@ -192,6 +206,8 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
   cpool__recycle_done_locked(p, s);
   if (!closing) {
     p->st.connects++;
+    cpool__hist_add(p->st.connect_hist, &p->st.connect_time_us,
+                    took > 0 ? (uint64_t)took : 0);
     cpool__set_last_used(s, cpool__coarse_ms());
     cpool__make_available_locked(p, s);
     pthread_cond_broadcast(&p->state_cv);

@@ -23,5 +23,9 @@ int fastpath_init(void);
 int fastpath_cleanup(void);
 int turns_init(void);
 int turns_cleanup(void);
+int fork_init(void);
+int fork_cleanup(void);
+int metrics_init(void);
+int metrics_cleanup(void);
 
 #endif

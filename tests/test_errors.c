@@ -26,7 +26,7 @@ static void test_values_stable(void) {
       {CPOOL_ECHECKEDOUT, -3}, {CPOOL_ETIMEDOUT, -4},   {CPOOL_ECLOSED, -5},
       {CPOOL_ESHUTDOWN, -6},   {CPOOL_ESYS, -7},        {CPOOL_ERESOLVE, -8},
       {CPOOL_ECONNECT, -9},    {CPOOL_EHANDSHAKE, -10}, {CPOOL_EOVERLOAD, -11},
-      {CPOOL_EBUSY, -12},
+      {CPOOL_EBUSY, -12},      {CPOOL_EFORKED, -13},
   };
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
     TU_ASSERT_EQ(fixed[i].code, fixed[i].value);
@@ -57,7 +57,7 @@ static void test_codes_distinct_and_negative(void) {
 }
 
 static void test_unknown_codes(void) {
-  static const int unknown[] = {1, 42, -13, -1000, INT_MIN, INT_MAX};
+  static const int unknown[] = {1, 42, -14, -1000, INT_MIN, INT_MAX};
 
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *text = cpool_strerror(unknown[i]);

@@ -28,6 +28,7 @@ enum opt_id {
   OPT_BUILTIN,
   OPT_QUIET,
   OPT_JSON,
+  OPT_METRICS,
   OPT_HELP
 };
 
@@ -58,6 +59,7 @@ static const struct opt opts[] = {
     {"builtin-server", OPT_BUILTIN, false},
     {"quiet", OPT_QUIET, false},
     {"json", OPT_JSON, false},
+    {"metrics", OPT_METRICS, false},
     {"help", OPT_HELP, false},
 };
 
@@ -96,6 +98,9 @@ void args_usage(FILE *out) {
         "  --quiet                no progress line\n"
         "  --json                 one JSON object per second and a summary on "
         "stdout\n"
+        "  --metrics              the pool's stats in the Prometheus text "
+        "format on\n"
+        "                         stdout after the run\n"
         "  --help                 this text\n"
         "With no --host, --port or --unix, the built-in server is started on a "
         "free\nloopback port.  See docs/bench.md.\n",
@@ -263,6 +268,9 @@ static int apply(bench_args *a, const struct opt *o, const char *v,
     return 0;
   case OPT_JSON:
     a->json = true;
+    return 0;
+  case OPT_METRICS:
+    a->metrics = true;
     return 0;
   case OPT_HELP:
     a->help = true;

@@ -41,6 +41,7 @@ typedef struct bench_args {
   bool builtin;             /* run the built-in server (implied, or forced) */
   bool quiet;               /* --quiet */
   bool json;                /* --json */
+  bool metrics;             /* --metrics: Prometheus text after the run */
   bool help;                /* --help */
 } bench_args;
 

@@ -180,6 +180,20 @@ static uint64_t drive(struct bench *b) {
   return last;
 }
 
+/* --metrics: the pool's stats at the end of the run, in the Prometheus
+ * text format, on stdout. */
+static void print_metrics(struct bench *b) {
+  cpool_stats_t st;
+  if (!b->a.metrics || b->pool == NULL || cpool_stats(b->pool, &st) != 0)
+    return;
+  int n = cpool_stats_write_prometheus(&st, NULL, NULL, 0);
+  char *text = n > 0 ? malloc((size_t)n + 1) : NULL;
+  if (text != NULL &&
+      cpool_stats_write_prometheus(&st, NULL, text, (size_t)n + 1) == n)
+    fputs(text, stdout);
+  free(text);
+}
+
 /* The run, up to its figures (report_finish); the summary is printed once
  * the pool and the server are gone, with the descriptors left. */
 static int run(struct bench *b, const sigset_t *blocked) {
@@ -198,6 +212,7 @@ static int run(struct bench *b, const sigset_t *blocked) {
   if (b->pool != NULL)
     settle(b);
   report_finish(b->report, end);
+  print_metrics(b);
   return 0;
 }
 

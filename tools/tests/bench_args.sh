@@ -90,4 +90,19 @@ for line in "${good[@]}"; do
   fi
 done
 
+# --metrics: the pool's stats in the Prometheus text format after the run.
+rc=0
+timeout 20 "$bench" --duration 300ms --quiet --no-io --threads 2 --pool 2 \
+  --metrics >"$dir/out" 2>"$dir/err" || rc=$?
+if [ $rc -ne 0 ] ||
+   ! grep -qx '# TYPE cpool_hold_seconds histogram' "$dir/out" ||
+   ! grep -Eqx 'cpool_checkouts_total [1-9][0-9]*' "$dir/out" ||
+   ! grep -Eqx 'cpool_connect_seconds_count 2' "$dir/out"; then
+  echo "FAIL: '--metrics': exit $rc, stdout starts:" >&2
+  head -n5 "$dir/out" | sed 's/^/    /' >&2
+  failures=$((failures + 1))
+else
+  echo "ok: '--metrics' -> Prometheus text"
+fi
+
 [ $failures -eq 0 ] || { echo "$failures failure(s)" >&2; exit 1; }
