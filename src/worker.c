@@ -310,8 +310,9 @@ static int watch_socket(struct cpool *p, struct cpool_conn *s,
   struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLRDHUP},
                           {.fd = p->wake_fd, .events = POLLIN}};
   int timeout = -1;
-  if (wake_at_ms > 0) { /* a little late rather than early, as below */
-    int64_t left = wake_at_ms + 5 - cpool__now_ms();
+  if (wake_at_ms > 0) { /* a little late rather than early, as below; on
+                          the coarse clock, ping_due's */
+    int64_t left = wake_at_ms + 5 - cpool__coarse_ms();
     timeout = left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
   }
   cpool__unlock(p);
