@@ -12,7 +12,7 @@ cmd="${1:-}"
 [ $# -gt 0 ] && shift
 
 packages=(cmake gcc make pkg-config libbsd-dev libcunit1-dev redis-server
-          redis-tools iproute2 procps spin)
+          redis-tools memcached iproute2 procps spin)
 
 install_missing() {
   local missing=()

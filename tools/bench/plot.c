@@ -122,6 +122,11 @@ static void latency_plot(FILE *out, struct pts *call,
     fprintf(out, "<text x=\"%.2f\" y=\"%.0f\" text-anchor=\"middle\">%s"
                  "</text>\n", x, LAT_BOT + 18, lab);
   }
+  double x50 = X0 + (X1 - X0) * log10(2.0) / decades; /* 1/(1-0.5) */
+  fprintf(out, "<line x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\" "
+               "stroke=\"#eee\"/>\n<text x=\"%.2f\" y=\"%.0f\" "
+               "text-anchor=\"middle\">50%%</text>\n",
+          x50, LAT_TOP, x50, LAT_BOT, x50, LAT_BOT + 18);
   fprintf(out, "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\">percentile"
                " (log scale of 1/(1-p))</text>\n", LAT_BOT + 38);
   lat_path(out, "latency-call", "#1f5fbf", call, decades, ymax);
