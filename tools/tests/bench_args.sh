@@ -96,7 +96,7 @@ bad=(
 for line in "${bad[@]}"; do
   read -r -a args <<<"$line"
   rc=0
-  timeout 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
+  timeout -k 5 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
   first=$(head -n1 "$dir/err")
   second=$(sed -n 2p "$dir/err")
   if [ $rc -ne 2 ] || [[ "$first" != "cpool-bench: "* ]] ||
@@ -125,7 +125,7 @@ good=(
 for line in "${good[@]}"; do
   read -r -a args <<<"$line"
   rc=0
-  timeout 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
+  timeout -k 5 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
   if [ $rc -ne 0 ] || [ ! -s "$dir/out" ]; then
     echo "FAIL: '$line': exit $rc" >&2
     sed 's/^/    /' "$dir/err" >&2

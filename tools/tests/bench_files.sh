@@ -14,9 +14,10 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "bench_files: $*" >&2; exit 1; }
 
+rc=0
 "$bench" --duration 2 --warmup 500ms --pipeline 4 --quiet --csv \
-  --hdr "$dir/lat.hdr" --plot "$dir/plot.svg" >"$dir/out" 2>"$dir/err" ||
-  { cat "$dir/err" >&2; fail "exit status $?"; }
+  --hdr "$dir/lat.hdr" --plot "$dir/plot.svg" >"$dir/out" 2>"$dir/err" || rc=$?
+[ $rc -eq 0 ] || { cat "$dir/err" >&2; fail "exit status $rc"; }
 
 # CSV
 [ "$(wc -l <"$dir/out")" -eq 2 ] || fail "CSV is not two lines: $(cat "$dir/out")"

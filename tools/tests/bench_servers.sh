@@ -19,7 +19,8 @@ trap 'stop_server; rm -rf "$workdir"' EXIT
 mc_is_ours() {
   local reply
   kill -0 "$server_pid" 2>/dev/null || return 1
-  exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+  # (exec with a redirection alone would send the shell's stderr away.)
+  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
   printf 'version\r\n' >&3
   IFS= read -r -t 2 reply <&3 || reply=""
   exec 3>&-
