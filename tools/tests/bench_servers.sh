@@ -15,38 +15,6 @@ server_pid="" port=""
 . "$here/tools/compare/common.sh"
 trap 'stop_server; rm -rf "$workdir"' EXIT
 
-# Is memcached answering "version" on $port, and is it ours?
-mc_is_ours() {
-  local reply
-  kill -0 "$server_pid" 2>/dev/null || return 1
-  # (exec with a redirection alone would send the shell's stderr away.)
-  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
-  printf 'version\r\n' >&3
-  IFS= read -r -t 2 reply <&3 || reply=""
-  exec 3>&-
-  [[ "$reply" == VERSION* ]] &&
-    ss -ltnpH "sport = :$port" 2>/dev/null | grep -q "pid=$server_pid,"
-}
-
-start_memcached() {
-  local user=() attempt
-  [ "$(id -u)" -eq 0 ] && user=(-u nobody)
-  for attempt in 1 2 3 4 5 6 7 8 9 10; do
-    port=$((10000 + RANDOM % 20000))
-    memcached -p "$port" -U 0 -l 127.0.0.1 -m 64 "${user[@]}" \
-      2>"$workdir/memcached.log" &
-    server_pid=$!
-    for _ in $(seq 50); do
-      mc_is_ours && { say "memcached on 127.0.0.1:$port"; return 0; }
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    stop_server
-  done
-  say "could not start memcached"
-  return 1
-}
-
 failures=0
 # run ARGS...: one 1 s run, which must succeed with no error at all.
 run() {
