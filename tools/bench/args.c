@@ -101,9 +101,10 @@ void args_usage(FILE *out) {
         "  --requests N           stop after N requests (attempts) in all\n"
         "  --host H --port P      target server (default port 6379)\n"
         "  --unix PATH            target Unix socket\n"
-        "  --protocol P           ping|echo|get|set|memcache-get|memcache-set\n"
+        "  --protocol P           ping|echo|get|set|memcache-get|"
+        "memcache-set\n"
         "                         (default ping)\n"
-        "  --command 'ARGS...'    any Redis command instead (\"quoted\" words)\n"
+        "  --command 'ARGS...'    any Redis command, sent as RESP\n"
         "  --size N               payload bytes for echo/get/set (1..1048576, "
         "default 16)\n"
         "  --pipeline N           requests in flight per checkout (1..1024, "
@@ -280,16 +281,15 @@ int args_split_command(const char *s, char *buf, size_t cap, char **argv,
   return n;
 }
 
-static int set_command(bench_args *a, const char *v, char *err,
-                       size_t errlen) {
+static int set_command(bench_args *a, const char *v, char *err, size_t errlen) {
   static char buf[4096]; /* only checked here; proto.c splits it again */
   char *argv[ARGS_MAX_CMD_ARGS];
   size_t lens[ARGS_MAX_CMD_ARGS];
   if (strlen(v) >= sizeof buf)
     return fail(err, errlen, "--command is longer than %zu bytes",
                 sizeof buf - 1);
-  if (args_split_command(v, buf, sizeof buf, argv, lens, ARGS_MAX_CMD_ARGS,
-                         err, errlen) < 0)
+  if (args_split_command(v, buf, sizeof buf, argv, lens, ARGS_MAX_CMD_ARGS, err,
+                         errlen) < 0)
     return -1;
   a->command = v;
   return 0;
@@ -448,8 +448,8 @@ static int check_workload(bench_args *a, char *err, size_t errlen) {
                 "--no-io");
   if (a->command != NULL)
     a->protocol = PROTO_COMMAND;
-  if (ratio && (a->no_io || a->protocol == PROTO_PING ||
-                a->protocol == PROTO_ECHO)) {
+  if (ratio &&
+      (a->no_io || a->protocol == PROTO_PING || a->protocol == PROTO_ECHO)) {
     if (a->protocol_given || a->no_io)
       return fail(err, errlen,
                   "--ratio needs --protocol get, set, memcache-get or "

@@ -8,13 +8,13 @@
 #include <stdio.h>
 
 typedef enum proto_kind {
-  PROTO_PING = 0, /* inline PING, +PONG */
-  PROTO_ECHO = 1, /* --size bytes echoed back */
-  PROTO_GET = 2,  /* RESP GET of a --size-byte value */
-  PROTO_SET = 3,  /* RESP SET of a --size-byte value */
-  PROTO_MC_GET = 4,  /* memcached text protocol get */
-  PROTO_MC_SET = 5,  /* memcached text protocol set */
-  PROTO_COMMAND = 6  /* --command: any Redis command, any reply */
+  PROTO_PING = 0,   /* inline PING, +PONG */
+  PROTO_ECHO = 1,   /* --size bytes echoed back */
+  PROTO_GET = 2,    /* RESP GET of a --size-byte value */
+  PROTO_SET = 3,    /* RESP SET of a --size-byte value */
+  PROTO_MC_GET = 4, /* memcached text protocol get */
+  PROTO_MC_SET = 5, /* memcached text protocol set */
+  PROTO_COMMAND = 6 /* --command: any Redis command, any reply */
 } proto_kind;
 
 #define ARGS_MAX_THREADS 1024

@@ -155,10 +155,10 @@ static uint64_t drive(struct bench *b) {
   uint64_t t0 = runner_t0(b->runner);
   uint64_t warm = b->a.warmup_ms ? t0 + (uint64_t)b->a.warmup_ms * NS_PER_MS
                                  : 0; /* 0: no warmup, or it is over */
-  uint64_t end = b->a.duration_ms ? t0 + (uint64_t)(b->a.warmup_ms +
-                                                    b->a.duration_ms) *
-                                             NS_PER_MS
-                                  : 0;
+  uint64_t end =
+      b->a.duration_ms
+          ? t0 + (uint64_t)(b->a.warmup_ms + b->a.duration_ms) * NS_PER_MS
+          : 0;
   uint64_t tick = t0 + NS_PER_S;
   report_begin(b->report, t0);
   for (;;) {

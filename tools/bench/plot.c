@@ -59,8 +59,10 @@ static void escaped(FILE *out, const char *s) {
 /* A path of the points: x of 1/(1-p) on `decades` decades, y of us. */
 static void lat_path(FILE *out, const char *id, const char *colour,
                      const struct pts *p, int decades, double ymax) {
-  fprintf(out, "<path id=\"%s\" fill=\"none\" stroke=\"%s\" "
-               "stroke-width=\"2\" d=\"", id, colour);
+  fprintf(out,
+          "<path id=\"%s\" fill=\"none\" stroke=\"%s\" "
+          "stroke-width=\"2\" d=\"",
+          id, colour);
   for (size_t i = 0; i < p->n; i++) {
     double lx = p->x[i] > 0 ? log10(p->x[i]) / decades : 1.0;
     double x = X0 + (X1 - X0) * (lx > 1 ? 1 : lx);
@@ -71,8 +73,9 @@ static void lat_path(FILE *out, const char *id, const char *colour,
 }
 
 static void axes(FILE *out, double top, double bot) {
-  fprintf(out, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" "
-               "fill=\"none\" stroke=\"#444\"/>\n",
+  fprintf(out,
+          "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" "
+          "fill=\"none\" stroke=\"#444\"/>\n",
           X0, top, X1 - X0, bot - top);
 }
 
@@ -81,9 +84,12 @@ static void y_grid(FILE *out, double top, double bot, double ymax,
                    const char *unit) {
   for (int i = 0; i <= 5; i++) {
     double y = bot - (bot - top) * i / 5.0;
-    fprintf(out, "<line x1=\"%.0f\" y1=\"%.2f\" x2=\"%.0f\" y2=\"%.2f\" "
-                 "stroke=\"#ddd\"/>\n", X0, y, X1, y);
-    fprintf(out, "<text x=\"%.0f\" y=\"%.2f\" text-anchor=\"end\">%g%s</text>\n",
+    fprintf(out,
+            "<line x1=\"%.0f\" y1=\"%.2f\" x2=\"%.0f\" y2=\"%.2f\" "
+            "stroke=\"#ddd\"/>\n",
+            X0, y, X1, y);
+    fprintf(out,
+            "<text x=\"%.0f\" y=\"%.2f\" text-anchor=\"end\">%g%s</text>\n",
             X0 - 6, y + 4, ymax * i / 5.0, i == 5 ? unit : "");
   }
 }
@@ -97,8 +103,7 @@ static void pct_label(char *buf, size_t len, int k) {
   snprintf(buf, len, "%.*f%%", k > 2 ? k - 2 : 0, 100.0 - pow(10.0, 2 - k));
 }
 
-static void latency_plot(FILE *out, struct pts *call,
-                         struct pts *wait) {
+static void latency_plot(FILE *out, struct pts *call, struct pts *wait) {
   double xmax = 100.0, ymax = 0;
   for (size_t i = 0; i < call->n; i++) {
     xmax = call->x[i] > xmax ? call->x[i] : xmax;
@@ -110,31 +115,40 @@ static void latency_plot(FILE *out, struct pts *call,
   decades = decades < 2 ? 2 : decades > 12 ? 12 : decades;
   ymax = nice_ceil(ymax);
   fputs("<text x=\"475\" y=\"50\" text-anchor=\"middle\" font-size=\"15\">"
-        "Latency by percentile</text>\n", out);
+        "Latency by percentile</text>\n",
+        out);
   axes(out, LAT_TOP, LAT_BOT);
   y_grid(out, LAT_TOP, LAT_BOT, ymax, " us");
   for (int k = 0; k <= decades; k++) {
     char lab[32];
     double x = X0 + (X1 - X0) * k / decades;
     pct_label(lab, sizeof lab, k);
-    fprintf(out, "<line x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\" "
-                 "stroke=\"#ddd\"/>\n", x, LAT_TOP, x, LAT_BOT);
-    fprintf(out, "<text x=\"%.2f\" y=\"%.0f\" text-anchor=\"middle\">%s"
-                 "</text>\n", x, LAT_BOT + 18, lab);
+    fprintf(out,
+            "<line x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\" "
+            "stroke=\"#ddd\"/>\n",
+            x, LAT_TOP, x, LAT_BOT);
+    fprintf(out,
+            "<text x=\"%.2f\" y=\"%.0f\" text-anchor=\"middle\">%s"
+            "</text>\n",
+            x, LAT_BOT + 18, lab);
   }
   double x50 = X0 + (X1 - X0) * log10(2.0) / decades; /* 1/(1-0.5) */
-  fprintf(out, "<line x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\" "
-               "stroke=\"#eee\"/>\n<text x=\"%.2f\" y=\"%.0f\" "
-               "text-anchor=\"middle\">50%%</text>\n",
+  fprintf(out,
+          "<line x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\" "
+          "stroke=\"#eee\"/>\n<text x=\"%.2f\" y=\"%.0f\" "
+          "text-anchor=\"middle\">50%%</text>\n",
           x50, LAT_TOP, x50, LAT_BOT, x50, LAT_BOT + 18);
-  fprintf(out, "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\">percentile"
-               " (log scale of 1/(1-p))</text>\n", LAT_BOT + 38);
+  fprintf(out,
+          "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\">percentile"
+          " (log scale of 1/(1-p))</text>\n",
+          LAT_BOT + 38);
   lat_path(out, "latency-call", "#1f5fbf", call, decades, ymax);
   lat_path(out, "latency-wait", "#d0601a", wait, decades, ymax);
-  fprintf(out, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#1f5fbf\">whole call"
-               "</text>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"#d0601a\">"
-               "checkout wait</text>\n", X0 + 10, LAT_TOP + 18, X0 + 10,
-          LAT_TOP + 36);
+  fprintf(out,
+          "<text x=\"%.0f\" y=\"%.0f\" fill=\"#1f5fbf\">whole call"
+          "</text>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"#d0601a\">"
+          "checkout wait</text>\n",
+          X0 + 10, LAT_TOP + 18, X0 + 10, LAT_TOP + 36);
 }
 
 static void rps_plot(FILE *out, const plot_data *d) {
@@ -145,28 +159,35 @@ static void rps_plot(FILE *out, const plot_data *d) {
   }
   tmax = nice_ceil(tmax);
   ymax = nice_ceil(ymax);
-  fprintf(out, "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\" "
-               "font-size=\"15\">Requests/s, per second</text>\n", RPS_TOP - 20);
+  fprintf(out,
+          "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\" "
+          "font-size=\"15\">Requests/s, per second</text>\n",
+          RPS_TOP - 20);
   axes(out, RPS_TOP, RPS_BOT);
   y_grid(out, RPS_TOP, RPS_BOT, ymax, "");
   for (int i = 0; i <= 10; i++) {
     double x = X0 + (X1 - X0) * i / 10.0;
-    fprintf(out, "<text x=\"%.2f\" y=\"%.0f\" text-anchor=\"middle\">%g"
-                 "</text>\n", x, RPS_BOT + 18, tmax * i / 10.0);
+    fprintf(out,
+            "<text x=\"%.2f\" y=\"%.0f\" text-anchor=\"middle\">%g"
+            "</text>\n",
+            x, RPS_BOT + 18, tmax * i / 10.0);
   }
-  fprintf(out, "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\">seconds"
-               "</text>\n", RPS_BOT + 38);
+  fprintf(out,
+          "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\">seconds"
+          "</text>\n",
+          RPS_BOT + 38);
   if (d->warmup_s > 0) {
     double x = X0 + (X1 - X0) * d->warmup_s / tmax;
-    fprintf(out, "<line id=\"warmup-end\" x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\""
-                 " y2=\"%.0f\" stroke=\"#888\" stroke-dasharray=\"4 4\"/>\n",
+    fprintf(out,
+            "<line id=\"warmup-end\" x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\""
+            " y2=\"%.0f\" stroke=\"#888\" stroke-dasharray=\"4 4\"/>\n",
             x, RPS_TOP, x, RPS_BOT);
   }
   fputs("<path id=\"rps\" fill=\"none\" stroke=\"#2a8a3a\" "
-        "stroke-width=\"2\" d=\"", out);
+        "stroke-width=\"2\" d=\"",
+        out);
   for (size_t i = 0; i < d->n; i++)
-    fprintf(out, "%s%.2f %.2f", i ? " L" : "M",
-            X0 + (X1 - X0) * d->t[i] / tmax,
+    fprintf(out, "%s%.2f %.2f", i ? " L" : "M", X0 + (X1 - X0) * d->t[i] / tmax,
             RPS_BOT - (RPS_BOT - RPS_TOP) * d->rps[i] / ymax);
   fputs("\"/>\n", out);
 }
@@ -176,12 +197,14 @@ int plot_write(FILE *out, const plot_data *d) {
   call.n = wait.n = 0;
   hdr_iterate(d->lat, collect, &call);
   hdr_iterate(d->wait, collect, &wait);
-  fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-               "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\""
-               " font-size=\"12\">\n<rect width=\"%d\" height=\"%d\" "
-               "fill=\"white\"/>\n<text x=\"475\" y=\"24\" "
-               "text-anchor=\"middle\" font-size=\"13\">", W, H, W, H, W, H);
+  fprintf(out,
+          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+          "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\""
+          " font-size=\"12\">\n<rect width=\"%d\" height=\"%d\" "
+          "fill=\"white\"/>\n<text x=\"475\" y=\"24\" "
+          "text-anchor=\"middle\" font-size=\"13\">",
+          W, H, W, H, W, H);
   escaped(out, d->title ? d->title : "cpool-bench");
   fputs("</text>\n", out);
   latency_plot(out, &call, &wait);

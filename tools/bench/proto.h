@@ -41,12 +41,12 @@ typedef struct proto_tmpl {
 } proto_tmpl;
 
 typedef struct proto_opts {
-  proto_kind kind;     /* with a ratio: the get kind (get or memcache-get) */
-  size_t size;         /* value/payload bytes */
-  unsigned first_key;  /* spreads the threads over the keys */
-  unsigned keys;       /* key space; 0 = PROTO_KEYS */
-  unsigned pipeline;   /* requests per batch; 0 = 1 */
-  unsigned ratio_set;  /* --ratio S:G, both 0 = kind alone */
+  proto_kind kind;    /* with a ratio: the get kind (get or memcache-get) */
+  size_t size;        /* value/payload bytes */
+  unsigned first_key; /* spreads the threads over the keys */
+  unsigned keys;      /* key space; 0 = PROTO_KEYS */
+  unsigned pipeline;  /* requests per batch; 0 = 1 */
+  unsigned ratio_set; /* --ratio S:G, both 0 = kind alone */
   unsigned ratio_get;
   const char *command; /* PROTO_COMMAND: the words, as --command takes */
 } proto_opts;
@@ -63,9 +63,9 @@ typedef struct proto_ctx {
   unsigned *op_keys;  /* and its key */
   char *req;          /* the batch, rebuilt after each call */
   size_t req_len;
-  bool req_is_tmpl;  /* one request: req is tmpl[0].buf, key rewritten */
-  char *value;       /* the --size-byte payload/value */
-  char *buf;         /* the replies */
+  bool req_is_tmpl; /* one request: req is tmpl[0].buf, key rewritten */
+  char *value;      /* the --size-byte payload/value */
+  char *buf;        /* the replies */
   size_t buf_cap;
   size_t max_reply;  /* the longest reply accepted */
   size_t max_bulk;   /* the longest RESP bulk accepted */

@@ -37,8 +37,8 @@ static long redis_reply(const proto_ctx *p, proto_kind k, const char *b,
   else if (b[0] == '$' && m >= p->size + 4) { /* GET: "$<size>\r\n<value>" */
     size_t hdr = m - p->size - 2;
     long long got = 0;
-    if (resp_parse_int(b, 1, hdr - 2, &got) == 0 &&
-        got == (long long)p->size && memcmp(b + hdr, p->value, p->size) == 0)
+    if (resp_parse_int(b, 1, hdr - 2, &got) == 0 && got == (long long)p->size &&
+        memcmp(b + hdr, p->value, p->size) == 0)
       *v = V_OK;
   }
   return n;
@@ -92,8 +92,8 @@ static long mc_reply(const proto_ctx *p, proto_kind k, unsigned key,
 }
 
 /* Reply i of the batch at b. */
-static long one_reply(const proto_ctx *p, unsigned i, const char *b,
-                      size_t len, enum verdict *v) {
+static long one_reply(const proto_ctx *p, unsigned i, const char *b, size_t len,
+                      enum verdict *v) {
   const proto_tmpl *t = &p->tmpl[p->ops[i]];
   switch (t->kind) {
   case PROTO_ECHO:
@@ -168,9 +168,8 @@ void proto__next_batch(proto_ctx *p);
 
 proto_result proto_roundtrip(proto_ctx *p, int fd) {
   p->n_ok = p->n_server = 0;
-  proto_result r = send_all(fd, p->req, p->req_len) != 0
-                       ? io_error(p, -1)
-                       : read_replies(p, fd);
+  proto_result r = send_all(fd, p->req, p->req_len) != 0 ? io_error(p, -1)
+                                                         : read_replies(p, fd);
   proto__next_batch(p);
   return r;
 }

@@ -14,7 +14,7 @@
 
 const char *const report_err_names[ERR_KINDS] = {
     "checked_out", "timed_out", "closed", "overload",
-    "io",          "bad_reply", "other",    "server_error"};
+    "io",          "bad_reply", "other",  "server_error"};
 
 /* The figures of one interval, or of the whole run. */
 struct figures {
@@ -531,8 +531,7 @@ uint64_t report_summary(report_t *rep, const report_end *e) {
     report_view_t v;
     report_view(rep, &v);
     report_csv(&v);
-  }
-  else
+  } else
     text_summary(rep, &rep->final, e);
   fflush(stdout);
   return rep->final.ok;

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include "args.h"
-#include "hist.h"
 #include "cpool.h"
+#include "hist.h"
 #include "runner.h"
 #include "server.h"
 

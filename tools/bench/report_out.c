@@ -12,8 +12,8 @@ static double us(uint64_t ns) {
 }
 
 static void csv_latency(const char *name, const hist_t *h, bool header) {
-  static const char *const cols[] = {"p50", "p90", "p99", "p999", "max",
-                                     "mean"};
+  static const char *const cols[] = {"p50",  "p90", "p99",
+                                     "p999", "max", "mean"};
   if (header) {
     for (int i = 0; i < 6; i++)
       printf(",%s_%s_us", name, cols[i]);
@@ -59,7 +59,7 @@ static int write_file(const char *path, const report_view_t *v, bool svg,
     snprintf(title, sizeof title, "cpool-bench: %d threads, pool %d, %s%s, %s",
              a->threads, a->pool, a->no_io ? "no I/O" : proto_name(a->protocol),
              a->pipeline > 1 ? " pipelined" : "", v->target);
-    plot_data d = {v->lat,      v->wait,     v->series_t,
+    plot_data d = {v->lat,        v->wait,     v->series_t,
                    v->series_rps, v->series_n, (double)a->warmup_ms / 1000.0,
                    title};
     plot_write(out, &d);

@@ -24,8 +24,8 @@ struct worker {
   pthread_t tid;
   proto_ctx proto;
   thread_stats *st;
-  unsigned batch;        /* requests per checkout: --pipeline, 1 */
-  unsigned n_ok, n_srv;  /* of the last op: requests ok, error replies */
+  unsigned batch;       /* requests per checkout: --pipeline, 1 */
+  unsigned n_ok, n_srv; /* of the last op: requests ok, error replies */
 };
 
 /* One request: OP_OK, or the err_kind of its failure; *t_wait is when the
@@ -254,8 +254,7 @@ static bool wait_until(const runner_t *r, uint64_t t) {
  * shared one (whichever thread is free takes the next k). */
 static inline uint64_t next_k(struct worker *w, uint64_t *k) {
   if (w->r->a.shared_queue)
-    return atomic_fetch_add_explicit(&w->r->next_due, 1,
-                                     memory_order_relaxed);
+    return atomic_fetch_add_explicit(&w->r->next_due, 1, memory_order_relaxed);
   uint64_t mine = *k;
   *k += (uint64_t)w->r->nthreads;
   return mine;
@@ -371,10 +370,10 @@ static void release(runner_t *r, bool abort) {
   if (abort)
     atomic_store(&r->stop, true);
   r->t0 = now_ns();
-  r->end_ns = r->a.duration_ms ? r->t0 + (uint64_t)(r->a.warmup_ms +
-                                                     r->a.duration_ms) *
-                                              NS_PER_MS
-                               : 0;
+  r->end_ns =
+      r->a.duration_ms
+          ? r->t0 + (uint64_t)(r->a.warmup_ms + r->a.duration_ms) * NS_PER_MS
+          : 0;
   r->go = true;
   pthread_cond_broadcast(&r->go_cv);
   pthread_mutex_unlock(&r->mu);

@@ -41,8 +41,8 @@ static proto_result canned(const proto_opts *o, const char *reply, size_t len,
 
 static void test_pipeline_requests(void) {
   proto_ctx p;
-  proto_opts o = {.kind = PROTO_GET, .size = 4, .first_key = 998,
-                  .pipeline = 3};
+  proto_opts o = {
+      .kind = PROTO_GET, .size = 4, .first_key = 998, .pipeline = 3};
   CU_ASSERT_EQUAL_FATAL(proto_init_opts(&p, &o), 0);
   const char want[] = "*2\r\n$3\r\nGET\r\n$16\r\ncpool-bench:0998\r\n"
                       "*2\r\n$3\r\nGET\r\n$16\r\ncpool-bench:0999\r\n"
@@ -60,8 +60,11 @@ static void test_pipeline_requests(void) {
 
 static void test_ratio_requests(void) {
   proto_ctx p;
-  proto_opts o = {.kind = PROTO_MC_GET, .size = 2, .pipeline = 4,
-                  .ratio_set = 1, .ratio_get = 2};
+  proto_opts o = {.kind = PROTO_MC_GET,
+                  .size = 2,
+                  .pipeline = 4,
+                  .ratio_set = 1,
+                  .ratio_get = 2};
   CU_ASSERT_EQUAL_FATAL(proto_init_opts(&p, &o), 0);
   const char want[] = "set cpool-bench:0000 0 0 2\r\nah\r\n"
                       "get cpool-bench:0001\r\nget cpool-bench:0002\r\n"
@@ -73,8 +76,8 @@ static void test_ratio_requests(void) {
 
 static void test_command_requests(void) {
   proto_ctx p;
-  proto_opts o = {.kind = PROTO_COMMAND, .command = "HSET h \"a b\" 1",
-                  .pipeline = 2};
+  proto_opts o = {
+      .kind = PROTO_COMMAND, .command = "HSET h \"a b\" 1", .pipeline = 2};
   CU_ASSERT_EQUAL_FATAL(proto_init_opts(&p, &o), 0);
   const char one[] = "*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$3\r\na b\r\n$1\r\n1\r\n";
   CU_ASSERT_EQUAL(p.req_len, 2 * (sizeof one - 1));
@@ -95,9 +98,9 @@ static void test_pipeline_replies(void) {
   CU_ASSERT(ok == 2 && srv == 1);
   CU_ASSERT_EQUAL(canned(&o, LIT("+PONG\r\n+PONG\r\n"), &ok, NULL), PROTO_EIO);
   CU_ASSERT_EQUAL(ok, 2); /* two came before the EOF */
-  CU_ASSERT_EQUAL(canned(&o, LIT("+PONG\r\n+PONG\r\n+PONG\r\n+PONG\r\n"), &ok,
-                         NULL),
-                  PROTO_EBADREPLY); /* one too many: out of step */
+  CU_ASSERT_EQUAL(
+      canned(&o, LIT("+PONG\r\n+PONG\r\n+PONG\r\n+PONG\r\n"), &ok, NULL),
+      PROTO_EBADREPLY); /* one too many: out of step */
   o = (proto_opts){.kind = PROTO_ECHO, .size = 3, .pipeline = 2};
   CU_ASSERT_EQUAL(canned(&o, LIT("ahoaho"), &ok, NULL), PROTO_OK);
   CU_ASSERT_EQUAL(canned(&o, LIT("ahoahx"), &ok, NULL), PROTO_EBADREPLY);
@@ -121,9 +124,9 @@ static void test_command_replies(void) {
 static void test_memcache_replies(void) {
   proto_opts o = {.kind = PROTO_MC_GET, .size = 2, .first_key = 7};
   unsigned ok = 0, srv = 0;
-  CU_ASSERT_EQUAL(canned(&o, LIT("VALUE cpool-bench:0007 0 2\r\nah\r\nEND\r\n"),
-                         &ok, NULL),
-                  PROTO_OK);
+  CU_ASSERT_EQUAL(
+      canned(&o, LIT("VALUE cpool-bench:0007 0 2\r\nah\r\nEND\r\n"), &ok, NULL),
+      PROTO_OK);
   CU_ASSERT_EQUAL(ok, 1);
   CU_ASSERT_EQUAL(canned(&o, LIT("VALUE cpool-bench:0008 0 2\r\nah\r\nEND\r\n"),
                          NULL, NULL),
@@ -135,9 +138,9 @@ static void test_memcache_replies(void) {
   CU_ASSERT_EQUAL(canned(&o, LIT("SERVER_ERROR out of memory\r\n"), &ok, &srv),
                   PROTO_ESERVER);
   CU_ASSERT(ok == 0 && srv == 1);
-  CU_ASSERT_EQUAL(canned(&o, LIT("VALUE cpool-bench:0007 0 2\r\nah"), NULL,
-                         NULL),
-                  PROTO_EIO);
+  CU_ASSERT_EQUAL(
+      canned(&o, LIT("VALUE cpool-bench:0007 0 2\r\nah"), NULL, NULL),
+      PROTO_EIO);
   o = (proto_opts){.kind = PROTO_MC_SET, .size = 2, .pipeline = 2};
   CU_ASSERT_EQUAL(canned(&o, LIT("STORED\r\nSTORED\r\n"), &ok, NULL), PROTO_OK);
   CU_ASSERT_EQUAL(ok, 2);
@@ -153,8 +156,11 @@ static void test_server_batches(void) {
   char err[256];
   server_opts so = {.threads = 2};
   CU_ASSERT_EQUAL_FATAL(server_start(&s, &so, err, sizeof err), 0);
-  bench_args a = {.host = "127.0.0.1", .port = server_port(s),
-                  .protocol = PROTO_GET, .size = 300, .keys = 5000,
+  bench_args a = {.host = "127.0.0.1",
+                  .port = server_port(s),
+                  .protocol = PROTO_GET,
+                  .size = 300,
+                  .keys = 5000,
                   .pipeline = 64};
   target_t t;
   CU_ASSERT_EQUAL_FATAL(target_resolve(&t, &a, err, sizeof err), 0);
@@ -162,8 +168,12 @@ static void test_server_batches(void) {
   CU_ASSERT_FATAL(fd >= 0);
   CU_ASSERT_EQUAL(target_fill_keys(fd, &a, err, sizeof err), 0);
   proto_ctx p;
-  proto_opts o = {.kind = PROTO_GET, .size = 300, .keys = 5000,
-                  .pipeline = 64, .ratio_set = 1, .ratio_get = 9};
+  proto_opts o = {.kind = PROTO_GET,
+                  .size = 300,
+                  .keys = 5000,
+                  .pipeline = 64,
+                  .ratio_set = 1,
+                  .ratio_get = 9};
   CU_ASSERT_EQUAL_FATAL(proto_init_opts(&p, &o), 0);
   for (int i = 0; i < 200; i++) { /* 12800 requests: every key, twice */
     CU_ASSERT_EQUAL(proto_roundtrip(&p, fd), PROTO_OK);
@@ -218,8 +228,10 @@ static void test_hdr(void) {
   FILE *out = open_memstream(&text, &len);
   hdr_write(out, h);
   fclose(out);
-  CU_ASSERT(strncmp(text, "       Value     Percentile TotalCount "
-                          "1/(1-Percentile)\n\n", 57) == 0);
+  CU_ASSERT(strncmp(text,
+                    "       Value     Percentile TotalCount "
+                    "1/(1-Percentile)\n\n",
+                    57) == 0);
   CU_ASSERT_PTR_NOT_NULL(strstr(text, "#[Mean    =     5000.500, "));
   CU_ASSERT_PTR_NOT_NULL(strstr(text, "#[Max     =    10000.000, Total count"
                                       "    =        10000]\n"));
