@@ -41,6 +41,26 @@ static double nice_ceil(double v) {
   return 10.0 * e;
 }
 
+/* An axis from 0 past v: a step of 1, 2 or 5 times a power of ten, at most
+ * about `most` steps; returns the step, the steps in *n. */
+static double axis(double v, int most, int *n) {
+  double step = nice_ceil(v / most);
+  *n = (int)ceil(v / step - 1e-9);
+  if (*n < 1)
+    *n = 1;
+  return step;
+}
+
+/* A number for an axis: 1500, 25k, 1.5M. */
+static void num(char *buf, size_t len, double v) {
+  if (v >= 1e6)
+    snprintf(buf, len, "%gM", v / 1e6);
+  else if (v >= 1e4)
+    snprintf(buf, len, "%gk", v / 1e3);
+  else
+    snprintf(buf, len, "%g", v);
+}
+
 static void escaped(FILE *out, const char *s) {
   for (; *s; s++) {
     if (*s == '&')
@@ -79,19 +99,23 @@ static void axes(FILE *out, double top, double bot) {
           X0, top, X1 - X0, bot - top);
 }
 
-/* The y grid: 5 steps up to ymax, labelled. */
-static void y_grid(FILE *out, double top, double bot, double ymax,
-                   const char *unit) {
-  for (int i = 0; i <= 5; i++) {
-    double y = bot - (bot - top) * i / 5.0;
+/* The y grid: steps of 1, 2 or 5 times a power of ten from 0 past v,
+ * labelled; returns the axis' top value. */
+static double y_grid(FILE *out, double top, double bot, double v,
+                     const char *unit) {
+  int n = 0;
+  double step = axis(v, 5, &n);
+  for (int i = 0; i <= n; i++) {
+    double y = bot - (bot - top) * i / n;
+    char lab[32];
+    num(lab, sizeof lab, step * i);
     fprintf(out,
             "<line x1=\"%.0f\" y1=\"%.2f\" x2=\"%.0f\" y2=\"%.2f\" "
-            "stroke=\"#ddd\"/>\n",
-            X0, y, X1, y);
-    fprintf(out,
-            "<text x=\"%.0f\" y=\"%.2f\" text-anchor=\"end\">%g%s</text>\n",
-            X0 - 6, y + 4, ymax * i / 5.0, i == 5 ? unit : "");
+            "stroke=\"#ddd\"/>\n<text x=\"%.0f\" y=\"%.2f\" "
+            "text-anchor=\"end\">%s%s</text>\n",
+            X0, y, X1, y, X0 - 6, y + 4, lab, i == n ? unit : "");
   }
+  return step * n;
 }
 
 static void pct_label(char *buf, size_t len, int k) {
@@ -103,7 +127,43 @@ static void pct_label(char *buf, size_t len, int k) {
   snprintf(buf, len, "%.*f%%", k > 2 ? k - 2 : 0, 100.0 - pow(10.0, 2 - k));
 }
 
-static void latency_plot(FILE *out, struct pts *call, struct pts *wait) {
+/* A vertical grid line at x, labelled under the plot. */
+static void x_tick(FILE *out, double x, double top, double bot,
+                   const char *lab) {
+  fprintf(out,
+          "<line x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\" "
+          "stroke=\"#ddd\"/>\n<text x=\"%.2f\" y=\"%.0f\" "
+          "text-anchor=\"middle\">%s</text>\n",
+          x, top, x, bot, x, bot + 18, lab);
+}
+
+/* The x axis of percentiles: 0%, 50%, then every decade of 1/(1-p). */
+static void pct_axis(FILE *out, int decades) {
+  char lab[32];
+  for (int k = 0; k <= decades; k++) {
+    pct_label(lab, sizeof lab, k);
+    x_tick(out, X0 + (X1 - X0) * k / decades, LAT_TOP, LAT_BOT, lab);
+  }
+  x_tick(out, X0 + (X1 - X0) * log10(2.0) / decades, LAT_TOP, LAT_BOT, "50%");
+  fprintf(out,
+          "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\">percentile"
+          " (log scale of 1/(1-p))</text>\n",
+          LAT_BOT + 38);
+}
+
+/* The legend line of one series: its p50, p99 and max. */
+static void legend(FILE *out, double y, const char *colour, const char *name,
+                   const hist_t *h) {
+  fprintf(out,
+          "<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">%s: p50 %.1f, p99 %.1f, "
+          "max %.1f us</text>\n",
+          X0 + 10, y, colour, name, (double)hist_percentile(h, 50) / 1000.0,
+          (double)hist_percentile(h, 99) / 1000.0,
+          (double)hist_max(h) / 1000.0);
+}
+
+static void latency_plot(FILE *out, const plot_data *d, struct pts *call,
+                         struct pts *wait) {
   double xmax = 100.0, ymax = 0;
   for (size_t i = 0; i < call->n; i++) {
     xmax = call->x[i] > xmax ? call->x[i] : xmax;
@@ -113,64 +173,36 @@ static void latency_plot(FILE *out, struct pts *call, struct pts *wait) {
     ymax = wait->v[i] > ymax ? wait->v[i] : ymax;
   int decades = (int)ceil(log10(xmax) - 1e-9);
   decades = decades < 2 ? 2 : decades > 12 ? 12 : decades;
-  ymax = nice_ceil(ymax);
   fputs("<text x=\"475\" y=\"50\" text-anchor=\"middle\" font-size=\"15\">"
         "Latency by percentile</text>\n",
         out);
   axes(out, LAT_TOP, LAT_BOT);
-  y_grid(out, LAT_TOP, LAT_BOT, ymax, " us");
-  for (int k = 0; k <= decades; k++) {
-    char lab[32];
-    double x = X0 + (X1 - X0) * k / decades;
-    pct_label(lab, sizeof lab, k);
-    fprintf(out,
-            "<line x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\" "
-            "stroke=\"#ddd\"/>\n",
-            x, LAT_TOP, x, LAT_BOT);
-    fprintf(out,
-            "<text x=\"%.2f\" y=\"%.0f\" text-anchor=\"middle\">%s"
-            "</text>\n",
-            x, LAT_BOT + 18, lab);
-  }
-  double x50 = X0 + (X1 - X0) * log10(2.0) / decades; /* 1/(1-0.5) */
-  fprintf(out,
-          "<line x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\" "
-          "stroke=\"#eee\"/>\n<text x=\"%.2f\" y=\"%.0f\" "
-          "text-anchor=\"middle\">50%%</text>\n",
-          x50, LAT_TOP, x50, LAT_BOT, x50, LAT_BOT + 18);
-  fprintf(out,
-          "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\">percentile"
-          " (log scale of 1/(1-p))</text>\n",
-          LAT_BOT + 38);
+  ymax = y_grid(out, LAT_TOP, LAT_BOT, ymax, " us");
+  pct_axis(out, decades);
   lat_path(out, "latency-call", "#1f5fbf", call, decades, ymax);
   lat_path(out, "latency-wait", "#d0601a", wait, decades, ymax);
-  fprintf(out,
-          "<text x=\"%.0f\" y=\"%.0f\" fill=\"#1f5fbf\">whole call"
-          "</text>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"#d0601a\">"
-          "checkout wait</text>\n",
-          X0 + 10, LAT_TOP + 18, X0 + 10, LAT_TOP + 36);
+  legend(out, LAT_TOP + 18, "#1f5fbf", "whole call", d->lat);
+  legend(out, LAT_TOP + 36, "#d0601a", "checkout wait", d->wait);
 }
 
 static void rps_plot(FILE *out, const plot_data *d) {
-  double tmax = 1.0, ymax = 0;
+  double tlast = 1.0, ymax = 0;
   for (size_t i = 0; i < d->n; i++) {
-    tmax = d->t[i] > tmax ? d->t[i] : tmax;
+    tlast = d->t[i] > tlast ? d->t[i] : tlast;
     ymax = d->rps[i] > ymax ? d->rps[i] : ymax;
   }
-  tmax = nice_ceil(tmax);
-  ymax = nice_ceil(ymax);
+  int nt = 0;
+  double tstep = axis(tlast, 10, &nt), tmax = tstep * nt;
   fprintf(out,
           "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\" "
           "font-size=\"15\">Requests/s, per second</text>\n",
           RPS_TOP - 20);
   axes(out, RPS_TOP, RPS_BOT);
-  y_grid(out, RPS_TOP, RPS_BOT, ymax, "");
-  for (int i = 0; i <= 10; i++) {
-    double x = X0 + (X1 - X0) * i / 10.0;
-    fprintf(out,
-            "<text x=\"%.2f\" y=\"%.0f\" text-anchor=\"middle\">%g"
-            "</text>\n",
-            x, RPS_BOT + 18, tmax * i / 10.0);
+  ymax = y_grid(out, RPS_TOP, RPS_BOT, ymax, "/s");
+  for (int i = 0; i <= nt; i++) {
+    char lab[32];
+    num(lab, sizeof lab, tstep * i);
+    x_tick(out, X0 + (X1 - X0) * i / nt, RPS_TOP, RPS_BOT, lab);
   }
   fprintf(out,
           "<text x=\"475\" y=\"%.0f\" text-anchor=\"middle\">seconds"
@@ -207,7 +239,7 @@ int plot_write(FILE *out, const plot_data *d) {
           W, H, W, H, W, H);
   escaped(out, d->title ? d->title : "cpool-bench");
   fputs("</text>\n", out);
-  latency_plot(out, &call, &wait);
+  latency_plot(out, d, &call, &wait);
   rps_plot(out, d);
   fputs("</svg>\n", out);
   return ferror(out) ? -1 : 0;
