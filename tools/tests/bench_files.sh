@@ -32,7 +32,7 @@ ok=$(col requests_ok)
 [ "$(col pipeline)" = 4 ] || fail "CSV pipeline '$(col pipeline)'"
 [ "$(col requests_failed)" = 0 ] || fail "CSV requests_failed"
 elapsed=$(col elapsed_s)
-awk -v e="$elapsed" 'BEGIN { exit !(e > 1.9 && e < 2.5) }' ||
+awk -v e="$elapsed" 'BEGIN { exit !(e > 1.9 && e < 2.3) }' ||
   fail "elapsed_s $elapsed: the warmup is not left out of the 2 s"
 
 # HdrHistogram text
