@@ -92,3 +92,10 @@ install(CODE [[
   file(INSTALL DESTINATION "${_cpool_pc_dest}" TYPE FILE
        FILES "${_cpool_pc_out}")
 ]])
+
+# cpool-bench and its man page (issue 14), when the tools are built.
+if(TARGET cpool-bench)
+  install(TARGETS cpool-bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(FILES "${PROJECT_SOURCE_DIR}/tools/bench/cpool-bench.1"
+    DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+endif()

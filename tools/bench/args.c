@@ -29,7 +29,16 @@ enum opt_id {
   OPT_QUIET,
   OPT_JSON,
   OPT_METRICS,
-  OPT_HELP
+  OPT_HELP,
+  OPT_PIPELINE,
+  OPT_KEYS,
+  OPT_RATIO,
+  OPT_COMMAND,
+  OPT_WARMUP,
+  OPT_CSV,
+  OPT_HDR,
+  OPT_PLOT,
+  OPT_SHARED_QUEUE
 };
 
 struct opt {
@@ -61,12 +70,25 @@ static const struct opt opts[] = {
     {"json", OPT_JSON, false},
     {"metrics", OPT_METRICS, false},
     {"help", OPT_HELP, false},
+    {"pipeline", OPT_PIPELINE, true},
+    {"keys", OPT_KEYS, true},
+    {"ratio", OPT_RATIO, true},
+    {"command", OPT_COMMAND, true},
+    {"warmup", OPT_WARMUP, true},
+    {"csv", OPT_CSV, false},
+    {"hdr", OPT_HDR, true},
+    {"plot", OPT_PLOT, true},
+    {"shared-queue", OPT_SHARED_QUEUE, false},
 };
 
-static const char *const proto_names[] = {"ping", "echo", "get", "set"};
+static const char *const proto_names[] = {
+    "ping", "echo", "get", "set", "memcache-get", "memcache-set", "command"};
+#define PROTO_CHOICES 6 /* --protocol's: all but "command" */
 
 const char *proto_name(proto_kind p) {
-  return (unsigned)p < 4 ? proto_names[p] : "?";
+  return (unsigned)p < sizeof proto_names / sizeof proto_names[0]
+             ? proto_names[p]
+             : "?";
 }
 
 void args_usage(FILE *out) {
@@ -81,12 +103,25 @@ void args_usage(FILE *out) {
         "  --requests N           stop after N requests (attempts) in all\n"
         "  --host H --port P      target server (default port 6379)\n"
         "  --unix PATH            target Unix socket\n"
-        "  --protocol P           ping|echo|get|set (default ping)\n"
+        "  --protocol P           ping|echo|get|set|memcache-get|"
+        "memcache-set\n"
+        "                         (default ping)\n"
+        "  --command 'ARGS...'    any Redis command, sent as RESP\n"
         "  --size N               payload bytes for echo/get/set (1..1048576, "
         "default 16)\n"
+        "  --pipeline N           requests in flight per checkout (1..1024, "
+        "default 1)\n"
+        "  --keys N               key space of get/set (1..10000000, default "
+        "1000)\n"
+        "  --ratio S:G            a set:get mix, e.g. 1:10 (get/set and "
+        "memcache)\n"
         "  --no-io                checkout/checkin only: the pool's overhead\n"
         "  --connect-per-request  no pool: connect, request, close\n"
         "  --rate R               open loop: R requests/s across all threads\n"
+        "  --shared-queue         with --rate: one schedule that all threads "
+        "take from\n"
+        "  --warmup T             run T (s or ms) first, left out of the "
+        "figures\n"
         "  --chaos T              built-in server drops every connection every "
         "T (s or ms)\n"
         "  --handoff-us N         the pool's handoff_after_us (-1 = strict FIFO,\n"
@@ -101,6 +136,12 @@ void args_usage(FILE *out) {
         "  --metrics              the pool's stats in the Prometheus text "
         "format on\n"
         "                         stdout after the run\n"
+        "  --csv                  the summary as a CSV header line and one "
+        "line\n"
+        "  --hdr FILE             the latency histogram, HdrHistogram "
+        "percentile text\n"
+        "  --plot FILE.svg        an SVG: latency by percentile, requests/s "
+        "over time\n"
         "  --help                 this text\n"
         "With no --host, --port or --unix, the built-in server is started on a "
         "free\nloopback port.  See docs/bench.md.\n",
@@ -162,6 +203,8 @@ static void set_defaults(bench_args *a) {
   a->timeout_ms = 1000;
   a->protocol = PROTO_PING;
   a->size = 16;
+  a->pipeline = 1;
+  a->keys = 1000;
 }
 
 static const struct opt *find_opt(const char *name, size_t len) {
@@ -173,12 +216,132 @@ static const struct opt *find_opt(const char *name, size_t len) {
 
 static int set_protocol(bench_args *a, const char *v, char *err,
                         size_t errlen) {
-  for (int p = 0; p < 4; p++)
+  for (int p = 0; p < PROTO_CHOICES; p++)
     if (strcmp(v, proto_names[p]) == 0) {
       a->protocol = (proto_kind)p;
+      a->protocol_given = true;
       return 0;
     }
-  return fail(err, errlen, "--protocol '%s' is not ping, echo, get or set", v);
+  return fail(err, errlen,
+              "--protocol '%s' is not ping, echo, get, set, memcache-get or "
+              "memcache-set",
+              v);
+}
+
+/* "S:G", two counts 0..ARGS_MAX_RATIO, not both 0. */
+static int set_ratio(bench_args *a, const char *v, char *err, size_t errlen) {
+  char num[2][16];
+  const char *colon = strchr(v, ':');
+  size_t n0 = colon ? (size_t)(colon - v) : 0;
+  if (colon == NULL || n0 == 0 || n0 >= sizeof num[0] || colon[1] == '\0' ||
+      strlen(colon + 1) >= sizeof num[1])
+    return fail(err, errlen, "--ratio '%s' is not SETS:GETS (e.g. 1:10)", v);
+  memcpy(num[0], v, n0);
+  num[0][n0] = '\0';
+  strlcpy(num[1], colon + 1, sizeof num[1]);
+  long long s = 0, g = 0;
+  const char *why = NULL;
+  s = strtonum(num[0], 0, ARGS_MAX_RATIO, &why);
+  if (why == NULL)
+    g = strtonum(num[1], 0, ARGS_MAX_RATIO, &why);
+  if (why != NULL)
+    return fail(err, errlen, "--ratio '%s': a count is %s (allowed 0..%d)", v,
+                why, ARGS_MAX_RATIO);
+  if (s == 0 && g == 0)
+    return fail(err, errlen, "--ratio '%s' has neither sets nor gets", v);
+  a->ratio_set = (int)s;
+  a->ratio_get = (int)g;
+  return 0;
+}
+
+int args_split_command(const char *s, char *buf, size_t cap, char **argv,
+                       size_t *lens, int max, char *err, size_t errlen) {
+  int n = 0;
+  size_t o = 0;
+  while (*s != '\0') {
+    if (*s == ' ' || *s == '\t') {
+      s++;
+      continue;
+    }
+    if (n == max)
+      return fail(err, errlen, "--command has more than %d words", max);
+    bool quoted = *s == '"';
+    s += quoted;
+    argv[n] = buf + o;
+    while (*s != '\0' && (quoted ? *s != '"' : *s != ' ' && *s != '\t')) {
+      if (o + 1 >= cap)
+        return fail(err, errlen, "--command is too long");
+      buf[o++] = *s++;
+    }
+    if (quoted && *s++ != '"')
+      return fail(err, errlen, "--command has an unterminated quote");
+    if (o + 1 >= cap)
+      return fail(err, errlen, "--command is too long");
+    lens[n] = (size_t)(buf + o - argv[n]);
+    buf[o++] = '\0';
+    n++;
+  }
+  if (n == 0)
+    return fail(err, errlen, "--command is empty");
+  return n;
+}
+
+static int set_command(bench_args *a, const char *v, char *err, size_t errlen) {
+  static char buf[4096]; /* only checked here; proto.c splits it again */
+  char *argv[ARGS_MAX_CMD_ARGS];
+  size_t lens[ARGS_MAX_CMD_ARGS];
+  if (strlen(v) >= sizeof buf)
+    return fail(err, errlen, "--command is longer than %zu bytes",
+                sizeof buf - 1);
+  if (args_split_command(v, buf, sizeof buf, argv, lens, ARGS_MAX_CMD_ARGS, err,
+                         errlen) < 0)
+    return -1;
+  a->command = v;
+  return 0;
+}
+
+static int set_path(const char *name, const char **dst, const char *v,
+                    char *err, size_t errlen) {
+  if (v[0] == '\0')
+    return fail(err, errlen, "--%s needs a file name", name);
+  *dst = v;
+  return 0;
+}
+
+/* The options added with issue 14 (pipelining, keys, output files). */
+static int apply_more(bench_args *a, const struct opt *o, const char *v,
+                      char *err, size_t errlen) {
+  long long n = 0;
+  switch (o->id) {
+  case OPT_PIPELINE:
+    if (parse_num(o->name, v, 1, ARGS_MAX_PIPELINE, &n, err, errlen))
+      return -1;
+    a->pipeline = (int)n;
+    return 0;
+  case OPT_KEYS:
+    if (parse_num(o->name, v, 1, ARGS_MAX_KEYS, &n, err, errlen))
+      return -1;
+    a->keys = (int)n;
+    return 0;
+  case OPT_RATIO:
+    return set_ratio(a, v, err, errlen);
+  case OPT_COMMAND:
+    return set_command(a, v, err, errlen);
+  case OPT_WARMUP:
+    return parse_time_ms(o->name, v, 3600 * 1000, &a->warmup_ms, err, errlen);
+  case OPT_CSV:
+    a->csv = true;
+    return 0;
+  case OPT_HDR:
+    return set_path(o->name, &a->hdr_path, v, err, errlen);
+  case OPT_PLOT:
+    return set_path(o->name, &a->plot_path, v, err, errlen);
+  case OPT_SHARED_QUEUE:
+    a->shared_queue = true;
+    return 0;
+  default:
+    return fail(err, errlen, "internal error: option --%s", o->name);
+  }
 }
 
 static int apply(bench_args *a, const struct opt *o, const char *v,
@@ -275,8 +438,62 @@ static int apply(bench_args *a, const struct opt *o, const char *v,
   case OPT_HELP:
     a->help = true;
     return 0;
+  default:
+    return apply_more(a, o, v, err, errlen);
   }
-  return fail(err, errlen, "internal error: option --%s", o->name);
+}
+
+static bool is_memcache(proto_kind p) {
+  return p == PROTO_MC_GET || p == PROTO_MC_SET;
+}
+
+/* The rules of --command and --ratio. */
+static int check_workload(bench_args *a, char *err, size_t errlen) {
+  bool ratio = a->ratio_set || a->ratio_get;
+  if (a->command != NULL && (a->protocol_given || ratio || a->no_io))
+    return fail(err, errlen,
+                "--command cannot be combined with --protocol, --ratio or "
+                "--no-io");
+  if (a->command != NULL)
+    a->protocol = PROTO_COMMAND;
+  if (ratio &&
+      (a->no_io || a->protocol == PROTO_PING || a->protocol == PROTO_ECHO)) {
+    if (a->protocol_given || a->no_io)
+      return fail(err, errlen,
+                  "--ratio needs --protocol get, set, memcache-get or "
+                  "memcache-set");
+    a->protocol = PROTO_GET; /* --ratio alone: Redis GET and SET */
+  }
+  if (is_memcache(a->protocol) && a->builtin)
+    return fail(err, errlen,
+                "--protocol %s needs a memcached target (--host/--port or "
+                "--unix); the built-in server speaks Redis",
+                proto_name(a->protocol));
+  if (a->builtin && a->keys > 100000)
+    return fail(err, errlen,
+                "--keys %d: the built-in server holds at most 100000 keys",
+                a->keys);
+  return 0;
+}
+
+/* The rules of the options added with issue 14. */
+static int check_more(bench_args *a, char *err, size_t errlen) {
+  if (check_workload(a, err, errlen))
+    return -1;
+  if (a->pipeline > 1 && a->no_io)
+    return fail(err, errlen, "--pipeline needs requests, not --no-io");
+  if ((int64_t)a->pipeline * (a->size + 128) > ARGS_MAX_BATCH_BYTES)
+    return fail(err, errlen,
+                "--pipeline %d with --size %d is over %d MiB of requests at "
+                "a time",
+                a->pipeline, a->size, ARGS_MAX_BATCH_BYTES >> 20);
+  if (a->shared_queue && a->rate == 0)
+    return fail(err, errlen, "--shared-queue needs --rate");
+  if (a->warmup_ms != 0 && a->requests != 0)
+    return fail(err, errlen, "--warmup needs a timed run, not --requests");
+  if (a->csv && a->json)
+    return fail(err, errlen, "--csv and --json cannot be combined");
+  return 0;
 }
 
 /* Rules that involve more than one option. */
@@ -312,7 +529,7 @@ static int check_combinations(bench_args *a, bool duration_set, char *err,
                 "--connect-per-request");
   if (!duration_set)
     a->duration_ms = a->requests ? 0 : 5000;
-  return 0;
+  return check_more(a, err, errlen);
 }
 
 int args_parse(bench_args *a, int argc, char **argv, char *err, size_t errlen) {

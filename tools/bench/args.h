@@ -8,10 +8,13 @@
 #include <stdio.h>
 
 typedef enum proto_kind {
-  PROTO_PING = 0, /* inline PING, +PONG */
-  PROTO_ECHO = 1, /* --size bytes echoed back */
-  PROTO_GET = 2,  /* RESP GET of a --size-byte value */
-  PROTO_SET = 3   /* RESP SET of a --size-byte value */
+  PROTO_PING = 0,   /* inline PING, +PONG */
+  PROTO_ECHO = 1,   /* --size bytes echoed back */
+  PROTO_GET = 2,    /* RESP GET of a --size-byte value */
+  PROTO_SET = 3,    /* RESP SET of a --size-byte value */
+  PROTO_MC_GET = 4, /* memcached text protocol get */
+  PROTO_MC_SET = 5, /* memcached text protocol set */
+  PROTO_COMMAND = 6 /* --command: any Redis command, any reply */
 } proto_kind;
 
 #define ARGS_MAX_THREADS 1024
@@ -19,6 +22,11 @@ typedef enum proto_kind {
 #define ARGS_MAX_TIMEOUT_MS 600000
 #define ARGS_MAX_DURATION_MS (INT64_C(86400) * 1000)
 #define ARGS_MAX_HANDOFF_US 10000000
+#define ARGS_MAX_PIPELINE 1024
+#define ARGS_MAX_KEYS 10000000
+#define ARGS_MAX_RATIO 1000000
+#define ARGS_MAX_CMD_ARGS 64
+#define ARGS_MAX_BATCH_BYTES (16 * 1024 * 1024) /* --pipeline x --size */
 
 typedef struct bench_args {
   int threads;              /* --threads, default 8 */
@@ -43,6 +51,16 @@ typedef struct bench_args {
   bool json;                /* --json */
   bool metrics;             /* --metrics: Prometheus text after the run */
   bool help;                /* --help */
+  int pipeline;             /* --pipeline, requests per checkout, default 1 */
+  int keys;                 /* --keys, the key space, default 1000 */
+  int ratio_set, ratio_get; /* --ratio S:G; both 0 = no mix */
+  const char *command;      /* --command 'ARGS...', NULL = none */
+  bool protocol_given;      /* --protocol was on the command line */
+  int64_t warmup_ms;        /* --warmup; 0 = none */
+  bool csv;                 /* --csv */
+  const char *hdr_path;     /* --hdr FILE */
+  const char *plot_path;    /* --plot FILE.svg */
+  bool shared_queue;        /* --shared-queue (with --rate) */
 } bench_args;
 
 /*
@@ -55,5 +73,14 @@ int args_parse(bench_args *a, int argc, char **argv, char *err, size_t errlen);
 void args_usage(FILE *out);
 
 const char *proto_name(proto_kind p);
+
+/*
+ * args_split_command: split a --command line into words at blanks; a word
+ * may be "double quoted" to hold blanks (no escapes).  The words are copied,
+ * NUL-terminated, into buf (cap bytes); argv[i] and lens[i] point at them.
+ * Returns the word count (1..max), or -1 with a message in err.
+ */
+int args_split_command(const char *s, char *buf, size_t cap, char **argv,
+                       size_t *lens, int max, char *err, size_t errlen);
 
 #endif

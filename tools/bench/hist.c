@@ -77,7 +77,11 @@ void hist_diff(hist_t *out, const hist_t *now, const hist_t *before) {
   uint64_t sa = LOAD(&now->sum), sb = LOAD(&before->sum);
   STORE(&out->sum, sa > sb ? sa - sb : 0);
   uint64_t max = LOAD(&now->max);
-  STORE(&out->max, any ? bucket_value(top, max) : 0);
+  /* The largest value's own bucket grew: that value, exactly (or one in
+   * the same bucket, recorded before). */
+  STORE(&out->max, !any                     ? 0
+                   : hist_index(max) == top ? max
+                                            : bucket_value(top, max));
 }
 
 uint64_t hist_count(const hist_t *h) {

@@ -59,6 +59,18 @@ static inline void hist_record(hist_t *h, uint64_t v) {
     atomic_store_explicit(&h->max, v, memory_order_relaxed);
 }
 
+/* hist_record_n: count the value v n times (a pipelined batch). */
+static inline void hist_record_n(hist_t *h, uint64_t v, uint64_t n) {
+  _Atomic uint64_t *c = &h->counts[hist_index(v)];
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+  atomic_store_explicit(
+      &h->sum, atomic_load_explicit(&h->sum, memory_order_relaxed) + v * n,
+      memory_order_relaxed);
+  if (v > atomic_load_explicit(&h->max, memory_order_relaxed))
+    atomic_store_explicit(&h->max, v, memory_order_relaxed);
+}
+
 /* The lowest value counted in bucket i, and the bucket's width. */
 uint64_t hist_bucket_low(unsigned i);
 uint64_t hist_bucket_width(unsigned i);

@@ -136,7 +136,7 @@ static int connect_target(struct bench *b) {
     if (rc != 0)
       return rc == CPOOL_ECONNECT || rc == CPOOL_ERESOLVE ? EXIT_USAGE : 1;
   }
-  if (b->a.protocol != PROTO_GET || b->a.no_io)
+  if (!target_needs_keys(&b->a))
     return 0;
   int fd = target_connect(&b->target);
   if (fd < 0) {
@@ -144,7 +144,7 @@ static int connect_target(struct bench *b) {
              strerror(errno));
     return 1;
   }
-  int rc = target_fill_keys(fd, b->a.size, b->err, sizeof b->err);
+  int rc = target_fill_keys(fd, &b->a, b->err, sizeof b->err);
   close(fd);
   return rc ? 1 : 0;
 }
@@ -153,14 +153,20 @@ static int connect_target(struct bench *b) {
  * threads are done, the deadline passes or Ctrl-C. */
 static uint64_t drive(struct bench *b) {
   uint64_t t0 = runner_t0(b->runner);
+  uint64_t warm = b->a.warmup_ms ? t0 + (uint64_t)b->a.warmup_ms * NS_PER_MS
+                                 : 0; /* 0: no warmup, or it is over */
   uint64_t end =
-      b->a.duration_ms ? t0 + (uint64_t)b->a.duration_ms * NS_PER_MS : 0;
+      b->a.duration_ms
+          ? t0 + (uint64_t)(b->a.warmup_ms + b->a.duration_ms) * NS_PER_MS
+          : 0;
   uint64_t tick = t0 + NS_PER_S;
   report_begin(b->report, t0);
   for (;;) {
     uint64_t now = now_ns(), until = now + SLICE_NS;
     if (until > tick)
       until = tick;
+    if (warm != 0 && until > warm)
+      until = warm;
     if (end != 0 && until > end)
       until = end;
     if (runner_wait(b->runner, until) || interrupted)
@@ -172,10 +178,14 @@ static uint64_t drive(struct bench *b) {
       report_interval(b->report, now);
       tick += NS_PER_S;
     }
+    if (warm != 0 && now >= warm) {
+      report_mark(b->report, now); /* the figures start here */
+      warm = 0;
+    }
   }
   runner_stop(b->runner);
   uint64_t last = runner_join(b->runner);
-  if (b->a.json && last > tick - NS_PER_S)
+  if ((b->a.json || b->a.plot_path) && last > tick - NS_PER_S)
     report_interval(b->report, last); /* the rest of the last second */
   return last;
 }
@@ -254,6 +264,8 @@ int main(int argc, char **argv) {
       b.end.fds_end = count_fds();
     if (report_summary(b.report, &b.end) == 0) {
       snprintf(b.err, sizeof b.err, "no request succeeded");
+      rc = 1;
+    } else if (report_files(b.report, b.err, sizeof b.err) != 0) {
       rc = 1;
     }
   }

@@ -12,9 +12,9 @@
 
 #define LOAD(p) atomic_load_explicit((p), memory_order_relaxed)
 
-static const char *const err_names[ERR_KINDS] = {
+const char *const report_err_names[ERR_KINDS] = {
     "checked_out", "timed_out", "closed", "overload",
-    "io",          "bad_reply", "other"};
+    "io",          "bad_reply", "other",  "server_error"};
 
 /* The figures of one interval, or of the whole run. */
 struct figures {
@@ -48,6 +48,16 @@ struct report {
   uint64_t faults_prev;
   struct figures final; /* report_finish */
   bool finished;
+  /* --warmup: the counts when it ended (report_mark), taken off the
+   * run's; the start of the figures. */
+  bool marked;
+  uint64_t t_mark;
+  hist_t *lat_mark, *wait_mark, *lat_fin, *wait_fin;
+  uint64_t *ops_mark, err_mark[ERR_KINDS], faults_mark;
+  struct pool_counts pool_mark;
+  /* requests/s of each interval, for --plot */
+  double *series_t, *series_rps;
+  size_t series_n, series_cap;
 };
 
 report_t *report_new(const bench_args *a, runner_t *r, cpool_t *pool,
@@ -68,8 +78,14 @@ report_t *report_new(const bench_args *a, runner_t *r, cpool_t *pool,
   rep->wait_prev = hist_new();
   rep->wait_int = hist_new();
   rep->ops_prev = calloc((size_t)runner_threads(r), sizeof *rep->ops_prev);
+  rep->ops_mark = calloc((size_t)runner_threads(r), sizeof *rep->ops_mark);
+  rep->lat_mark = hist_new();
+  rep->wait_mark = hist_new();
+  rep->lat_fin = hist_new();
+  rep->wait_fin = hist_new();
   if (!rep->lat_now || !rep->lat_prev || !rep->lat_int || !rep->wait_now ||
-      !rep->wait_prev || !rep->wait_int || !rep->ops_prev) {
+      !rep->wait_prev || !rep->wait_int || !rep->ops_prev || !rep->ops_mark ||
+      !rep->lat_mark || !rep->wait_mark || !rep->lat_fin || !rep->wait_fin) {
     report_free(rep);
     return NULL;
   }
@@ -86,6 +102,13 @@ void report_free(report_t *rep) {
   hist_free(rep->wait_prev);
   hist_free(rep->wait_int);
   free(rep->ops_prev);
+  free(rep->ops_mark);
+  hist_free(rep->lat_mark);
+  hist_free(rep->wait_mark);
+  hist_free(rep->lat_fin);
+  hist_free(rep->wait_fin);
+  free(rep->series_t);
+  free(rep->series_rps);
   free(rep);
 }
 
@@ -106,9 +129,9 @@ static uint64_t faults(const report_t *rep) {
 }
 
 void report_begin(report_t *rep, uint64_t t0) {
-  rep->t0 = rep->t_prev = t0;
-  rep->pool0 = rep->pool_prev = pool_counts(rep);
-  rep->faults_prev = faults(rep);
+  rep->t0 = rep->t_prev = rep->t_mark = t0;
+  rep->pool0 = rep->pool_prev = rep->pool_mark = pool_counts(rep);
+  rep->faults_prev = rep->faults_mark = faults(rep);
 }
 
 /* --- gathering -------------------------------------------------------------
@@ -126,13 +149,13 @@ static void merge_threads(report_t *rep) {
 }
 
 /* Requests and errors per thread; since the previous interval when
- * since_prev, else in all. */
+ * since_prev, else since the start of the figures (the warmup's end). */
 static void count_threads(report_t *rep, struct figures *f, bool since_prev) {
   f->ops_min = UINT64_MAX;
   for (int i = 0; i < runner_threads(rep->r); i++) {
     thread_stats *st = runner_stats(rep->r, i);
     uint64_t ok = LOAD(&st->ok);
-    uint64_t d = since_prev ? ok - rep->ops_prev[i] : ok;
+    uint64_t d = ok - (since_prev ? rep->ops_prev[i] : rep->ops_mark[i]);
     rep->ops_prev[i] = ok;
     f->ok += d;
     f->ops_min = d < f->ops_min ? d : f->ops_min;
@@ -142,8 +165,7 @@ static void count_threads(report_t *rep, struct figures *f, bool since_prev) {
   }
   for (int k = 0; k < ERR_KINDS; k++) {
     uint64_t all = f->err[k];
-    if (since_prev)
-      f->err[k] -= rep->err_prev[k];
+    f->err[k] -= since_prev ? rep->err_prev[k] : rep->err_mark[k];
     rep->err_prev[k] = all;
     f->failed += f->err[k];
   }
@@ -198,7 +220,7 @@ static void json_figures(FILE *out, const struct figures *f) {
   json_latency(out, "wait_us", f->wait);
   fputs(",\"errors\":{", out);
   for (int k = 0; k < ERR_KINDS; k++)
-    fprintf(out, "%s\"%s\":%llu", k ? "," : "", err_names[k],
+    fprintf(out, "%s\"%s\":%llu", k ? "," : "", report_err_names[k],
             (unsigned long long)f->err[k]);
   fprintf(out,
           "},\"reconnects\":%llu,\"disconnects\":%llu,"
@@ -246,6 +268,41 @@ static void progress_line(report_t *rep, const struct figures *f) {
   rep->progress_shown = true;
 }
 
+/* One point of the requests/s series; dropped when out of memory. */
+static void add_point(report_t *rep, double t, double rps) {
+  if (rep->series_n == rep->series_cap) {
+    size_t cap = rep->series_cap ? 2 * rep->series_cap : 64;
+    double *a = realloc(rep->series_t, cap * sizeof *a);
+    if (a == NULL)
+      return;
+    rep->series_t = a;
+    double *b = realloc(rep->series_rps, cap * sizeof *b);
+    if (b == NULL)
+      return;
+    rep->series_rps = b;
+    rep->series_cap = cap;
+  }
+  rep->series_t[rep->series_n] = t;
+  rep->series_rps[rep->series_n++] = rps;
+}
+
+void report_mark(report_t *rep, uint64_t now) {
+  merge_threads(rep);
+  hist_copy(rep->lat_mark, rep->lat_now);
+  hist_copy(rep->wait_mark, rep->wait_now);
+  memset(rep->err_mark, 0, sizeof rep->err_mark);
+  for (int i = 0; i < runner_threads(rep->r); i++) {
+    thread_stats *st = runner_stats(rep->r, i);
+    rep->ops_mark[i] = LOAD(&st->ok);
+    for (int k = 0; k < ERR_KINDS; k++)
+      rep->err_mark[k] += LOAD(&st->err[k]);
+  }
+  rep->pool_mark = pool_counts(rep);
+  rep->faults_mark = faults(rep);
+  rep->t_mark = now;
+  rep->marked = true;
+}
+
 void report_interval(report_t *rep, uint64_t now) {
   struct figures f = {.t_s = (double)(now - rep->t0) / 1e9,
                       .secs = (double)(now - rep->t_prev) / 1e9,
@@ -265,9 +322,12 @@ void report_interval(report_t *rep, uint64_t now) {
   f.faults = fl - rep->faults_prev;
   rep->faults_prev = fl;
   rep->t_prev = now;
+  add_point(rep, f.t_s, (double)f.ok / f.secs);
   if (rep->a.json) {
     fprintf(stdout, "{\"type\":\"interval\",\"t_s\":%.3f,\"elapsed_s\":%.3f,",
             f.t_s, f.secs);
+    if (rep->a.warmup_ms != 0 && !rep->marked)
+      fputs("\"warmup\":true,", stdout);
     json_figures(stdout, &f);
     fputs("}\n", stdout);
     fflush(stdout);
@@ -301,6 +361,15 @@ static void json_summary(const report_t *rep, const struct figures *f,
           (long long)a->chaos_ms, a->handoff_us, a->handoff_max_us,
           a->builtin ? "true" : "false");
   json_string(stdout, rep->target);
+  fprintf(stdout,
+          ",\"pipeline\":%d,\"keys\":%d,\"ratio_set\":%d,\"ratio_get\":%d,"
+          "\"warmup_ms\":%lld,\"shared_queue\":%s,\"command\":",
+          a->pipeline, a->keys, a->ratio_set, a->ratio_get,
+          (long long)a->warmup_ms, a->shared_queue ? "true" : "false");
+  if (a->command != NULL)
+    json_string(stdout, a->command);
+  else
+    fputs("null", stdout);
   fputc(',', stdout);
   json_figures(stdout, f);
   if (e->slots_idle >= 0)
@@ -336,12 +405,23 @@ static void text_header(const report_t *rep, const struct figures *f) {
     printf(", no I/O");
   else if (a->protocol == PROTO_PING)
     printf(", ping");
+  else if (a->protocol == PROTO_COMMAND)
+    printf(", command '%s'", a->command);
+  else if (a->ratio_set || a->ratio_get)
+    printf(", %s set:get %d:%d %d bytes",
+           a->protocol >= PROTO_MC_GET ? "memcache" : "redis", a->ratio_set,
+           a->ratio_get, a->size);
   else
     printf(", %s %d bytes", proto_name(a->protocol), a->size);
+  if (a->pipeline > 1)
+    printf(", pipeline %d", a->pipeline);
   if (a->rate)
-    printf(", open loop at %lld/s", (long long)a->rate);
-  printf(", %.2f s, %s%s\n", f->secs, rep->target,
-         a->builtin ? " (built-in server)" : "");
+    printf(", open loop at %lld/s%s", (long long)a->rate,
+           a->shared_queue ? " (shared queue)" : "");
+  printf(", %.2f s", f->secs);
+  if (a->warmup_ms)
+    printf(" after %.2f s of warmup", (double)a->warmup_ms / 1000.0);
+  printf(", %s%s\n", rep->target, a->builtin ? " (built-in server)" : "");
 }
 
 static void text_summary(const report_t *rep, const struct figures *f,
@@ -365,7 +445,7 @@ static void text_summary(const report_t *rep, const struct figures *f,
     printf(" none");
   for (int k = 0; k < ERR_KINDS; k++)
     if (f->err[k] != 0)
-      printf(" %s %s", err_names[k], grouped(n, sizeof n, f->err[k]));
+      printf(" %s %s", report_err_names[k], grouped(n, sizeof n, f->err[k]));
   printf("\n");
   if (!a->connect_per_request)
     printf("  %-18s %llu (disconnects %llu, failed connects %llu)\n",
@@ -390,21 +470,52 @@ static void text_summary(const report_t *rep, const struct figures *f,
 void report_finish(report_t *rep, uint64_t end) {
   struct figures *f = &rep->final;
   *f = (struct figures){.t_s = (double)(end - rep->t0) / 1e9,
-                        .secs = (double)(end - rep->t0) / 1e9,
-                        .lat = rep->lat_now,
-                        .wait = rep->wait_now};
+                        .secs = (double)(end - rep->t_mark) / 1e9,
+                        .lat = rep->lat_fin,
+                        .wait = rep->wait_fin};
   if (rep->progress_shown) {
     fputs("\r\033[K", stderr);
     fflush(stderr);
     rep->progress_shown = false;
   }
   merge_threads(rep);
+  if (rep->marked) { /* the figures after the warmup */
+    hist_diff(rep->lat_fin, rep->lat_now, rep->lat_mark);
+    hist_diff(rep->wait_fin, rep->wait_now, rep->wait_mark);
+  } else {
+    hist_copy(rep->lat_fin, rep->lat_now);
+    hist_copy(rep->wait_fin, rep->wait_now);
+  }
   count_threads(rep, f, false);
-  count_pool(rep, f, &rep->pool0);
-  f->faults = faults(rep);
+  count_pool(rep, f, &rep->pool_mark);
+  f->faults = faults(rep) - rep->faults_mark;
   rep->pool = NULL; /* the pool may be closed from here on */
   rep->srv = NULL;
   rep->finished = true;
+}
+
+void report_view(const report_t *rep, report_view_t *v) {
+  const struct figures *f = &rep->final;
+  *v = (report_view_t){.a = &rep->a,
+                       .target = rep->target,
+                       .secs = f->secs,
+                       .ok = f->ok,
+                       .failed = f->failed,
+                       .err = f->err,
+                       .reconnects = f->reconnects,
+                       .lat = f->lat,
+                       .wait = f->wait,
+                       .series_t = rep->series_t,
+                       .series_rps = rep->series_rps,
+                       .series_n = rep->series_n};
+}
+
+int report_files(report_t *rep, char *err, size_t errlen) {
+  if (!rep->finished)
+    return 0;
+  report_view_t v;
+  report_view(rep, &v);
+  return report_write_files(&v, err, errlen);
 }
 
 uint64_t report_summary(report_t *rep, const report_end *e) {
@@ -416,7 +527,11 @@ uint64_t report_summary(report_t *rep, const report_end *e) {
     e = &none;
   if (rep->a.json)
     json_summary(rep, &rep->final, e);
-  else
+  else if (rep->a.csv) {
+    report_view_t v;
+    report_view(rep, &v);
+    report_csv(&v);
+  } else
     text_summary(rep, &rep->final, e);
   fflush(stdout);
   return rep->final.ok;

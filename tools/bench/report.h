@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "cpool.h"
+#include "hist.h"
 #include "runner.h"
 #include "server.h"
 
@@ -44,6 +45,37 @@ void report_finish(report_t *rep, uint64_t end);
  * (NULL: nothing known).  Returns the requests that succeeded. */
 uint64_t report_summary(report_t *rep, const report_end *e);
 
+/* report_mark: the warmup ends now: the figures of report_finish start
+ * here. */
+void report_mark(report_t *rep, uint64_t now);
+
+/* report_files: after report_finish, write --hdr and --plot files.  0, or
+ * -1 with a one-line message in err. */
+int report_files(report_t *rep, char *err, size_t errlen);
+
 void report_free(report_t *rep); /* NULL is a no-op */
+
+/* The names of the err_kind values, as the JSON and CSV fields have them. */
+extern const char *const report_err_names[ERR_KINDS];
+
+/* The figures of the run, after report_finish, for report_out.c. */
+typedef struct report_view {
+  const bench_args *a;
+  const char *target;
+  double secs; /* of the figures, the warmup left out */
+  uint64_t ok, failed, reconnects;
+  const uint64_t *err; /* [ERR_KINDS] */
+  const hist_t *lat, *wait;
+  const double *series_t, *series_rps; /* requests/s of each interval */
+  size_t series_n;
+} report_view_t;
+
+void report_view(const report_t *rep, report_view_t *v);
+
+/* report_csv: the summary as a CSV header line and one line, on stdout. */
+void report_csv(const report_view_t *v);
+
+/* report_write_files: --hdr and --plot.  0, or -1 with a message. */
+int report_write_files(const report_view_t *v, char *err, size_t errlen);
 
 #endif

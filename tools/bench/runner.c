@@ -24,6 +24,8 @@ struct worker {
   pthread_t tid;
   proto_ctx proto;
   thread_stats *st;
+  unsigned batch;       /* requests per checkout: --pipeline, 1 */
+  unsigned n_ok, n_srv; /* of the last op: requests ok, error replies */
 };
 
 /* One request: OP_OK, or the err_kind of its failure; *t_wait is when the
@@ -51,6 +53,7 @@ struct runner {
    * written by them. */
   alignas(64) atomic_bool stop;
   alignas(64) _Atomic int64_t tickets;
+  alignas(64) _Atomic uint64_t next_due; /* --shared-queue: the schedule */
 };
 
 static inline bool stopped(const runner_t *r) {
@@ -90,9 +93,10 @@ static err_kind kind_of(int rc) {
   }
 }
 
-static void count_error(struct worker *w, int kind, bool closed_loop) {
+static void count_error_n(struct worker *w, int kind, uint64_t n,
+                          bool closed_loop) {
   _Atomic uint64_t *c = &w->st->err[kind];
-  STORE(c, LOAD(c) + 1);
+  STORE(c, LOAD(c) + n);
   /* The backend is down and every slot is backing off: trying again at
    * once would only spin and take the CPU the reconnects need. */
   if (kind == ERR_CLOSED && closed_loop)
@@ -102,24 +106,37 @@ static void count_error(struct worker *w, int kind, bool closed_loop) {
 /* --- one request -----------------------------------------------------------
  */
 
+static void count_error(struct worker *w, int kind, bool closed_loop) {
+  count_error_n(w, kind, 1, closed_loop);
+}
+
 static int op_noio(struct worker *w, uint64_t *t_wait) {
   cpool_conn_t *c;
   int rc = cpool_checkout(w->r->pool, &c, w->r->timeout, NULL);
   *t_wait = now_ns();
+  w->n_ok = w->n_srv = 0;
   if (rc != 0)
     return (int)kind_of(rc);
   cpool_checkin(w->r->pool, c, CPOOL_CONN_OK);
+  w->n_ok = 1;
   return OP_OK;
 }
 
-static int result_kind(proto_result pr) {
-  return pr == PROTO_OK ? OP_OK : pr == PROTO_EIO ? ERR_IO : ERR_BAD_REPLY;
+/* The batch's outcome: the counts into the worker, and the kind of the
+ * requests that are neither ok nor error replies. */
+static int result_kind(struct worker *w, proto_result pr) {
+  w->n_ok = w->proto.n_ok;
+  w->n_srv = w->proto.n_server;
+  return pr == PROTO_OK || pr == PROTO_ESERVER ? OP_OK
+         : pr == PROTO_EIO                     ? ERR_IO
+                                               : ERR_BAD_REPLY;
 }
 
 static int op_pool(struct worker *w, uint64_t *t_wait) {
   cpool_conn_t *c;
   int rc = cpool_checkout(w->r->pool, &c, w->r->timeout, NULL);
   *t_wait = now_ns();
+  w->n_ok = w->n_srv = 0;
   if (rc != 0)
     return (int)kind_of(rc);
   int fd = cpool_conn_fd(c);
@@ -130,7 +147,7 @@ static int op_pool(struct worker *w, uint64_t *t_wait) {
     set_io_timeout(fd, IO_TIMEOUT_MS);
     cs->timeouts_set = true;
   }
-  int k = result_kind(proto_roundtrip(&w->proto, fd));
+  int k = result_kind(w, proto_roundtrip(&w->proto, fd));
   cpool_checkin(w->r->pool, c, k == OP_OK ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   return k;
 }
@@ -138,9 +155,10 @@ static int op_pool(struct worker *w, uint64_t *t_wait) {
 static int op_connect_per_request(struct worker *w, uint64_t *t_wait) {
   int fd = target_connect(&w->r->target);
   *t_wait = now_ns();
+  w->n_ok = w->n_srv = 0;
   if (fd < 0)
     return ERR_IO;
-  int k = result_kind(proto_roundtrip(&w->proto, fd));
+  int k = result_kind(w, proto_roundtrip(&w->proto, fd));
   close(fd);
   return k;
 }
@@ -153,6 +171,24 @@ static inline void record_ok(thread_stats *st, uint64_t *ok, uint64_t lat,
   hist_record(st->lat, lat);
   hist_record(st->wait, wait);
   STORE(&st->ok, ++*ok);
+}
+
+/* Count one checkout's batch: the requests ok (each with the batch's
+ * latency), the error replies, and the rest as failures of kind k. */
+static void account(struct worker *w, int k, uint64_t lat, uint64_t wait,
+                    uint64_t *ok, bool closed_loop) {
+  thread_stats *st = w->st;
+  if (w->n_ok != 0) {
+    hist_record_n(st->lat, lat, w->n_ok);
+    hist_record_n(st->wait, wait, w->n_ok);
+    *ok += w->n_ok;
+    STORE(&st->ok, *ok);
+  }
+  if (w->n_srv != 0)
+    STORE(&st->err[ERR_SERVER], LOAD(&st->err[ERR_SERVER]) + w->n_srv);
+  unsigned rest = w->batch - w->n_ok - w->n_srv;
+  if (rest != 0 && k != OP_OK)
+    count_error_n(w, k, rest, closed_loop);
 }
 
 /* Nothing but checkout, checkin and a counter; one cycle in RUNNER_SAMPLE
@@ -199,10 +235,7 @@ static void loop_closed(struct worker *w, op_fn op) {
       break;
     uint64_t t0 = now_ns(), tw;
     int k = op(w, &tw);
-    if (k == OP_OK)
-      record_ok(w->st, &ok, now_ns() - t0, tw - t0);
-    else
-      count_error(w, k, true);
+    account(w, k, now_ns() - t0, tw - t0, &ok, true);
   }
 }
 
@@ -216,19 +249,31 @@ static bool wait_until(const runner_t *r, uint64_t t) {
   return !stopped(r);
 }
 
-/* Open loop: request k of the run is due at t0 + k / rate; thread i takes
- * k = i, i + threads, i + 2 * threads ...  A late request starts at once,
- * and its latency still counts from when it was due. */
+/* The next request (batch) of an open loop that this thread takes: of
+ * its own schedule (thread i takes k = i, i + threads ...), or of the
+ * shared one (whichever thread is free takes the next k). */
+static inline uint64_t next_k(struct worker *w, uint64_t *k) {
+  if (w->r->a.shared_queue)
+    return atomic_fetch_add_explicit(&w->r->next_due, 1, memory_order_relaxed);
+  uint64_t mine = *k;
+  *k += (uint64_t)w->r->nthreads;
+  return mine;
+}
+
+/* Open loop: request (batch) k of the run is due at t0 + k / rate (times
+ * --pipeline).  A late request starts at once, and its latency still
+ * counts from when it was due. */
 static void loop_rate(struct worker *w, op_fn op) {
   runner_t *r = w->r;
   const bool counted = r->a.requests != 0;
-  const double ns_per_req = 1e9 / (double)r->a.rate;
-  uint64_t ok = 0, k = (uint64_t)w->idx;
+  const double ns_per_req = 1e9 * (double)w->batch / (double)r->a.rate;
+  uint64_t ok = 0, own = (uint64_t)w->idx;
   int64_t tickets = 0;
   /* Wake on time: the default 50 us of timer slack would count as
    * latency. */
   prctl(PR_SET_TIMERSLACK, 1000UL);
-  for (;; k += (uint64_t)r->nthreads) {
+  for (;;) {
+    uint64_t k = next_k(w, &own);
     uint64_t due = r->t0 + (uint64_t)((double)k * ns_per_req);
     if (r->end_ns != 0 && due >= r->end_ns)
       break;
@@ -236,10 +281,7 @@ static void loop_rate(struct worker *w, op_fn op) {
       break;
     uint64_t start = now_ns(), tw;
     int kind = op(w, &tw);
-    if (kind == OP_OK)
-      record_ok(w->st, &ok, now_ns() - due, tw - start);
-    else
-      count_error(w, kind, false);
+    account(w, kind, now_ns() - due, tw - start, &ok, false);
   }
 }
 
@@ -301,12 +343,20 @@ static int init_workers(runner_t *r, char *err, size_t errlen) {
     w->r = r;
     w->idx = i;
     w->st = &r->stats[i];
+    w->batch = r->a.no_io ? 1 : (unsigned)r->a.pipeline;
     w->st->lat = hist_new();
     w->st->wait = hist_new();
     if (w->st->lat == NULL || w->st->wait == NULL)
       goto oom;
-    if (!r->a.no_io && proto_init(&w->proto, r->a.protocol, (size_t)r->a.size,
-                                  (unsigned)i * 37u) != 0)
+    proto_opts po = {.kind = r->a.protocol,
+                     .size = (size_t)r->a.size,
+                     .first_key = (unsigned)i * 37u,
+                     .keys = (unsigned)r->a.keys,
+                     .pipeline = w->batch,
+                     .ratio_set = (unsigned)r->a.ratio_set,
+                     .ratio_get = (unsigned)r->a.ratio_get,
+                     .command = r->a.command};
+    if (!r->a.no_io && proto_init_opts(&w->proto, &po) != 0)
       goto oom;
   }
   return 0;
@@ -321,7 +371,9 @@ static void release(runner_t *r, bool abort) {
     atomic_store(&r->stop, true);
   r->t0 = now_ns();
   r->end_ns =
-      r->a.duration_ms ? r->t0 + (uint64_t)r->a.duration_ms * NS_PER_MS : 0;
+      r->a.duration_ms
+          ? r->t0 + (uint64_t)(r->a.warmup_ms + r->a.duration_ms) * NS_PER_MS
+          : 0;
   r->go = true;
   pthread_cond_broadcast(&r->go_cv);
   pthread_mutex_unlock(&r->mu);
@@ -343,10 +395,14 @@ int runner_start(runner_t **out, const bench_args *a, cpool_t *pool,
   r->timeout = a->nowait ? CPOOL_NOWAIT : a->timeout_ms;
   r->nthreads = a->threads;
   atomic_init(&r->stop, false);
-  atomic_init(&r->tickets, a->requests);
+  atomic_init(&r->next_due, 0);
+  /* With --pipeline, a ticket is a batch: the requests rounded up. */
+  int64_t per = a->no_io ? 1 : a->pipeline;
+  int64_t tickets = (a->requests + per - 1) / per;
+  atomic_init(&r->tickets, tickets);
   /* Tickets in batches, so that --requests is not one contended atomic per
    * request; one at a time on a schedule, where it costs nothing. */
-  int64_t batch = a->requests / ((int64_t)a->threads * 16);
+  int64_t batch = tickets / ((int64_t)a->threads * 16);
   r->batch = a->rate != 0 || batch < 1 ? 1 : batch > 64 ? 64 : batch;
   init_sync(r);
   if (init_workers(r, err, errlen) != 0) {

@@ -5,6 +5,10 @@
  *  - closed loop (default): checkout, request, checkin, again at once;
  *  - open loop (--rate): each request has an intended start time on a fixed
  *    schedule, and its latency counts from then (no coordinated omission);
+ *    the schedule is dealt out to the threads in turn, or with
+ *    --shared-queue taken from one counter by whichever thread is free;
+ *  - with --pipeline N, each checkout carries a batch of N requests, and
+ *    each of them counts with the batch's latency;
  *  - the --no-io closed loop: nothing but checkout, checkin and a counter,
  *    with one cycle in RUNNER_SAMPLE timed for the percentiles.
  *
@@ -35,7 +39,8 @@ typedef enum err_kind {
   ERR_IO = 4,          /* send/recv/connect failed or timed out, or EOF */
   ERR_BAD_REPLY = 5,   /* a reply other than the one expected */
   ERR_OTHER = 6,       /* any other checkout error */
-  ERR_KINDS = 7
+  ERR_SERVER = 7,      /* an error reply (-ERR, memcached's ERROR...) */
+  ERR_KINDS = 8
 } err_kind;
 
 /* One thread's figures, on cache lines of their own. */

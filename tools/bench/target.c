@@ -137,19 +137,40 @@ int target_open_pool(cpool_t **pool, const bench_args *a, char *err,
   return rc;
 }
 
-int target_fill_keys(int fd, int size, char *err, size_t errlen) {
+/* The kind that stores the keys a run reads, or -1 if it reads none. */
+static int fill_kind(const bench_args *a) {
+  bool mc = a->protocol == PROTO_MC_GET || a->protocol == PROTO_MC_SET;
+  bool reads = a->protocol == PROTO_GET || a->protocol == PROTO_MC_GET ||
+               a->ratio_get > 0;
+  if (!reads || a->no_io || a->protocol == PROTO_COMMAND)
+    return -1;
+  return mc ? PROTO_MC_SET : PROTO_SET;
+}
+
+bool target_needs_keys(const bench_args *a) {
+  return fill_kind(a) >= 0;
+}
+
+int target_fill_keys(int fd, const bench_args *a, char *err, size_t errlen) {
   proto_ctx p;
-  if (proto_init(&p, PROTO_SET, (size_t)size, 0) != 0) {
+  unsigned keys = (unsigned)a->keys, batch = keys < 256 ? keys : 256;
+  proto_opts o = {.kind = (proto_kind)fill_kind(a),
+                  .size = (size_t)a->size,
+                  .keys = keys,
+                  .pipeline = batch};
+  if (proto_init_opts(&p, &o) != 0) {
     snprintf(err, errlen, "out of memory");
     return -1;
   }
   int rc = 0;
-  for (unsigned k = 0; k < PROTO_KEYS && rc == 0; k++) {
-    proto_result r = proto_set_key(&p, fd, k);
+  for (unsigned k = 0; k < keys && rc == 0; k += batch) {
+    proto_result r = proto_roundtrip(&p, fd);
     if (r != PROTO_OK) {
-      snprintf(err, errlen, "cannot SET the keys for --protocol get: %s",
+      snprintf(err, errlen, "cannot store the %u keys that the run reads: %s",
+               keys,
                r == PROTO_EIO ? (p.err ? strerror(p.err) : "connection closed")
-                              : "unexpected reply to SET");
+               : r == PROTO_ESERVER ? "the server answered with an error"
+                                    : "unexpected reply to a set");
       rc = -1;
     }
   }

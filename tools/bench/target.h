@@ -46,8 +46,13 @@ int target_connect(const target_t *t);
 int target_open_pool(cpool_t **pool, const bench_args *a, char *err,
                      size_t errlen);
 
-/* target_fill_keys: SET every key a get run reads, on fd.  0 or -1 with a
- * message in err. */
-int target_fill_keys(int fd, int size, char *err, size_t errlen);
+/* target_needs_keys: does the run read keys (get, memcache-get, a ratio
+ * with gets) that must be stored first? */
+bool target_needs_keys(const bench_args *a);
+
+/* target_fill_keys: store every key of the key space that the run reads
+ * (SET, or memcached set), pipelined, on fd.  0 or -1 with a message in
+ * err. */
+int target_fill_keys(int fd, const bench_args *a, char *err, size_t errlen);
 
 #endif

@@ -1,12 +1,12 @@
-# tools/compare/common.sh: helpers shared by tools/compare-pools.sh and
-# tools/compare-redis.sh.  Sourced, not run.  The caller sets:
+# tools/compare/common.sh: helpers shared by tools/compare-pools.sh,
+# tools/compare-redis.sh, tools/compare-pipeline.sh and the bench tests.  Sourced, not run.  The caller sets:
 #   prog       its name, for messages ("compare-pools.sh")
 #   here       the repository's root
 #   build_dir  the CMake build directory
 # Only bash, sed, awk, sort and cmake are used: no jq or python, so the
 # scripts run on a fresh machine with just the build dependencies.
-# The redis-server helpers below also use the caller's workdir (a temporary
-# directory) and set its port and server_pid.
+# The redis-server and memcached helpers below also use the caller's
+# workdir (a temporary directory) and set its port and server_pid.
 # shellcheck shell=bash disable=SC2154 # prog, here, build_dir, workdir: the caller's
 
 say() { echo "$prog: $*" >&2; }
@@ -164,5 +164,43 @@ start_server() {
   done
   say "could not start redis-server on a loopback port"
   [ -n "$port" ] && tail -n 5 "$workdir/redis-$port.log" >&2 2>/dev/null
+  return 1
+}
+
+# ---- a private memcached on loopback ----
+
+# Is memcached answering "version" on $port, and is it ours?
+mc_is_ours() {
+  local reply
+  kill -0 "$server_pid" 2>/dev/null || return 1
+  # (exec with a redirection alone would send the shell's stderr away.)
+  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
+  printf 'version\r\n' >&3
+  IFS= read -r -t 2 reply <&3 || reply=""
+  exec 3>&-
+  [[ "$reply" == VERSION* ]] &&
+    ss -ltnpH "sport = :$port" 2>/dev/null | grep -q "pid=$server_pid,"
+}
+
+# Starts memcached on a free loopback port (UDP off; as nobody when run as
+# root, which memcached refuses); sets port and server_pid.  stop_server
+# stops it.
+start_memcached() {
+  local user=() attempt
+  [ "$(id -u)" -eq 0 ] && user=(-u nobody)
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((10000 + RANDOM % 20000))
+    memcached -p "$port" -U 0 -l 127.0.0.1 -m 64 "${user[@]}" \
+      2>"$workdir/memcached.log" &
+    server_pid=$!
+    for _ in $(seq 50); do
+      mc_is_ours && { say "memcached on 127.0.0.1:$port"; return 0; }
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    stop_server
+  done
+  say "could not start memcached on a loopback port"
+  tail -n 5 "$workdir/memcached.log" >&2 2>/dev/null
   return 1
 }

@@ -50,12 +50,53 @@ bad=(
   "--host 127.0.0.1 --port 1 --duration 1"
   "--port 1 --connect-per-request --duration 1"
   "--unix $dir/nothing-here.sock --duration 1"
+  # issue 14's options
+  "--pipeline 0"
+  "--pipeline 1025"
+  "--pipeline many"
+  "--pipeline"
+  "--pipeline 2 --no-io"
+  "--pipeline 1024 --size 1048576"
+  "--keys 0"
+  "--keys 10000001"
+  "--keys -5"
+  "--keys 200000"
+  "--ratio 1"
+  "--ratio :1"
+  "--ratio 1:"
+  "--ratio 0:0"
+  "--ratio a:b"
+  "--ratio 1:2:3"
+  "--ratio 1:1000001"
+  "--ratio 1:10 --protocol ping"
+  "--ratio 1:10 --protocol echo"
+  "--ratio 1:1 --no-io"
+  "--command"
+  "--command="
+  "--command \"unterminated"
+  "--command PING --protocol get"
+  "--command PING --ratio 1:1"
+  "--command PING --no-io"
+  "--protocol memcache-get"
+  "--protocol memcache-set --builtin-server --port 7000"
+  "--protocol memcache"
+  "--warmup 0"
+  "--warmup 2h"
+  "--warmup"
+  "--warmup 1 --requests 100"
+  "--csv --json"
+  "--csv=yes"
+  "--hdr"
+  "--hdr="
+  "--plot="
+  "--shared-queue"
+  "--shared-queue=yes"
 )
 
 for line in "${bad[@]}"; do
   read -r -a args <<<"$line"
   rc=0
-  timeout 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
+  timeout -k 5 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
   first=$(head -n1 "$dir/err")
   second=$(sed -n 2p "$dir/err")
   if [ $rc -ne 2 ] || [[ "$first" != "cpool-bench: "* ]] ||
@@ -76,11 +117,15 @@ good=(
   "--duration 300ms --quiet --no-io --threads 4 --pool 2 --handoff-us -1"
   "--duration 300ms --quiet --threads 4 --pool 2 --handoff-us 1000"
   "--duration 300ms --quiet --threads 4 --pool 2 --handoff-us 250 --handoff-max-us 250"
+  "--duration 300ms --quiet --threads 2 --pool 2 --pipeline 4 --keys 10 --ratio 1:1"
+  "--duration 300ms --quiet --rate 1000 --shared-queue --warmup 100ms --csv"
+  "--requests 64 --pipeline 16 --threads 1 --pool 1 --quiet"
+  "--duration 300ms --quiet --threads 1 --pool 1 --command PING --pipeline 2"
 )
 for line in "${good[@]}"; do
   read -r -a args <<<"$line"
   rc=0
-  timeout 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
+  timeout -k 5 20 "$bench" "${args[@]}" >"$dir/out" 2>"$dir/err" || rc=$?
   if [ $rc -ne 0 ] || [ ! -s "$dir/out" ]; then
     echo "FAIL: '$line': exit $rc" >&2
     sed 's/^/    /' "$dir/err" >&2
