@@ -24,11 +24,12 @@ struct figures {
   uint64_t ops_min, ops_max;
   const hist_t *lat, *wait;
   uint64_t reconnects, disconnects, connect_failures, faults;
+  uint64_t peer_closes; /* of those disconnects, seen by the workers */
   int slots_connected; /* -1 without a pool */
 };
 
 struct pool_counts {
-  uint64_t connects, disconnects, connect_failures;
+  uint64_t connects, disconnects, connect_failures, peer_closes;
   int connected;
 };
 
@@ -119,6 +120,7 @@ static struct pool_counts pool_counts(const report_t *rep) {
     pc.connects = st.connects;
     pc.disconnects = st.disconnects;
     pc.connect_failures = st.connect_failures;
+    pc.peer_closes = st.peer_closes;
     pc.connected = st.idle + st.busy + st.checking;
   }
   return pc;
@@ -177,6 +179,7 @@ static void count_pool(report_t *rep, struct figures *f,
   f->reconnects = now.connects - since->connects;
   f->disconnects = now.disconnects - since->disconnects;
   f->connect_failures = now.connect_failures - since->connect_failures;
+  f->peer_closes = now.peer_closes - since->peer_closes;
   f->slots_connected = now.connected;
   rep->pool_prev = now;
 }
@@ -224,11 +227,13 @@ static void json_figures(FILE *out, const struct figures *f) {
             (unsigned long long)f->err[k]);
   fprintf(out,
           "},\"reconnects\":%llu,\"disconnects\":%llu,"
-          "\"connect_failures\":%llu,\"faults_injected\":%llu,"
+          "\"connect_failures\":%llu,\"peer_closes\":%llu,"
+          "\"faults_injected\":%llu,"
           "\"thread_ops_min\":%llu,\"thread_ops_max\":%llu,"
           "\"slots_connected\":%d",
           (unsigned long long)f->reconnects, (unsigned long long)f->disconnects,
           (unsigned long long)f->connect_failures,
+          (unsigned long long)f->peer_closes,
           (unsigned long long)f->faults, (unsigned long long)f->ops_min,
           (unsigned long long)f->ops_max, f->slots_connected);
 }
@@ -448,9 +453,11 @@ static void text_summary(const report_t *rep, const struct figures *f,
       printf(" %s %s", report_err_names[k], grouped(n, sizeof n, f->err[k]));
   printf("\n");
   if (!a->connect_per_request)
-    printf("  %-18s %llu (disconnects %llu, failed connects %llu)\n",
+    printf("  %-18s %llu (disconnects %llu, %llu of them closed by the "
+           "server; failed connects %llu)\n",
            "reconnects", (unsigned long long)f->reconnects,
            (unsigned long long)f->disconnects,
+           (unsigned long long)f->peer_closes,
            (unsigned long long)f->connect_failures);
   if (a->chaos_ms)
     printf("  %-18s %llu\n", "faults injected", (unsigned long long)f->faults);
