@@ -76,9 +76,22 @@ static void escaped(FILE *out, const char *s) {
   }
 }
 
+/* The latency axis: log10 of us from lo to hi (whole decades), so that a
+ * tail of seconds and a median of microseconds both show. */
+struct yrange {
+  int lo, hi;
+};
+
+static double lat_y(const struct yrange *r, double us) {
+  double l = us > 0 ? log10(us) : r->lo;
+  l = l < r->lo ? r->lo : l > r->hi ? r->hi : l;
+  return LAT_BOT - (LAT_BOT - LAT_TOP) * (l - r->lo) / (r->hi - r->lo);
+}
+
 /* A path of the points: x of 1/(1-p) on `decades` decades, y of us. */
 static void lat_path(FILE *out, const char *id, const char *colour,
-                     const struct pts *p, int decades, double ymax) {
+                     const struct pts *p, int decades,
+                     const struct yrange *r) {
   fprintf(out,
           "<path id=\"%s\" fill=\"none\" stroke=\"%s\" "
           "stroke-width=\"2\" d=\"",
@@ -86,10 +99,45 @@ static void lat_path(FILE *out, const char *id, const char *colour,
   for (size_t i = 0; i < p->n; i++) {
     double lx = p->x[i] > 0 ? log10(p->x[i]) / decades : 1.0;
     double x = X0 + (X1 - X0) * (lx > 1 ? 1 : lx);
-    double y = LAT_BOT - (LAT_BOT - LAT_TOP) * p->v[i] / ymax;
-    fprintf(out, "%s%.2f %.2f", i ? " L" : "M", x, y);
+    fprintf(out, "%s%.2f %.2f", i ? " L" : "M", x, lat_y(r, p->v[i]));
   }
   fputs("\"/>\n", out);
+}
+
+/* The latency grid: one line a decade, labelled 0.1, 1, 10 ... 100k us. */
+static void lat_grid(FILE *out, const struct yrange *r) {
+  for (int d = r->lo; d <= r->hi; d++) {
+    double y = lat_y(r, pow(10.0, d));
+    char lab[32];
+    num(lab, sizeof lab, pow(10.0, d));
+    fprintf(out,
+            "<line x1=\"%.0f\" y1=\"%.2f\" x2=\"%.0f\" y2=\"%.2f\" "
+            "stroke=\"#ddd\"/>\n<text x=\"%.0f\" y=\"%.2f\" "
+            "text-anchor=\"end\">%s%s</text>\n",
+            X0, y, X1, y, X0 - 6, y + 4, lab, d == r->hi ? " us" : "");
+  }
+}
+
+/* Whole decades around the positive values of both curves, from 0.1 us
+ * at the lowest, at least two. */
+static struct yrange lat_range(const struct pts *a, const struct pts *b) {
+  double lo = 0, hi = 0;
+  const struct pts *both[2] = {a, b};
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; i < both[k]->n; i++) {
+      double v = both[k]->v[i];
+      if (v > 0 && (lo == 0 || v < lo))
+        lo = v;
+      hi = v > hi ? v : hi;
+    }
+  struct yrange r = {-1, 1};
+  if (hi > 0) {
+    r.lo = (int)floor(log10(lo < 0.1 ? 0.1 : lo) + 1e-9);
+    r.hi = (int)ceil(log10(hi) - 1e-9);
+  }
+  if (r.hi < r.lo + 2)
+    r.hi = r.lo + 2;
+  return r;
 }
 
 static void axes(FILE *out, double top, double bot) {
@@ -164,23 +212,20 @@ static void legend(FILE *out, double y, const char *colour, const char *name,
 
 static void latency_plot(FILE *out, const plot_data *d, struct pts *call,
                          struct pts *wait) {
-  double xmax = 100.0, ymax = 0;
-  for (size_t i = 0; i < call->n; i++) {
+  double xmax = 100.0;
+  for (size_t i = 0; i < call->n; i++)
     xmax = call->x[i] > xmax ? call->x[i] : xmax;
-    ymax = call->v[i] > ymax ? call->v[i] : ymax;
-  }
-  for (size_t i = 0; i < wait->n; i++)
-    ymax = wait->v[i] > ymax ? wait->v[i] : ymax;
+  struct yrange r = lat_range(call, wait);
   int decades = (int)ceil(log10(xmax) - 1e-9);
   decades = decades < 2 ? 2 : decades > 12 ? 12 : decades;
   fputs("<text x=\"475\" y=\"50\" text-anchor=\"middle\" font-size=\"15\">"
-        "Latency by percentile</text>\n",
+        "Latency by percentile (log scales)</text>\n",
         out);
   axes(out, LAT_TOP, LAT_BOT);
-  ymax = y_grid(out, LAT_TOP, LAT_BOT, ymax, " us");
+  lat_grid(out, &r);
   pct_axis(out, decades);
-  lat_path(out, "latency-call", "#1f5fbf", call, decades, ymax);
-  lat_path(out, "latency-wait", "#d0601a", wait, decades, ymax);
+  lat_path(out, "latency-call", "#1f5fbf", call, decades, &r);
+  lat_path(out, "latency-wait", "#d0601a", wait, decades, &r);
   legend(out, LAT_TOP + 18, "#1f5fbf", "whole call", d->lat);
   legend(out, LAT_TOP + 36, "#d0601a", "checkout wait", d->wait);
 }
