@@ -291,13 +291,18 @@ static void add_point(report_t *rep, double t, double rps) {
   rep->series_rps[rep->series_n++] = rps;
 }
 
+/* The warmup is over: each thread's histograms and counts are read
+ * together, one thread after another.  (The threads run on: a pass over
+ * every histogram first, then the counts, let each count run ahead of its
+ * histogram by all it did meanwhile, 812 requests once under TSan.) */
 void report_mark(report_t *rep, uint64_t now) {
-  merge_threads(rep);
-  hist_copy(rep->lat_mark, rep->lat_now);
-  hist_copy(rep->wait_mark, rep->wait_now);
+  hist_reset(rep->lat_mark);
+  hist_reset(rep->wait_mark);
   memset(rep->err_mark, 0, sizeof rep->err_mark);
   for (int i = 0; i < runner_threads(rep->r); i++) {
     thread_stats *st = runner_stats(rep->r, i);
+    hist_merge(rep->lat_mark, st->lat);
+    hist_merge(rep->wait_mark, st->wait);
     rep->ops_mark[i] = LOAD(&st->ok);
     for (int k = 0; k < ERR_KINDS; k++)
       rep->err_mark[k] += LOAD(&st->err[k]);
