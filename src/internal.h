@@ -98,8 +98,28 @@ enum cpool__reason {
   CPOOL__DEAD,      /* idle check at checkout found it dead */
   CPOOL__PING_FAIL, /* on_ping failed */
   CPOOL__RECYCLE,   /* older than max_lifetime_ms */
-  CPOOL__PEER_CLOSED /* the server closed or reset it (worker.c) */
+  CPOOL__PEER_CLOSED, /* the server closed or reset it (worker.c) */
+  CPOOL__MOVE        /* idle, to the endpoint it prefers (endpoints.c) */
 };
+
+/* One endpoint of the pool (endpoints.c).  Name and address are fixed at
+ * open; the rest is [mu].  "Down": its last attempt failed, and it is
+ * not tried again before retry_at_ms but by a slot with nowhere else to
+ * go; from then on one slot at a time probes it (probing). */
+typedef struct cpool__endpoint {
+  char *host;      /* TCP: name or address (no brackets); else NULL */
+  int port;        /* TCP */
+  char *unix_path; /* Unix: the path; else NULL */
+  char name[128];  /* "host:port", "[v6]:port", "unix:/path" */
+  int connected;   /* [mu] slots connected to it (s->ep_on) */
+  int down;        /* [mu] its last attempt failed */
+  int probing;     /* [mu] a slot is trying it while down (s->probe) */
+  int64_t retry_at_ms;     /* [mu] while down: when it may be tried */
+  cpool__backoff backoff;  /* [mu] grows once per failed probe */
+  uint64_t connects, failures; /* [mu] */
+  cpool_error_info last_error; /* [mu] code 0 if none */
+  int64_t last_error_at_ms;    /* [mu] */
+} cpool__endpoint;
 
 /* A slot's lease word (see the top of this file): the state in its low
  * two bits; with HELD_TURN, the end of the holder's turn above them, in
@@ -173,6 +193,13 @@ struct cpool_conn {
   int quick_closes;       /* worker-only: sockets in a row the peer closed
                              within backoff_min_ms of connecting */
   char addr[128];         /* the address connected to (worker-only) */
+  int ep;       /* [mu] the endpoint tried or connected to, -1 none;
+                   written only by the worker (which may read it bare) */
+  int ep_on;    /* [mu] counted in slots' endpoint's connected */
+  int probe;    /* [mu] this slot's attempt is its endpoint's probe */
+  int moving;   /* [mu] counted in pool->moving until offered again or
+                   backing off */
+  int tried;    /* worker-only: attempts since the last backoff */
 };
 
 struct cpool {
@@ -226,6 +253,10 @@ struct cpool {
   int64_t codel_min_wait_ms; /* -1: no wait seen in this window */
   int overloaded;
 
+  cpool__endpoint *eps; /* the endpoint list, fixed at open */
+  int neps;
+  int moving;           /* [mu] idle slots moving to another endpoint */
+
   cpool_stats_t st;             /* [mu] counters; slot counts unused */
   int64_t last_error_at_ms;   /* [mu] */
 };
@@ -247,6 +278,24 @@ void cpool__timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu,
 /* config.c: fills c from cfg, the defaults for zero fields; checks it. */
 int cpool__config_resolve(cpool_config *c, const cpool_config *cfg,
                           cpool_error_info *err);
+
+/* endpoints.c: the list (parsed at open, freed with the pool), which
+ * endpoint a slot tries next, attempts' outcomes, the moves back. */
+int cpool__endpoints_init(struct cpool *p, const cpool_config *c,
+                          cpool_error_info *err);
+void cpool__endpoints_free(struct cpool *p);
+/* The endpoint to try now, or -1: back off first.  Marks a probe. */
+int cpool__ep_choose_locked(struct cpool *p, struct cpool_conn *s);
+void cpool__ep_failed_locked(struct cpool *p, struct cpool_conn *s,
+                             cpool_error_info *err);
+void cpool__ep_connected_locked(struct cpool *p, struct cpool_conn *s);
+void cpool__ep_disconnected_locked(struct cpool *p, struct cpool_conn *s);
+/* Is the idle slot s on another endpoint than it prefers?  1: it may
+ * move now (counted in p->moving); *recheck_ms is set (now + period)
+ * while it is displaced but may not move yet. */
+int cpool__ep_should_move_locked(struct cpool *p, struct cpool_conn *s,
+                                 int64_t *recheck_ms);
+void cpool__ep_explain_locked(struct cpool *p, cpool_error_info *why);
 
 /* slots.c */
 void cpool__set_state_locked(struct cpool *p, struct cpool_conn *s,
@@ -342,8 +391,9 @@ void *cpool__worker_main(void *arg);
  * Returns 0 and a connected, blocking socket in *fd, or a CPOOL_E* code
  * with err filled.  Gives up early with CPOOL_ESHUTDOWN once wake_fd is
  * readable. */
-int cpool__net_connect(const struct cpool *p, int *fd, char *addr,
-                       size_t addrlen, cpool_error_info *err);
+int cpool__net_connect(const struct cpool *p, const cpool__endpoint *ep,
+                       int *fd, char *addr, size_t addrlen,
+                       cpool_error_info *err);
 
 /* One non-blocking peek: 1 if the socket looks alive, 0 if it is at EOF,
  * in error, or has unexpected bytes waiting. */
