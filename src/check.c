@@ -104,7 +104,8 @@ static void check_endpoints(const struct cpool *p) {
     CHECK(s->ep >= -1 && s->ep < p->neps);
     CHECK(!(s->ep_on || s->probe) || s->ep >= 0);
     CHECK(!s->ep_on || s->state != CPOOL_SLOT_BACKOFF);
-    CHECK(!s->moving || s->state == CPOOL_SLOT_CONNECTING);
+    /* (A slot marked to move is still out, or back for the drain.) */
+    CHECK(!s->moving || s->state != CPOOL_SLOT_BACKOFF);
     connected[s->ep < 0 ? 0 : s->ep] += s->ep_on;
     probes[s->ep < 0 ? 0 : s->ep] += s->probe;
     moving += s->moving;

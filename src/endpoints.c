@@ -266,6 +266,16 @@ int cpool__ep_choose_locked(struct cpool *p, struct cpool_conn *s) {
   return e;
 }
 
+/* May another endpoint than the slot's last be tried now? */
+int cpool__ep_elsewhere_locked(const struct cpool *p,
+                               const struct cpool_conn *s) {
+  int64_t now = cpool__now_ms();
+  for (int e = 0; e < p->neps; e++)
+    if (e != s->ep && usable(&p->eps[e], now))
+      return 1;
+  return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Outcomes.                                                           */
 
@@ -332,30 +342,39 @@ static int better_endpoint(const struct cpool *p, const struct cpool_conn *s,
   return usable(&p->eps[home], now) ? home : -1;
 }
 
-/* Take the slot from the callers for its move: idle, or parked and
- * reclaimable.  1 if it is the worker's now (still counted where it was). */
+/* Take the slot from the callers for its move: 1 if it is the worker's
+ * now (idle, or parked and reclaimable), else 0 with the slot marked, so
+ * that its checkin (or its holder's next fast checkout) hands it back.
+ * The mark is stored before the lease is loaded, as for a peer's close
+ * (worker.c, peer_closed_locked): a slot parked meanwhile is not
+ * missed. */
 static int take_for_move(struct cpool *p, struct cpool_conn *s) {
   if (s->state == CPOOL_SLOT_IDLE && s->free_pos >= 0) {
     cpool__free_remove_locked(p, s);
     return 1;
   }
-  return s->state == CPOOL_SLOT_BUSY && s->fast_pos >= 0 &&
-         cpool__unpark_locked(p, s, p->wq_head == NULL);
+  if (s->state != CPOOL_SLOT_BUSY)
+    return -1; /* being pinged: later */
+  atomic_store(&s->peer_gone, CPOOL__GONE_MOVE);
+  return s->fast_pos >= 0 && cpool__unpark_locked(p, s, 1);
 }
 
 int cpool__ep_should_move_locked(struct cpool *p, struct cpool_conn *s,
                                  int64_t *wake_at_ms) {
-  if (p->neps < 2 || !s->ep_on || s->ep == home_of(p, s))
-    return 0;
+  if (p->neps < 2 || !s->ep_on || s->ep == home_of(p, s) ||
+      atomic_load_explicit(&s->peer_gone, memory_order_relaxed))
+    return 0; /* home, or already on its way back to the worker */
   int64_t now = cpool__now_ms();
-  int cap = p->size / 8 > 1 ? p->size / 8 : 1;
+  int cap = p->size / 8 > 1 ? p->size / 8 : 1, took;
   if (better_endpoint(p, s, now) >= 0 && p->moving < cap &&
-      take_for_move(p, s)) {
-    cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
-    s->reason = CPOOL__MOVE;
+      (took = take_for_move(p, s)) >= 0) {
     s->moving = 1;
     p->moving++;
     p->st.endpoint_moves++;
+    if (!took)
+      return 0; /* marked: its checkin hands it back */
+    cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
+    s->reason = CPOOL__MOVE;
     return 1;
   }
   /* Displaced: look again soon, whatever else the worker waits for. */

@@ -102,6 +102,14 @@ enum cpool__reason {
   CPOOL__MOVE        /* idle, to the endpoint it prefers (endpoints.c) */
 };
 
+/* peer_gone's values: the slot must go back to its worker at checkin,
+ * for this reason. */
+#define CPOOL__GONE_PEER 1
+#define CPOOL__GONE_MOVE 2
+static inline enum cpool__reason cpool__gone_reason(int gone) {
+  return gone == CPOOL__GONE_MOVE ? CPOOL__MOVE : CPOOL__PEER_CLOSED;
+}
+
 /* One endpoint of the pool (endpoints.c).  Name and address are fixed at
  * open; the rest is [mu].  "Down": its last attempt failed, and it is
  * not tried again before retry_at_ms but by a slot with nowhere else to
@@ -166,8 +174,10 @@ struct cpool_conn {
                              parked it last (several can overlap):
                              cpool_close waits for 0 */
   _Atomic int peer_gone;  /* [mu] to write: the worker saw the peer close
-                             the socket; read by checkins and fast
-                             checkouts (worker.c, watch_socket) */
+                             the socket (CPOOL__GONE_PEER), or wants the
+                             slot back to move it (CPOOL__GONE_MOVE);
+                             read by checkins and fast checkouts
+                             (worker.c, watch_socket) */
   int fast_pos;           /* [mu] position in pool->fast_list, or -1 */
   _Atomic uint64_t fast_checkouts; /* written by the holder only */
   struct cpool *pool;
@@ -286,15 +296,19 @@ int cpool__endpoints_init(struct cpool *p, const cpool_config *c,
 void cpool__endpoints_free(struct cpool *p);
 /* The endpoint to try now, or -1: back off first.  Marks a probe. */
 int cpool__ep_choose_locked(struct cpool *p, struct cpool_conn *s);
+int cpool__ep_elsewhere_locked(const struct cpool *p,
+                               const struct cpool_conn *s);
 void cpool__ep_failed_locked(struct cpool *p, struct cpool_conn *s,
                              cpool_error_info *err);
 void cpool__ep_connected_locked(struct cpool *p, struct cpool_conn *s);
 void cpool__ep_disconnected_locked(struct cpool *p, struct cpool_conn *s);
-/* Is the idle slot s on another endpoint than it prefers?  1: it may
- * move now (counted in p->moving); *recheck_ms is set (now + period)
- * while it is displaced but may not move yet. */
+/* Is the connected slot s on another endpoint than it prefers, and may
+ * it go back now (counted in p->moving)?  1: it is the worker's, with
+ * reason CPOOL__MOVE; 0, and if it is checked out it may have been
+ * marked (CPOOL__GONE_MOVE) for its checkin to hand it back.
+ * *wake_at_ms is brought forward to the next look while displaced. */
 int cpool__ep_should_move_locked(struct cpool *p, struct cpool_conn *s,
-                                 int64_t *recheck_ms);
+                                 int64_t *wake_at_ms);
 void cpool__ep_explain_locked(struct cpool *p, cpool_error_info *why);
 
 /* slots.c */

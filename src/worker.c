@@ -134,15 +134,23 @@ static void back_off_locked(struct cpool *p, struct cpool_conn *s,
   pthread_cond_broadcast(&p->state_cv);
 }
 
-/* A failure that ends the round at once (after_close). */
-static void connect_failed(struct cpool *p, struct cpool_conn *s,
-                           cpool_error_info *err) {
+/* A connection the peer closed at once, again (after_close): a failed
+ * attempt on its endpoint.  Returns 1 if another endpoint may be tried
+ * at once, else 0 with the slot in BACKOFF. */
+static int connect_failed(struct cpool *p, struct cpool_conn *s,
+                          cpool_error_info *err) {
   pthread_mutex_lock(&p->mu);
   count_failure_locked(p, s, err);
-  back_off_locked(p, s, err);
+  int elsewhere = cpool__ep_elsewhere_locked(p, s);
+  if (elsewhere)
+    err->retry_in_ms = 0;
+  else
+    back_off_locked(p, s, err);
   cpool__unlock(p);
   emit(p, s, CPOOL_EVENT_CONNECT_FAILED, err);
-  emit(p, s, CPOOL_EVENT_BACKOFF, err);
+  if (!elsewhere)
+    emit(p, s, CPOOL_EVENT_BACKOFF, err);
+  return elsewhere;
 }
 
 /* One attempt on endpoint e: 0 and s->fd connected and handshaken, or a
@@ -310,7 +318,7 @@ static int ping_due(struct cpool *p, struct cpool_conn *s,
  * moment is not left on the fast list with a dead socket.  Returns 1 if
  * the worker took the slot. */
 static int peer_closed_locked(struct cpool *p, struct cpool_conn *s) {
-  atomic_store(&s->peer_gone, 1);
+  atomic_store(&s->peer_gone, CPOOL__GONE_PEER);
   p->st.peer_closes++;
   if (s->state == CPOOL_SLOT_IDLE)
     cpool__free_remove_locked(p, s);
@@ -439,8 +447,7 @@ static int after_close(struct cpool *p, struct cpool_conn *s,
                    "%s %s %lld ms after connecting, %d times in a row",
                    reason_text(why, e), s->addr, (long long)lived,
                    s->quick_closes);
-  connect_failed(p, s, &info);
-  return backoff_sleep(p, s);
+  return connect_failed(p, s, &info) || backoff_sleep(p, s);
 }
 
 /* The error the kernel reports with a close (ECONNRESET for a reset,
