@@ -184,8 +184,8 @@ int cpool__endpoints_init(struct cpool *p, const cpool_config *c,
     rc = parse_list(p, c->endpoints, err);
   }
   for (int i = 0; i < p->neps; i++)
-    cpool__backoff_init(&p->eps[i].backoff, c->backoff_type,
-                        c->backoff_min_ms, c->backoff_max_ms);
+    cpool__backoff_init(&p->eps[i].backoff, c->backoff_type, c->backoff_min_ms,
+                        c->backoff_max_ms);
   return rc;
 }
 
@@ -393,10 +393,9 @@ void cpool__ep_explain_locked(struct cpool *p, cpool_error_info *why) {
   at = (size_t)snprintf(m, cap, "no endpoint is up:");
   for (int i = 0; i < p->neps && at < cap; i++) {
     const cpool__endpoint *ep = &p->eps[i];
-    at += (size_t)snprintf(m + at, cap - at, "%s %s: %s", i ? ";" : "",
-                           ep->name,
-                           ep->last_error.code != 0 ? ep->last_error.message
-                                                    : "not tried yet");
+    at += (size_t)snprintf(
+        m + at, cap - at, "%s %s: %s", i ? ";" : "", ep->name,
+        ep->last_error.code != 0 ? ep->last_error.message : "not tried yet");
   }
   if (at >= cap) /* cut short: say so */
     strlcpy(m + cap - 4, "...", 4);
@@ -412,8 +411,9 @@ int cpool_endpoint_stats(cpool_t *p, int i, cpool_endpoint_stats_t *out) {
   strlcpy(out->addr, ep->name, sizeof out->addr);
   out->connected = ep->connected;
   out->down = ep->down;
-  out->retry_in_ms =
-      !ep->down ? 0 : ep->retry_at_ms > now ? ep->retry_at_ms - now : 0;
+  out->retry_in_ms = !ep->down               ? 0
+                     : ep->retry_at_ms > now ? ep->retry_at_ms - now
+                                             : 0;
   out->connects = ep->connects;
   out->failures = ep->failures;
   out->last_error = ep->last_error;

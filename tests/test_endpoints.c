@@ -76,8 +76,8 @@ static void list_of(char *buf, size_t len, const tu_redis *r, int n) {
   size_t at = 0;
   buf[0] = '\0';
   for (int i = 0; i < n && at < len; i++)
-    at += (size_t)snprintf(buf + at, len - at, "%s127.0.0.1:%d",
-                           i ? "," : "", r[i].port);
+    at += (size_t)snprintf(buf + at, len - at, "%s127.0.0.1:%d", i ? "," : "",
+                           r[i].port);
 }
 
 /* total_commands_processed of the server on port (INFO stats, a bulk
@@ -193,8 +193,8 @@ static int gets_work(int port, long long at_least, int ms) {
 
 /* ---- parse --------------------------------------------------------------- */
 
-static int open_rc(const char *list, const char *host, int port,
-                   int policy, cpool_error_info *err) {
+static int open_rc(const char *list, const char *host, int port, int policy,
+                   cpool_error_info *err) {
   cpool_config cfg;
   cpool_t *p = NULL;
   cpool_config_init(&cfg);
@@ -268,8 +268,10 @@ static void test_parse(void) {
   /* Good lists open (nothing listens: async, they just back off). */
   int port = tu_random_port();
   char good[128];
-  snprintf(good, sizeof good, " 127.0.0.1:%d , localhost:%d,unix:/nowhere,"
-           "[::1]:%d ", port, port, port);
+  snprintf(good, sizeof good,
+           " 127.0.0.1:%d , localhost:%d,unix:/nowhere,"
+           "[::1]:%d ",
+           port, port, port);
   TU_ASSERT_CODE(open_rc(good, NULL, 0, CPOOL_ENDPOINTS_FAILOVER, &err), 0);
 
   cpool_config cfg;
@@ -561,7 +563,6 @@ static void test_chaos(void) {
   stop_all(r, N);
   TU_ASSERT_EQ(tu_count_fds(), fds0);
 }
-
 CU_TestInfo endpoints_tests[] = {
     {"parse", test_parse},
     {"spread", test_spread},
