@@ -26,7 +26,9 @@ static void emit(const struct cpool *p, const struct cpool_conn *s,
   if (p->cfg.on_event == NULL)
     return;
   info->slot = s->index;
-  info->endpoint = s->ep;
+  /* A failure says its endpoint already: the slot may be on to the next. */
+  if (info->endpoint < 0)
+    info->endpoint = s->ep;
   p->cfg.on_event(s->index, ev, info, p->cfg.cb_arg);
 }
 

@@ -114,7 +114,8 @@ static long long commands_of(int port) {
 
 /* ---- pools --------------------------------------------------------------- */
 
-static cpool_t *open_list(const char *list, int policy, int size) {
+static cpool_t *open_list_ev(const char *list, int policy, int size,
+                            tu_events *ev) {
   cpool_config cfg;
   cpool_error_info err;
   cpool_t *p = NULL;
@@ -126,11 +127,19 @@ static cpool_t *open_list(const char *list, int policy, int size) {
   cfg.endpoint_policy = policy;
   cfg.start = CPOOL_START_SYNC;
   cfg.connect_timeout_ms = 2000;
+  if (ev != NULL) {
+    cfg.on_event = tu_events_cb;
+    cfg.cb_arg = ev;
+  }
   int rc = cpool_open(&p, &cfg, &err);
   if (rc != 0)
     fprintf(stderr, "cpool_open(%s): %s\n", list, err.message);
   TU_ASSERT_CODE(rc, 0);
   return p;
+}
+
+static cpool_t *open_list(const char *list, int policy, int size) {
+  return open_list_ev(list, policy, size, NULL);
 }
 
 static int connected_on(cpool_t *p, int i) {
@@ -463,8 +472,11 @@ static void test_both_down(void) {
     return;
   CU_ASSERT_FATAL(start_all(r, 2) == 0);
   list_of(list, sizeof list, r, 2);
-  cpool_t *p = open_list(list, CPOOL_ENDPOINTS_SPREAD, SLOTS);
+  tu_events *ev = tu_events_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+  cpool_t *p = open_list_ev(list, CPOOL_ENDPOINTS_SPREAD, SLOTS, ev);
   if (p == NULL) {
+    tu_events_free(ev);
     stop_all(r, 2);
     return;
   }
@@ -496,6 +508,31 @@ static void test_both_down(void) {
     TU_ASSERT_EQ(es.last_error.endpoint, i);
   }
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  /* Every event says which endpoint, and its address is that one's. */
+  static const cpool_event_type types[] = {
+      CPOOL_EVENT_CONNECTED, CPOOL_EVENT_CONNECT_FAILED,
+      CPOOL_EVENT_DISCONNECTED, CPOOL_EVENT_BACKOFF};
+  int seen[2] = {0, 0}, wrong = 0;
+  for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+    tu_event e;
+    for (int i = 0; tu_events_get(ev, types[t], i, &e) == 0; i++) {
+      int k = e.err.endpoint;
+      char port[16];
+      snprintf(port, sizeof port, ":%d", k == 0 || k == 1 ? r[k].port : 0);
+      if (k < 0 || k > 1 || strstr(e.err.message, port) == NULL) {
+        fprintf(stderr, "event %s: endpoint %d: %s\n",
+                cpool_event_name(types[t]), k, e.err.message);
+        wrong++;
+      }
+      else
+        seen[k]++;
+    }
+  }
+  TU_ASSERT_EQ(wrong, 0);
+  TU_ASSERT_INT(seen[0], >=, 3); /* connected, failed, backoff at least */
+  TU_ASSERT_INT(seen[1], >=, 3);
+  TU_ASSERT_EQ(tu_events_bad(ev), 0);
+  tu_events_free(ev);
   stop_all(r, 2);
 }
 
