@@ -133,6 +133,8 @@ typedef struct cpool_error_info {
   char message[320]; /* "connect 127.0.0.1:6379: Connection refused" */
   int64_t age_ms;    /* how long ago it happened (cpool_stats), else 0 */
   int64_t retry_in_ms; /* ms until the next attempt of that slot; -1 unknown */
+  int endpoint; /* index in the pool's endpoint list (see endpoints in
+                   cpool_config) the event or failure is about; -1 if none */
 } cpool_error_info;
 
 /* Events delivered to on_event, for logging and metrics. */
@@ -302,6 +304,16 @@ typedef struct cpool_config {
    * reads them with its reply; or have none (SSL_CTX_set_num_tickets(ctx,
    * 0) on an OpenSSL server).  Any other value: CPOOL_EINVAL. */
   int idle_check_mode;
+  /* Several servers (docs/endpoints.md): "host:port,[v6addr]:port,unix:/p",
+   * at most CPOOL_MAX_ENDPOINTS entries, each resolved on every connect;
+   * leave host, port and unix_path unset with it.  NULL = host/port or
+   * unix_path, a list of one.  Copied at cpool_open(). */
+  const char *endpoints;
+  /* Which endpoint a slot connects to: CPOOL_ENDPOINTS_SPREAD (0, default:
+   * slot i to endpoint i % n, another while that one is down) or
+   * CPOOL_ENDPOINTS_FAILOVER (every slot to the first that is up).  Slots
+   * go back when an endpoint recovers, a few at a time. */
+  int endpoint_policy;
 } cpool_config;
 
 #define CPOOL_MAX_SIZE 65536
@@ -312,6 +324,10 @@ typedef struct cpool_config {
  * upper bounds are Prometheus' le).  Each bucket counts its own range
  * only (not cumulative); their sum is the number of times measured. */
 #define CPOOL_HIST_BUCKETS 7
+/* endpoint_policy values, and the longest endpoint list. */
+#define CPOOL_ENDPOINTS_SPREAD 0
+#define CPOOL_ENDPOINTS_FAILOVER 1
+#define CPOOL_MAX_ENDPOINTS 16
 
 typedef struct cpool cpool_t;
 typedef struct cpool_conn cpool_conn_t;
@@ -357,7 +373,21 @@ typedef struct cpool_stats {
   uint64_t connect_time_us; /* resolve, connect and on_connect, every
                                successful connect (connects) */
   uint64_t connect_hist[CPOOL_HIST_BUCKETS];
+  int nendpoints; /* endpoints configured: cpool_endpoint_stats 0..n-1 */
+  uint64_t endpoint_moves; /* idle slots moved back to the endpoint they
+                              prefer once it recovered (docs/endpoints.md) */
 } cpool_stats_t;
+
+/* One endpoint's figures (cpool_endpoint_stats). */
+typedef struct cpool_endpoint_stats {
+  char addr[128];        /* as configured: "127.0.0.1:6379", "unix:/p" */
+  int connected;         /* slots connected to it now */
+  int down;              /* 1 if its last attempt failed */
+  int64_t retry_in_ms;   /* while down: ms until it may be tried again */
+  uint64_t connects;     /* successful connects to it */
+  uint64_t failures;     /* failed connect attempts on it */
+  cpool_error_info last_error; /* its last failure; code 0 if none */
+} cpool_endpoint_stats_t;
 
 /*
  * Versions and struct layouts (the ABI policy; docs/api.md, "Versions").
@@ -417,7 +447,9 @@ CPOOL_EXTERN void cpool_config_init(cpool_config *cfg);
  * Returns 0 and sets *pool, or:
  *   CPOOL_EINVAL  pool or cfg NULL, no endpoint or both, port out of range,
  *                 size out of range, a negative or inconsistent timeout
- *                 (err->message names the field);
+ *                 (err->message names the field), a bad endpoints list
+ *                 (the message names the entry: "endpoints: entry 2
+ *                 \"foo\": no port");
  *   CPOOL_ENOMEM, CPOOL_ESYS (err->sys_errno) when resources run out;
  *   the connect errors above with CPOOL_START_SYNC.
  * On failure *pool is set to NULL and nothing is left behind.
@@ -466,7 +498,8 @@ CPOOL_EXTERN int cpool_open_sized(cpool_t **pool, const cpool_config *cfg,
  *   CPOOL_ECLOSED      no slot is connected and none is connecting (every
  *                      slot backing off): at once, in both modes, waiters
  *                      included; why (if not NULL) gets the last connect
- *                      error and when the next attempt is due;
+ *                      error and when the next attempt is due (with
+ *                      several endpoints: every endpoint's last error);
  *   CPOOL_EOVERLOAD    shed by the queue_target_ms policy;
  *   CPOOL_ESHUTDOWN    cpool_close() has begun;
  *   CPOOL_EINVAL       pool or conn NULL, timeout_ms < -1;
@@ -551,6 +584,14 @@ CPOOL_EXTERN int cpool_stats(cpool_t *pool, cpool_stats_t *out);
 CPOOL_EXTERN int cpool_stats_write_prometheus(const cpool_stats_t *st,
                                               const char *prefix, char *buf,
                                               size_t len);
+
+/*
+ * cpool_endpoint_stats: fill *out with endpoint i's figures (0 <= i <
+ * stats.nendpoints, in list order).  Returns 0, or CPOOL_EINVAL if pool or
+ * out is NULL or i is out of range.  Thread-safe; takes the lock briefly.
+ */
+CPOOL_EXTERN int cpool_endpoint_stats(cpool_t *pool, int i,
+                                      cpool_endpoint_stats_t *out);
 
 /*
  * cpool_close: shut the pool down and free it.

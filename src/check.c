@@ -91,9 +91,38 @@ static void check_queue(const struct cpool *p) {
   CHECK(n <= p->sleepers);
 }
 
+/* The endpoints (endpoints.c): each one's connected count is the
+ * number of slots counted on it, and only slots with a socket are; at
+ * most one probe per endpoint (another slot may bring it up meanwhile); moves
+ * counted once each and never more than the cap. */
+static void check_endpoints(const struct cpool *p) {
+  int connected[CPOOL_MAX_ENDPOINTS] = {0}, probes[CPOOL_MAX_ENDPOINTS] = {0};
+  int moving = 0;
+  CHECK(p->neps >= 1 && p->neps <= CPOOL_MAX_ENDPOINTS);
+  for (int i = 0; i < p->size; i++) {
+    const struct cpool_conn *s = &p->slots[i];
+    CHECK(s->ep >= -1 && s->ep < p->neps);
+    CHECK(!(s->ep_on || s->probe) || s->ep >= 0);
+    CHECK(!s->ep_on || s->state != CPOOL_SLOT_BACKOFF);
+    /* (A slot marked to move is still out, or back for the drain.) */
+    CHECK(!s->moving || s->state != CPOOL_SLOT_BACKOFF);
+    connected[s->ep < 0 ? 0 : s->ep] += s->ep_on;
+    probes[s->ep < 0 ? 0 : s->ep] += s->probe;
+    moving += s->moving;
+  }
+  for (int e = 0; e < p->neps; e++) {
+    const cpool__endpoint *ep = &p->eps[e];
+    CHECK(ep->connected == connected[e]);
+    CHECK(ep->probing == probes[e]);
+  }
+  int cap = p->size / 8 > 1 ? p->size / 8 : 1;
+  CHECK(moving == p->moving && moving <= cap);
+}
+
 void cpool__check_locked(const struct cpool *p) {
   check_slots(p);
   check_queue(p);
+  check_endpoints(p);
 }
 
 #else

@@ -65,8 +65,12 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
     cpool__release_on_close_locked(p, s);
   } else if (status == CPOOL_CONN_OK &&
              atomic_load_explicit(&s->peer_gone, memory_order_relaxed)) {
-    /* its worker saw the peer close it while it was out */
-    cpool__hand_to_worker_locked(p, s, CPOOL__PEER_CLOSED);
+    /* its worker saw the peer close it while it was out, or wants it
+     * back to move it to another endpoint */
+    cpool__hand_to_worker_locked(
+        p, s,
+        cpool__gone_reason(
+            atomic_load_explicit(&s->peer_gone, memory_order_relaxed)));
   } else if (status == CPOOL_CONN_BROKEN) {
     p->st.broken_checkins++;
     cpool__hand_to_worker_locked(p, s, CPOOL__BROKEN);

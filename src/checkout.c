@@ -347,7 +347,7 @@ static int checkout_locked(struct cpool *p, struct cpool_conn **sp,
     p->st.checkouts--;
     p->st.idle_check_failures += !gone; /* found by the peek */
     cpool__hand_to_worker_locked(p, s,
-                                 gone ? CPOOL__PEER_CLOSED : CPOOL__DEAD);
+                                 gone ? cpool__gone_reason(gone) : CPOOL__DEAD);
     rc = take_or_wait(p, timeout_ms, &deadline_us, &s, why);
   }
   if (rc == 0 && p->closing) {

@@ -52,7 +52,15 @@ static int check_basics(cpool_config *c, cpool_error_info *err) {
   int has_host = c->host != NULL && c->host[0] != '\0';
   int has_unix = c->unix_path != NULL && c->unix_path[0] != '\0';
 
-  if (has_host == has_unix)
+  if (c->endpoints != NULL && (has_host || has_unix || c->port != 0))
+    return invalid(err, "set either endpoints or host/port/unix_path");
+  if (c->endpoint_policy != CPOOL_ENDPOINTS_SPREAD &&
+      c->endpoint_policy != CPOOL_ENDPOINTS_FAILOVER)
+    return invalid(err, "endpoint_policy must be CPOOL_ENDPOINTS_SPREAD or "
+                        "_FAILOVER");
+  /* With endpoints, each entry is checked as the list is parsed
+   * (endpoints.c). */
+  if (c->endpoints == NULL && has_host == has_unix)
     return invalid(err, "set exactly one of host (with port) and unix_path");
   if (has_host && (c->port < 1 || c->port > 65535))
     return invalid(err, "port must be in 1..65535");

@@ -74,6 +74,7 @@ void cpool__error_set(cpool_error_info *err, int code, cpool_step step,
   err->step = step;
   err->sys_errno = sys_errno;
   err->slot = -1;
+  err->endpoint = -1;
   err->retry_in_ms = -1;
   if (addr != NULL)
     strlcpy(err->addr, addr, sizeof err->addr);

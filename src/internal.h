@@ -99,11 +99,39 @@ enum cpool__reason {
   CPOOL__PING_FAIL, /* on_ping failed */
   CPOOL__RECYCLE,   /* older than max_lifetime_ms */
   CPOOL__PEER_CLOSED, /* the server closed or reset it (worker.c) */
-  CPOOL__INVALID    /* checked in OK, but on_checkin said no */
+  CPOOL__INVALID,   /* checked in OK, but on_checkin said no */
+  CPOOL__MOVE       /* idle, to the endpoint it prefers (endpoints.c) */
 };
 
 /* A checkin status of cpool's own: CPOOL_CONN_OK that on_checkin failed. */
 #define CPOOL__CONN_INVALID 2
+
+/* peer_gone's values: the slot must go back to its worker at checkin,
+ * for this reason. */
+#define CPOOL__GONE_PEER 1
+#define CPOOL__GONE_MOVE 2
+static inline enum cpool__reason cpool__gone_reason(int gone) {
+  return gone == CPOOL__GONE_MOVE ? CPOOL__MOVE : CPOOL__PEER_CLOSED;
+}
+
+/* One endpoint of the pool (endpoints.c).  Name and address are fixed at
+ * open; the rest is [mu].  "Down": its last attempt failed, and it is
+ * not tried again before retry_at_ms but by a slot with nowhere else to
+ * go; from then on one slot at a time probes it (probing). */
+typedef struct cpool__endpoint {
+  char *host;      /* TCP: name or address (no brackets); else NULL */
+  int port;        /* TCP */
+  char *unix_path; /* Unix: the path; else NULL */
+  char name[128];  /* "host:port", "[v6]:port", "unix:/path" */
+  int connected;   /* [mu] slots connected to it (s->ep_on) */
+  int down;        /* [mu] its last attempt failed */
+  int probing;     /* [mu] a slot is trying it while down (s->probe) */
+  int64_t retry_at_ms;     /* [mu] while down: when it may be tried */
+  cpool__backoff backoff;  /* [mu] grows once per failed probe */
+  uint64_t connects, failures; /* [mu] */
+  cpool_error_info last_error; /* [mu] code 0 if none */
+  int64_t last_error_at_ms;    /* [mu] */
+} cpool__endpoint;
 
 /* A slot's lease word (see the top of this file): the state in its low
  * two bits; with HELD_TURN, the end of the holder's turn above them, in
@@ -150,8 +178,10 @@ struct cpool_conn {
                              parked it last (several can overlap):
                              cpool_close waits for 0 */
   _Atomic int peer_gone;  /* [mu] to write: the worker saw the peer close
-                             the socket; read by checkins and fast
-                             checkouts (worker.c, watch_socket) */
+                             the socket (CPOOL__GONE_PEER), or wants the
+                             slot back to move it (CPOOL__GONE_MOVE);
+                             read by checkins and fast checkouts
+                             (worker.c, watch_socket) */
   int fast_pos;           /* [mu] position in pool->fast_list, or -1 */
   _Atomic uint64_t fast_checkouts; /* written by the holder only */
   /* Hold times (coarse ms, checkout to checkin), written at checkin by
@@ -181,6 +211,13 @@ struct cpool_conn {
   int quick_closes;       /* worker-only: sockets in a row the peer closed
                              within backoff_min_ms of connecting */
   char addr[128];         /* the address connected to (worker-only) */
+  int ep;       /* [mu] the endpoint tried or connected to, -1 none;
+                   written only by the worker (which may read it bare) */
+  int ep_on;    /* [mu] counted in slots' endpoint's connected */
+  int probe;    /* [mu] this slot's attempt is its endpoint's probe */
+  int moving;   /* [mu] counted in pool->moving until offered again or
+                   backing off */
+  int tried;    /* worker-only: attempts since the last backoff */
 };
 
 /* guard.c: bounds on_connect / on_ping in time (see its top comment). */
@@ -251,6 +288,10 @@ struct cpool {
   int64_t codel_min_wait_ms; /* -1: no wait seen in this window */
   int overloaded;
 
+  cpool__endpoint *eps; /* the endpoint list, fixed at open */
+  int neps;
+  int moving;           /* [mu] idle slots moving to another endpoint */
+
   cpool_stats_t st;             /* [mu] counters; slot counts unused */
   int64_t last_error_at_ms;   /* [mu] */
   cpool__guard guard;         /* bounds on_connect and on_ping (guard.c) */
@@ -284,6 +325,28 @@ void cpool__config_defaults(cpool_config *cfg);
  * (abi.c checks and converts the caller's sizes). */
 int cpool__open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err);
 int cpool__stats(cpool_t *p, cpool_stats_t *out);
+
+/* endpoints.c: the list (parsed at open, freed with the pool), which
+ * endpoint a slot tries next, attempts' outcomes, the moves back. */
+int cpool__endpoints_init(struct cpool *p, const cpool_config *c,
+                          cpool_error_info *err);
+void cpool__endpoints_free(struct cpool *p);
+/* The endpoint to try now, or -1: back off first.  Marks a probe. */
+int cpool__ep_choose_locked(struct cpool *p, struct cpool_conn *s);
+int cpool__ep_elsewhere_locked(const struct cpool *p,
+                               const struct cpool_conn *s);
+void cpool__ep_failed_locked(struct cpool *p, struct cpool_conn *s,
+                             cpool_error_info *err);
+void cpool__ep_connected_locked(struct cpool *p, struct cpool_conn *s);
+void cpool__ep_disconnected_locked(struct cpool *p, struct cpool_conn *s);
+/* Is the connected slot s on another endpoint than it prefers, and may
+ * it go back now (counted in p->moving)?  1: it is the worker's, with
+ * reason CPOOL__MOVE; 0, and if it is checked out it may have been
+ * marked (CPOOL__GONE_MOVE) for its checkin to hand it back.
+ * *wake_at_ms is brought forward to the next look while displaced. */
+int cpool__ep_should_move_locked(struct cpool *p, struct cpool_conn *s,
+                                 int64_t *wake_at_ms);
+void cpool__ep_explain_locked(struct cpool *p, cpool_error_info *why);
 
 /* slots.c */
 void cpool__set_state_locked(struct cpool *p, struct cpool_conn *s,
@@ -413,8 +476,9 @@ void *cpool__worker_main(void *arg);
  * Returns 0 and a connected, blocking socket in *fd, or a CPOOL_E* code
  * with err filled.  Gives up early with CPOOL_ESHUTDOWN once wake_fd is
  * readable. */
-int cpool__net_connect(const struct cpool *p, int *fd, char *addr,
-                       size_t addrlen, cpool_error_info *err);
+int cpool__net_connect(const struct cpool *p, const cpool__endpoint *ep,
+                       int *fd, char *addr, size_t addrlen,
+                       cpool_error_info *err);
 
 /* One non-blocking peek: 1 if the socket looks alive, 0 if it is at EOF,
  * in error, or (mode CPOOL_IDLE_CHECK_STRICT) has unexpected bytes

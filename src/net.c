@@ -152,13 +152,14 @@ static int connect_one(const struct cpool *p, const struct sockaddr *sa,
   return fd;
 }
 
-static int connect_unix(const struct cpool *p, int *fdp, char *addr,
-                        size_t addrlen, cpool_error_info *err) {
+static int connect_unix(const struct cpool *p, const cpool__endpoint *ep,
+                        int *fdp, char *addr, size_t addrlen,
+                        cpool_error_info *err) {
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
   int e = 0;
 
-  strlcpy(sun.sun_path, p->unix_path, sizeof sun.sun_path);
-  snprintf(addr, addrlen, "unix:%s", p->unix_path);
+  strlcpy(sun.sun_path, ep->unix_path, sizeof sun.sun_path);
+  snprintf(addr, addrlen, "unix:%s", ep->unix_path);
   int fd = connect_one(p, (struct sockaddr *)&sun, sizeof sun,
                        cpool__now_ms() + p->cfg.connect_timeout_ms, &e);
   if (fd < 0) {
@@ -172,8 +173,9 @@ static int connect_unix(const struct cpool *p, int *fdp, char *addr,
   return 0;
 }
 
-static int connect_tcp(const struct cpool *p, int *fdp, char *addr,
-                       size_t addrlen, cpool_error_info *err) {
+static int connect_tcp(const struct cpool *p, const cpool__endpoint *ep,
+                       int *fdp, char *addr, size_t addrlen,
+                       cpool_error_info *err) {
   struct addrinfo hints = {.ai_family = AF_UNSPEC,
                            .ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_NUMERICSERV};
@@ -182,9 +184,9 @@ static int connect_tcp(const struct cpool *p, int *fdp, char *addr,
   int64_t deadline = cpool__now_ms() + p->cfg.connect_timeout_ms;
   int e = 0, fd = -1;
 
-  snprintf(port, sizeof port, "%d", p->cfg.port);
-  snprintf(addr, addrlen, "%s:%d", p->host, p->cfg.port);
-  int gai = getaddrinfo(p->host, port, &hints, &res);
+  snprintf(port, sizeof port, "%d", ep->port);
+  strlcpy(addr, ep->name, addrlen);
+  int gai = getaddrinfo(ep->host, port, &hints, &res);
   if (gai != 0) {
     int se = gai == EAI_SYSTEM ? errno : 0;
     cpool__error_set(err, CPOOL_ERESOLVE, CPOOL_STEP_RESOLVE, se, addr,
@@ -228,11 +230,12 @@ static int connect_tcp(const struct cpool *p, int *fdp, char *addr,
   return 0;
 }
 
-int cpool__net_connect(const struct cpool *p, int *fd, char *addr,
-                       size_t addrlen, cpool_error_info *err) {
-  if (p->unix_path != NULL)
-    return connect_unix(p, fd, addr, addrlen, err);
-  return connect_tcp(p, fd, addr, addrlen, err);
+int cpool__net_connect(const struct cpool *p, const cpool__endpoint *ep,
+                       int *fd, char *addr, size_t addrlen,
+                       cpool_error_info *err) {
+  if (ep->unix_path != NULL)
+    return connect_unix(p, ep, fd, addr, addrlen, err);
+  return connect_tcp(p, ep, fd, addr, addrlen, err);
 }
 
 /* EOF mode: one poll, which sees a FIN (POLLRDHUP) even behind bytes

@@ -69,6 +69,7 @@ int cpool__stats(cpool_t *p, cpool_stats_t *out) {
   out->closed = p->counts[CPOOL_SLOT_CLOSED];
   out->checking = p->counts[CPOOL_SLOT_CHECKING];
   out->waiters = p->nwaiters;
+  out->nendpoints = p->neps;
   /* Parked slots are idle to the user, and the fast path counts its own
    * checkouts. */
   for (int i = 0; i < p->nfast; i++) {
@@ -98,6 +99,7 @@ static void pool_free_memory(struct cpool *p) {
   free(p->fast_list);
   free(p->host);
   free(p->unix_path);
+  cpool__endpoints_free(p);
   free(p);
 }
 
@@ -140,6 +142,7 @@ static void slots_init(struct cpool *p) {
     s->free_pos = -1;
     s->fast_pos = -1;
     s->state = CPOOL_SLOT_CONNECTING;
+    s->ep = -1;
     pthread_cond_init(&s->cv, &p->cond_attr);
     cpool__backoff_init(&s->backoff, c->backoff_type, c->backoff_min_ms,
                         c->backoff_max_ms);
@@ -181,6 +184,7 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   }
   p->cfg.host = p->host;
   p->cfg.unix_path = p->unix_path;
+  p->cfg.endpoints = NULL; /* the caller's: parsed into p->eps (open) */
   p->codel_min_wait_ms = -1;
   p->codel_start_ms = cpool__now_ms();
   p->fast_max = p->size < FAST_MAX ? p->size : FAST_MAX;
@@ -348,6 +352,10 @@ int cpool__open(cpool_t **out, const cpool_config *cfg, cpool_error_info *err) {
     return rc;
   if ((rc = pool_alloc(&p, &c, err)) != 0)
     return rc;
+  if ((rc = cpool__endpoints_init(p, &c, err)) != 0) {
+    pool_free(p);
+    return rc;
+  }
   /* The guard bounds the callbacks (guard.c); before the workers. */
   rc = c.on_connect != NULL || c.on_ping != NULL
            ? cpool__guard_start(&p->guard, err)

@@ -63,12 +63,16 @@ int cpool__backend_down_locked(const struct cpool *p) {
          0;
 }
 
-/* A recycled slot is back (offered again, backing off, or closed): the
- * next expired one may go. */
+/* A recycled or moved slot is back (offered again, backing off, or
+ * closed): the next expired or displaced one may go. */
 void cpool__recycle_done_locked(struct cpool *p, struct cpool_conn *s) {
   if (s->recycling) {
     s->recycling = 0;
     p->recycling--;
+  }
+  if (s->moving) {
+    s->moving = 0;
+    p->moving--;
   }
 }
 
@@ -90,6 +94,8 @@ void cpool__explain_down_locked(struct cpool *p, cpool_error_info *why) {
   }
   why->retry_in_ms = soonest < 0 ? -1 : (soonest > now ? soonest - now : 0);
   why->age_ms = now - p->last_error_at_ms;
+  if (p->neps > 1)
+    cpool__ep_explain_locked(p, why);
 }
 
 /* The slot's worker takes it back (with p->mu held), to close it.  The

@@ -26,6 +26,9 @@ static void emit(const struct cpool *p, const struct cpool_conn *s,
   if (p->cfg.on_event == NULL)
     return;
   info->slot = s->index;
+  /* A failure says its endpoint already: the slot may be on to the next. */
+  if (info->endpoint < 0)
+    info->endpoint = s->ep;
   p->cfg.on_event(s->index, ev, info, p->cfg.cb_arg);
 }
 
@@ -128,17 +131,24 @@ static int backoff_sleep(struct cpool *p, struct cpool_conn *s) {
   return open;
 }
 
-static void connect_failed(struct cpool *p, struct cpool_conn *s,
-                           cpool_error_info *err) {
-  int delay = cpool__backoff_next(&s->backoff);
-
+/* A failed attempt, counted for the pool and its endpoint. */
+static void count_failure_locked(struct cpool *p, struct cpool_conn *s,
+                                 cpool_error_info *err) {
   err->slot = s->index;
-  err->retry_in_ms = delay;
-  pthread_mutex_lock(&p->mu);
   p->st.connect_failures++;
+  cpool__ep_failed_locked(p, s, err);
   p->st.last_error = *err;
   p->last_error_at_ms = cpool__now_ms();
-  s->retry_at_ms = p->last_error_at_ms + delay;
+}
+
+/* Nowhere left to try in this round: BACKOFF until the slot's own delay
+ * is over (err->retry_in_ms says it). */
+static void back_off_locked(struct cpool *p, struct cpool_conn *s,
+                            cpool_error_info *err) {
+  int delay = cpool__backoff_next(&s->backoff);
+
+  err->retry_in_ms = delay;
+  s->retry_at_ms = cpool__now_ms() + delay;
   if (p->sync_err == 0) {
     p->sync_err = err->code;
     p->sync_error = *err;
@@ -147,18 +157,34 @@ static void connect_failed(struct cpool *p, struct cpool_conn *s,
   cpool__recycle_done_locked(p, s);
   cpool__backend_check_locked(p);
   pthread_cond_broadcast(&p->state_cv);
-  cpool__unlock(p);
-
-  emit(p, s, CPOOL_EVENT_CONNECT_FAILED, err);
-  emit(p, s, CPOOL_EVENT_BACKOFF, err);
 }
 
-/* One attempt: resolve, connect, on_connect.  0 with s->fd set, or the
- * code, err filled. */
-static int connect_once(struct cpool *p, struct cpool_conn *s,
-                        cpool_error_info *err) {
+/* A connection the peer closed at once, again (after_close): a failed
+ * attempt on its endpoint.  Returns 1 if another endpoint may be tried
+ * at once, else 0 with the slot in BACKOFF. */
+static int connect_failed(struct cpool *p, struct cpool_conn *s,
+                          cpool_error_info *err) {
+  pthread_mutex_lock(&p->mu);
+  count_failure_locked(p, s, err);
+  int elsewhere = cpool__ep_elsewhere_locked(p, s);
+  if (elsewhere)
+    err->retry_in_ms = 0;
+  else
+    back_off_locked(p, s, err);
+  cpool__unlock(p);
+  emit(p, s, CPOOL_EVENT_CONNECT_FAILED, err);
+  if (!elsewhere)
+    emit(p, s, CPOOL_EVENT_BACKOFF, err);
+  return elsewhere;
+}
+
+/* One attempt on endpoint e: 0 and s->fd connected and handshaken, or a
+ * CPOOL_E* code with err filled. */
+static int attempt(struct cpool *p, struct cpool_conn *s, int e,
+                   cpool_error_info *err) {
   int fd = -1;
-  int rc = cpool__net_connect(p, &fd, s->addr, sizeof s->addr, err);
+  int rc = cpool__net_connect(p, &p->eps[e], &fd, s->addr, sizeof s->addr,
+                              err);
   if (rc == 0) {
     s->fd = fd;
     rc = handshake(p, s, fd, err);
@@ -170,32 +196,70 @@ static int connect_once(struct cpool *p, struct cpool_conn *s,
   return rc;
 }
 
-/* Returns 1 once the slot is connected and offered, 0 if the pool closed. */
-static int connect_phase(struct cpool *p, struct cpool_conn *s) {
-  int64_t t0;
-  for (;;) {
-    cpool_error_info err;
+/* Which endpoint next (endpoints.c), with p->mu held: -1 if the slot
+ * backs off first.  A failure is reported now that its sequel is known:
+ * the next attempt at once (retry_in_ms 0), or the back-off. */
+static int next_endpoint_locked(struct cpool *p, struct cpool_conn *s,
+                                int failed, cpool_error_info *err) {
+  int e = cpool__ep_choose_locked(p, s);
+  if (e >= 0) {
+    err->retry_in_ms = 0;
+    if (s->state != CPOOL_SLOT_CONNECTING)
+      cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
+  } else if (failed) {
+    back_off_locked(p, s, err);
+  }
+  /* The stats' last error says it too, if it is still this slot's. */
+  if (failed && p->st.last_error.slot == s->index)
+    p->st.last_error.retry_in_ms = err->retry_in_ms;
+  return e;
+}
 
+/* Attempts until one succeeds: every endpoint that may be tried, once
+ * per round; a back-off between rounds.  Returns 0 if the pool closed. */
+static int connect_attempts(struct cpool *p, struct cpool_conn *s,
+                            int64_t *took_us) {
+  cpool_error_info err;
+  int failed = 0;
+
+  s->tried = 0;
+  for (;;) {
     pthread_mutex_lock(&p->mu);
     int closing = p->closing;
-    if (!closing && s->state != CPOOL_SLOT_CONNECTING)
-      cpool__set_state_locked(p, s, CPOOL_SLOT_CONNECTING);
+    int e = closing ? -1 : next_endpoint_locked(p, s, failed, &err);
     cpool__unlock(p);
     if (closing)
       return 0;
-
-    t0 = cpool__now_us();
-    int rc = connect_once(p, s, &err);
+    if (failed)
+      emit(p, s, CPOOL_EVENT_CONNECT_FAILED, &err);
+    if (e < 0) { /* (a fresh round always has an endpoint to try) */
+      emit(p, s, CPOOL_EVENT_BACKOFF, &err);
+      if (!backoff_sleep(p, s))
+        return 0;
+      s->tried = 0;
+      failed = 0;
+      continue;
+    }
+    int64_t t0 = cpool__now_us();
+    int rc = attempt(p, s, e, &err);
     if (rc == CPOOL_ESHUTDOWN)
       return 0;
-    if (rc == 0)
-      break;
-    connect_failed(p, s, &err);
-    if (!backoff_sleep(p, s))
-      return 0;
+    if (rc == 0) {
+      *took_us = cpool__now_us() - t0; /* the metrics' connect time */
+      return 1;
+    }
+    pthread_mutex_lock(&p->mu);
+    count_failure_locked(p, s, &err);
+    cpool__unlock(p);
+    failed = 1;
   }
+}
 
-  int64_t took = cpool__now_us() - t0;
+/* Returns 1 once the slot is connected and offered, 0 if the pool closed. */
+static int connect_phase(struct cpool *p, struct cpool_conn *s) {
+  int64_t took = 0;
+  if (!connect_attempts(p, s, &took))
+    return 0;
   if (s->quick_closes == 0) /* else it grows: after_close */
     cpool__backoff_reset(&s->backoff);
   s->expires_ms = lifetime_deadline(p);
@@ -204,6 +268,7 @@ static int connect_phase(struct cpool *p, struct cpool_conn *s) {
   atomic_store_explicit(&s->peer_gone, 0, memory_order_relaxed);
   int closing = p->closing;
   cpool__recycle_done_locked(p, s);
+  cpool__ep_connected_locked(p, s);
   if (!closing) {
     p->st.connects++;
     cpool__hist_add(p->st.connect_hist, &p->st.connect_time_us,
@@ -286,7 +351,7 @@ static int ping_due(struct cpool *p, struct cpool_conn *s,
  * moment is not left on the fast list with a dead socket.  Returns 1 if
  * the worker took the slot. */
 static int peer_closed_locked(struct cpool *p, struct cpool_conn *s) {
-  atomic_store(&s->peer_gone, 1);
+  atomic_store(&s->peer_gone, CPOOL__GONE_PEER);
   p->st.peer_closes++;
   if (s->state == CPOOL_SLOT_IDLE)
     cpool__free_remove_locked(p, s);
@@ -345,6 +410,8 @@ static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
       ping_slot(p, s);
       continue;
     }
+    if (!p->closing && cpool__ep_should_move_locked(p, s, &wake_at))
+      continue; /* reason set: back to the endpoint it prefers */
     if (!p->closing && !atomic_load_explicit(&s->peer_gone,
                                              memory_order_relaxed)) {
       if (watch_socket(p, s, wake_at) && s->reason == CPOOL__KEEP &&
@@ -357,6 +424,7 @@ static enum cpool__reason serve_phase(struct cpool *p, struct cpool_conn *s) {
     cpool__wait_locked(p, &s->cv, wake_at > 0 ? (wake_at + 5) * 1000 : -1);
   }
   if (why != CPOOL__KEEP) {
+    cpool__ep_disconnected_locked(p, s);
     p->st.disconnects++;
     if (why == CPOOL__RECYCLE)
       p->st.recycles++;
@@ -375,6 +443,8 @@ static const char *reason_text(enum cpool__reason why, int sys_errno) {
     return "ping failed:";
   case CPOOL__RECYCLE:
     return "max_lifetime_ms reached:";
+  case CPOOL__MOVE:
+    return "moving to the endpoint it prefers, from";
   case CPOOL__PEER_CLOSED:
     return sys_errno == ECONNRESET ? "reset by peer:"
            : sys_errno != 0        ? "connection lost:"
@@ -413,8 +483,7 @@ static int after_close(struct cpool *p, struct cpool_conn *s,
                    "%s %s %lld ms after connecting, %d times in a row",
                    reason_text(why, e), s->addr, (long long)lived,
                    s->quick_closes);
-  connect_failed(p, s, &info);
-  return backoff_sleep(p, s);
+  return connect_failed(p, s, &info) || backoff_sleep(p, s);
 }
 
 /* The error the kernel reports with a close (ECONNRESET for a reset,
@@ -445,6 +514,7 @@ void *cpool__worker_main(void *arg) {
   pthread_mutex_lock(&p->mu);
   if (had_socket)
     p->st.disconnects++;
+  cpool__ep_disconnected_locked(p, s);
   cpool__recycle_done_locked(p, s);
   if (s->free_pos >= 0) /* closed: free no more (check.c) */
     cpool__free_remove_locked(p, s);

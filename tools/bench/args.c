@@ -17,6 +17,7 @@ enum opt_id {
   OPT_HOST,
   OPT_PORT,
   OPT_UNIX,
+  OPT_ENDPOINTS,
   OPT_PROTOCOL,
   OPT_SIZE,
   OPT_NO_IO,
@@ -57,6 +58,7 @@ static const struct opt opts[] = {
     {"host", OPT_HOST, true},
     {"port", OPT_PORT, true},
     {"unix", OPT_UNIX, true},
+    {"endpoints", OPT_ENDPOINTS, true},
     {"protocol", OPT_PROTOCOL, true},
     {"size", OPT_SIZE, true},
     {"no-io", OPT_NO_IO, false},
@@ -103,6 +105,8 @@ void args_usage(FILE *out) {
         "  --requests N           stop after N requests (attempts) in all\n"
         "  --host H --port P      target server (default port 6379)\n"
         "  --unix PATH            target Unix socket\n"
+        "  --endpoints LIST       target servers, one pool over them:\n"
+        "                         HOST:PORT,[V6]:PORT,unix:PATH,...\n"
         "  --protocol P           ping|echo|get|set|memcache-get|"
         "memcache-set\n"
         "                         (default ping)\n"
@@ -393,6 +397,11 @@ static int apply(bench_args *a, const struct opt *o, const char *v,
       return fail(err, errlen, "--unix path is empty or longer than 107 bytes");
     a->unix_path = v;
     return 0;
+  case OPT_ENDPOINTS:
+    if (v[0] == '\0')
+      return fail(err, errlen, "--endpoints is empty");
+    a->endpoints = v; /* each entry is checked by cpool_open */
+    return 0;
   case OPT_PROTOCOL:
     return set_protocol(a, v, err, errlen);
   case OPT_SIZE:
@@ -496,13 +505,33 @@ static int check_more(bench_args *a, char *err, size_t errlen) {
   return 0;
 }
 
+/* --endpoints: a pool over outside servers, instead of one target. */
+static int check_endpoints(const bench_args *a, bool tcp, char *err,
+                           size_t errlen) {
+  if (tcp || a->unix_path != NULL || a->builtin)
+    return fail(err, errlen,
+                "--endpoints cannot be combined with --host/--port, --unix "
+                "or --builtin-server");
+  if (a->connect_per_request || a->chaos_ms != 0)
+    return fail(err, errlen,
+                "--endpoints needs the pool and outside servers (no "
+                "--connect-per-request or --chaos)");
+  if (a->protocol == PROTO_GET)
+    return fail(err, errlen,
+                "--endpoints does not fill the keys of --protocol get; use "
+                "set, ping or echo");
+  return 0;
+}
+
 /* Rules that involve more than one option. */
 static int check_combinations(bench_args *a, bool duration_set, char *err,
                               size_t errlen) {
   bool tcp = a->host != NULL || a->port != 0;
   if (tcp && a->unix_path != NULL)
     return fail(err, errlen, "--unix cannot be combined with --host/--port");
-  if (!tcp && a->unix_path == NULL)
+  if (a->endpoints != NULL && check_endpoints(a, tcp, err, errlen) != 0)
+    return -1;
+  if (!tcp && a->unix_path == NULL && a->endpoints == NULL)
     a->builtin = true;
   if (a->builtin && a->host != NULL && strcmp(a->host, "127.0.0.1") != 0 &&
       strcmp(a->host, "localhost") != 0)

@@ -38,6 +38,7 @@ typedef struct bench_args {
   const char *host;         /* --host; NULL with --unix or the built-in */
   int port;                 /* --port */
   const char *unix_path;    /* --unix */
+  const char *endpoints;    /* --endpoints, the pool's list; else NULL */
   proto_kind protocol;      /* --protocol, default ping */
   int size;                 /* --size, default 16 */
   bool no_io;               /* --no-io */

@@ -134,7 +134,10 @@ static int connect_target(struct bench *b) {
   if (!b->a.connect_per_request) {
     int rc = target_open_pool(&b->pool, &b->a, b->err, sizeof b->err);
     if (rc != 0)
-      return rc == CPOOL_ECONNECT || rc == CPOOL_ERESOLVE ? EXIT_USAGE : 1;
+      return rc == CPOOL_ECONNECT || rc == CPOOL_ERESOLVE ||
+                     (rc == CPOOL_EINVAL && b->a.endpoints != NULL)
+                 ? EXIT_USAGE /* not there, or a bad --endpoints entry */
+                 : 1;
   }
   if (!target_needs_keys(&b->a))
     return 0;

@@ -59,6 +59,9 @@ struct report {
   /* requests/s of each interval, for --plot */
   double *series_t, *series_rps;
   size_t series_n, series_cap;
+  /* --endpoints: each endpoint's figures at the end (report_finish). */
+  cpool_endpoint_stats_t eps[CPOOL_MAX_ENDPOINTS];
+  int neps;
 };
 
 report_t *report_new(const bench_args *a, runner_t *r, cpool_t *pool,
@@ -346,6 +349,48 @@ void report_interval(report_t *rep, uint64_t now) {
     progress_line(rep, &f);
 }
 
+/* Per-endpoint figures (--endpoints): slots connected at the end, and
+ * connects and failed connects over the pool's life. */
+static void gather_endpoints(report_t *rep) {
+  cpool_stats_t st;
+  rep->neps = 0;
+  if (rep->pool == NULL || rep->a.endpoints == NULL ||
+      cpool_stats(rep->pool, &st) != 0)
+    return;
+  for (int i = 0; i < st.nendpoints && i < CPOOL_MAX_ENDPOINTS; i++)
+    if (cpool_endpoint_stats(rep->pool, i, &rep->eps[rep->neps]) == 0)
+      rep->neps++;
+}
+
+static void text_endpoints(const report_t *rep) {
+  for (int i = 0; i < rep->neps; i++) {
+    const cpool_endpoint_stats_t *e = &rep->eps[i];
+    printf("  %-18s %s: %d slots connected, %llu connects, %llu failed%s%s\n",
+           i == 0 ? "endpoints" : "", e->addr, e->connected,
+           (unsigned long long)e->connects, (unsigned long long)e->failures,
+           e->last_error.code ? "; last: " : "",
+           e->last_error.code ? e->last_error.message : "");
+  }
+}
+
+static void json_endpoints(const report_t *rep) {
+  if (rep->neps == 0)
+    return;
+  fputs(",\"endpoints\":[", stdout);
+  for (int i = 0; i < rep->neps; i++) {
+    const cpool_endpoint_stats_t *e = &rep->eps[i];
+    fputs(i ? ",{\"addr\":" : "{\"addr\":", stdout);
+    json_string(stdout, e->addr);
+    fprintf(stdout, ",\"connected\":%d,\"connects\":%llu,\"failures\":%llu,"
+                    "\"last_error\":",
+            e->connected, (unsigned long long)e->connects,
+            (unsigned long long)e->failures);
+    json_string(stdout, e->last_error.message);
+    fputc('}', stdout);
+  }
+  fputc(']', stdout);
+}
+
 static const char *mode_name(const bench_args *a) {
   return a->connect_per_request ? "connect-per-request"
          : a->nowait            ? "nowait"
@@ -388,6 +433,7 @@ static void json_summary(const report_t *rep, const struct figures *f,
   if (e->fds_start >= 0 && e->fds_end >= 0)
     fprintf(stdout, ",\"fds_start\":%d,\"fds_end\":%d", e->fds_start,
             e->fds_end);
+  json_endpoints(rep);
   fputs("}\n", stdout);
   fflush(stdout);
 }
@@ -466,6 +512,7 @@ static void text_summary(const report_t *rep, const struct figures *f,
            (unsigned long long)f->connect_failures);
   if (a->chaos_ms)
     printf("  %-18s %llu\n", "faults injected", (unsigned long long)f->faults);
+  text_endpoints(rep);
   printf("  %-18s fewest %s, most %s requests by one thread (%.2f)\n",
          "fairness", grouped(n, sizeof n, f->ops_min),
          grouped(r, sizeof r, f->ops_max),
@@ -501,6 +548,7 @@ void report_finish(report_t *rep, uint64_t end) {
   count_threads(rep, f, false);
   count_pool(rep, f, &rep->pool_mark);
   f->faults = faults(rep) - rep->faults_mark;
+  gather_endpoints(rep);
   rep->pool = NULL; /* the pool may be closed from here on */
   rep->srv = NULL;
   rep->finished = true;

@@ -14,7 +14,9 @@
 #include "proto.h"
 
 void target_name(target_t *t, const bench_args *a) {
-  if (a->unix_path != NULL)
+  if (a->endpoints != NULL)
+    snprintf(t->name, sizeof t->name, "%s", a->endpoints);
+  else if (a->unix_path != NULL)
     snprintf(t->name, sizeof t->name, "unix:%s", a->unix_path);
   else if (strchr(a->host, ':') != NULL)
     snprintf(t->name, sizeof t->name, "[%s]:%d", a->host, a->port);
@@ -55,6 +57,8 @@ static int resolve_unix(target_t *t, const char *path) {
 
 int target_resolve(target_t *t, const bench_args *a, char *err, size_t errlen) {
   target_name(t, a);
+  if (a->endpoints != NULL)
+    return 0; /* the pool resolves each one, on every connect */
   if (a->unix_path != NULL) {
     resolve_unix(t, a->unix_path);
     int fd = target_connect(t);
@@ -119,6 +123,11 @@ int target_open_pool(cpool_t **pool, const bench_args *a, char *err,
   cfg.host = a->unix_path ? NULL : a->host;
   cfg.port = a->unix_path ? 0 : a->port;
   cfg.unix_path = a->unix_path;
+  if (a->endpoints != NULL) {
+    cfg.host = NULL;
+    cfg.port = 0;
+    cfg.endpoints = a->endpoints;
+  }
   cfg.size = a->pool;
   cfg.start = CPOOL_START_SYNC; /* connecting is not part of the run */
   cfg.connect_timeout_ms = 2000;
