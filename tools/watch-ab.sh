@@ -3,9 +3,9 @@
 # against a real redis-server on loopback.  Builds cpool-bench at a base
 # revision (default: the last one before the watch) beside this tree's,
 # then alternates PING runs of the two, and prints each run's requests/s,
-# the medians and their ratio, and, for this tree's runs, the voluntary
-# context switches of the worker threads (named cpool-w<slot>) over the
-# run: near 0 if replies do not wake them.
+# the medians and their ratio, and, for this tree's runs, how often the
+# worker threads woke over the run (cpool-bench's worker_wakeups: their
+# voluntary context switches): near 0 if replies do not wake them.
 #
 # usage: tools/watch-ab.sh [--base REV] [--duration S] [--repeat N]
 #                          [--threads N] [--pool N]
@@ -77,50 +77,24 @@ cmake -S "$workdir/base" -B "$workdir/base-build" -DCPOOL_BUILD_TESTS=OFF \
 
 start_server || exit 1
 
-# The sum of voluntary_ctxt_switches of process $1's threads named
-# cpool-w*.
-worker_switches() {
-  local sum=0 t v
-  for t in /proc/"$1"/task/*; do
-    [[ "$(cat "$t/comm" 2>/dev/null)" == cpool-w* ]] || continue
-    v="$(sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "$t/status" 2>/dev/null)"
-    sum=$((sum + ${v:-0}))
-  done
-  echo "$sum"
-}
-
 declare -A rps
 switches=""
-# Each run lasts duration + 4 s; the workers' switches are counted over
-# duration s from 2 s in (past the connects, and well before the end on a
-# loaded machine).
 bench_args=(--host 127.0.0.1 --port "$port" --protocol ping --threads "$threads"
-  --pool "$pool" --duration "$((duration + 4))" --json --quiet)
+  --pool "$pool" --duration "$duration" --json --quiet)
 for round in $(seq "$repeat"); do
   for side in base watch; do
     bin="$build_dir/tools/cpool-bench"
     [ $side = base ] && bin="$workdir/base-build/tools/cpool-bench"
-    out="$workdir/out"
-    "$bin" "${bench_args[@]}" >"$out" 2>"$workdir/err" &
-    pid=$!
-    sleep 2 # past the connects: count the steady state
-    before="$(worker_switches "$pid")"
-    sleep "$duration"
-    after="$(worker_switches "$pid")"
-    # Still running when sampled (a loaded machine can make the sleeps
-    # late), else the count is not over the whole window.
-    [ -d /proc/"$pid"/task ] || after=""
-    wait "$pid" || { say "run failed:"; cat "$workdir/err" >&2; exit 1; }
-    line="$(grep '"type":"summary"' "$out" | tail -n1)"
+    line="$(run_summary "$bin" "${bench_args[@]}")" || exit 1
     r="$(json_num rps "$line")"
     rps[$side]+="$r "
     extra=""
-    if [ $side = watch ] && [ -z "$after" ]; then
-      switches+="- "
-      extra=", worker context switches: - (the run ended before the sample)"
-    elif [ $side = watch ]; then
-      switches+="$((after - before)) "
-      extra=", worker context switches over $duration s: $((after - before))"
+    if [ $side = watch ]; then
+      # cpool-bench's own count: the workers' voluntary context switches
+      # over the run (tools/bench/wakeups.c)
+      w="$(json_num worker_wakeups "$line")"
+      switches+="${w:--} "
+      extra=", worker wakeups over the run: ${w:--}"
     fi
     say "round $round $side: $r req/s$extra"
   done
@@ -128,8 +102,8 @@ done
 mb="$(median "${rps[base]}")"
 mw="$(median "${rps[watch]}")"
 echo "$(machine_line)"
-echo "PING, $threads threads on $pool connections, $((duration + 4)) s runs, $repeat alternated rounds:"
+echo "PING, $threads threads on $pool connections, $duration s runs, $repeat alternated rounds:"
 echo "  base ($base): median $mb req/s (${rps[base]% })"
 echo "  watch (this tree): median $mw req/s (${rps[watch]% })"
 echo "  ratio watch/base: $(calc "%.3f" "w / b" w="$mw" b="$mb")"
-echo "  worker voluntary context switches over $duration s of each run (all $pool workers): ${switches% }"
+echo "  worker wakeups per run (all $pool workers' voluntary context switches): ${switches% }"

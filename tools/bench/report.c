@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "hist.h"
+#include "wakeups.h"
 
 #define LOAD(p) atomic_load_explicit((p), memory_order_relaxed)
 
@@ -25,6 +26,7 @@ struct figures {
   const hist_t *lat, *wait;
   uint64_t reconnects, disconnects, connect_failures, faults;
   uint64_t peer_closes; /* of those disconnects, seen by the workers */
+  long wakeups;         /* the workers' context switches, -1 unknown */
   int slots_connected; /* -1 without a pool */
 };
 
@@ -56,6 +58,7 @@ struct report {
   hist_t *lat_mark, *wait_mark, *lat_fin, *wait_fin;
   uint64_t *ops_mark, err_mark[ERR_KINDS], faults_mark;
   struct pool_counts pool_mark;
+  long wakeups_mark; /* worker_wakeups() at the start or the mark */
   /* requests/s of each interval, for --plot */
   double *series_t, *series_rps;
   size_t series_n, series_cap;
@@ -135,6 +138,7 @@ static uint64_t faults(const report_t *rep) {
 
 void report_begin(report_t *rep, uint64_t t0) {
   rep->t0 = rep->t_prev = rep->t_mark = t0;
+  rep->wakeups_mark = worker_wakeups();
   rep->pool0 = rep->pool_prev = rep->pool_mark = pool_counts(rep);
   rep->faults_prev = rep->faults_mark = faults(rep);
 }
@@ -313,6 +317,7 @@ void report_mark(report_t *rep, uint64_t now) {
   rep->pool_mark = pool_counts(rep);
   rep->faults_mark = faults(rep);
   rep->t_mark = now;
+  rep->wakeups_mark = worker_wakeups();
   rep->marked = true;
 }
 
@@ -433,6 +438,8 @@ static void json_summary(const report_t *rep, const struct figures *f,
   if (e->fds_start >= 0 && e->fds_end >= 0)
     fprintf(stdout, ",\"fds_start\":%d,\"fds_end\":%d", e->fds_start,
             e->fds_end);
+  if (f->wakeups >= 0)
+    fprintf(stdout, ",\"worker_wakeups\":%ld", f->wakeups);
   json_endpoints(rep);
   fputs("}\n", stdout);
   fflush(stdout);
@@ -512,6 +519,9 @@ static void text_summary(const report_t *rep, const struct figures *f,
            (unsigned long long)f->connect_failures);
   if (a->chaos_ms)
     printf("  %-18s %llu\n", "faults injected", (unsigned long long)f->faults);
+  if (f->wakeups >= 0)
+    printf("  %-18s %ld (the pool's worker threads woke)\n", "worker wakeups",
+           f->wakeups);
   text_endpoints(rep);
   printf("  %-18s fewest %s, most %s requests by one thread (%.2f)\n",
          "fairness", grouped(n, sizeof n, f->ops_min),
@@ -549,6 +559,8 @@ void report_finish(report_t *rep, uint64_t end) {
   count_pool(rep, f, &rep->pool_mark);
   f->faults = faults(rep) - rep->faults_mark;
   gather_endpoints(rep);
+  long w = worker_wakeups();
+  f->wakeups = w >= 0 && rep->wakeups_mark >= 0 ? w - rep->wakeups_mark : -1;
   rep->pool = NULL; /* the pool may be closed from here on */
   rep->srv = NULL;
   rep->finished = true;
