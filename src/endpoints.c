@@ -356,7 +356,10 @@ static int take_for_move(struct cpool *p, struct cpool_conn *s) {
   if (s->state != CPOOL_SLOT_BUSY)
     return -1; /* being pinged: later */
   atomic_store(&s->peer_gone, CPOOL__GONE_MOVE);
-  return s->fast_pos >= 0 && cpool__unpark_locked(p, s, 1);
+  /* Not past a reservation within a turn while others wait (as a ping,
+   * cpool__reclaim_locked): the holder's next checkout or the waiter that
+   * reclaims it later hands it back, marked. */
+  return s->fast_pos >= 0 && cpool__unpark_locked(p, s, p->wq_head == NULL);
 }
 
 int cpool__ep_should_move_locked(struct cpool *p, struct cpool_conn *s,

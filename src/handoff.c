@@ -96,9 +96,19 @@ void cpool__make_available_locked(struct cpool *p, struct cpool_conn *s) {
   cpool__wake_one_locked(p);
 }
 
+/* A slot taken back from its holder is offered, unless its worker marked
+ * it (worker.c, peer_closed_locked; endpoints.c, a move) while it was
+ * held: its holder's checkin parked it, saw the mark, and is on its way to
+ * the lock to hand it back, but it is ours now, so the hand-back is ours
+ * too (the worker waits for it on its condition variable). */
 static int reclaim(struct cpool *p, struct cpool_conn *s, int force) {
   if (s->fast_pos < 0 || !cpool__unpark_locked(p, s, force))
     return 0;
+  int gone = atomic_load(&s->peer_gone);
+  if (gone) {
+    cpool__hand_to_worker_locked(p, s, cpool__gone_reason(gone));
+    return 0;
+  }
   cpool__make_available_locked(p, s);
   return 1;
 }

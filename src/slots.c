@@ -100,8 +100,10 @@ void cpool__explain_down_locked(struct cpool *p, cpool_error_info *why) {
 
 /* The slot's worker takes it back (with p->mu held), to close it.  The
  * worker may be asleep in poll() on the socket (worker.c, watch_socket):
- * shutting it for reading wakes it there (POLLRDHUP) without sending
- * anything to the peer, and needs no descriptor of its own; or asleep on
+ * shutting it for reading wakes it there (POLLRDHUP), needs no descriptor
+ * of its own, and over TCP sends nothing to the peer (over a Unix socket
+ * the peer's writes fail from then on; the socket is closed next anyway);
+ * on_disconnect may still write, not read (cpool.h); or asleep on
  * its condition variable (with the peer's close already seen, or while
  * the pool closes).  Done under the lock: the worker closes the socket
  * only after it has seen the reason. */

@@ -385,6 +385,9 @@ static int watch_socket(struct cpool *p, struct cpool_conn *s,
   int closed = n > 0 && (pfd[0].revents &
                          (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
   pthread_mutex_lock(&p->mu);
+  if (n < 0 && errno != EINTR) /* (ENOMEM): not in a loop; a hand-back
+                                  or close still wakes it */
+    cpool__wait_locked(p, &s->cv, cpool__now_us() + 10000);
   return closed;
 }
 

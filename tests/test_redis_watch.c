@@ -4,9 +4,9 @@
  *
  *   - idle_timeout: redis-server closes clients idle for 1 s (CONFIG SET
  *     timeout 1); with the idle check off, a caller that checks out every
- *     slot every 1.5 s is never handed a dead socket.  It runs for
- *     CPOOL_TEST_IDLE_TIMEOUT_S seconds (default 6; the figure in the
- *     docs is from a minute);
+ *     slot every 2.5 s (each closed by then) is never handed a dead
+ *     socket.  It runs for CPOOL_TEST_IDLE_TIMEOUT_S seconds (default 8;
+ *     the figure in the closing note is from a minute);
  *   - sigkill: redis-server killed with idle slots: every slot is in
  *     BACKOFF within a few ms, and a checkout fails at once with
  *     CPOOL_ECLOSED and the reason, without any caller's I/O first;
@@ -48,9 +48,14 @@ static cpool_t *open_on(const tu_redis *r, int size) {
 }
 
 static void test_idle_timeout(void) {
-  enum { SLOTS = 4, EVERY_MS = 1500 };
+  /* Redis judges idle time in whole seconds (unixtime - lastinteraction >
+   * timeout) in a cron that runs every 100 ms: with timeout 1 a client
+   * idle since T is closed after 1 to 2.1 s.  Every 2.5 s, then, each slot
+   * has been closed before each round (every 1.5 s, as the issue measured,
+   * some are closed during a round, and some not at all). */
+  enum { SLOTS = 4, EVERY_MS = 2500 };
   const char *env = getenv("CPOOL_TEST_IDLE_TIMEOUT_S");
-  int run_s = env != NULL && atoi(env) > 0 ? atoi(env) : 6;
+  int run_s = env != NULL && atoi(env) > 0 ? atoi(env) : 8;
   char reply[64];
   tu_redis r;
   cpool_stats_t st;
@@ -92,9 +97,9 @@ static void test_idle_timeout(void) {
          (unsigned long long)(st.connects - SLOTS));
   TU_ASSERT_EQ(dead, 0);
   TU_ASSERT_EQ(taken, rounds * SLOTS);
-  /* The server closed each slot, at least once (it judges idle time in
-   * whole seconds: a slot idle 1.5 s may not be closed yet). */
-  TU_ASSERT_INT(st.peer_closes, >=, SLOTS);
+  /* The server closed every slot before every round but the last few
+   * (it may close the last round's after the loop). */
+  TU_ASSERT_INT(st.peer_closes, >=, (uint64_t)(rounds - 1) * SLOTS);
   TU_ASSERT_EQ(st.connects - SLOTS, st.peer_closes);
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
   tu_redis_stop(&r);

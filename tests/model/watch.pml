@@ -23,8 +23,9 @@
  * Each access to lease or gone outside the lock is its own step; what
  * the lock guards is merged with the step that holds it.  Sequential
  * consistency (the relaxed loads are modelled as seq_cst; they are only
- * early exits, re-checked after).  Not modelled: other callers, waiters,
- * turns, close, pings (lease.pml has those).
+ * early exits, re-checked after).  A second thread reclaims the parked
+ * slot under the lock (reclaimer, below).  Not modelled: other callers,
+ * waiters, turns, close, pings (lease.pml has those).
  *
  * Properties:
  *   exclusivity: the worker never takes the slot while the caller holds
@@ -39,6 +40,10 @@
  * MUTANT_WORKER (by hand: run_model.sh watch.pml -DMUTANT_WORKER fails):
  * the worker stores its mark after its look at the lease, the other half
  * of the same pair.
+ * MUTANT_RECLAIM (by hand, fails): another thread reclaiming the parked
+ * slot offers it without looking at the mark (a review found that in the
+ * C: handoff.c's reclaim, fixed); the worker is left asleep beside a free
+ * slot with a dead socket.
  */
 
 #ifndef R
@@ -231,6 +236,41 @@ end_idle:
   od
 }
 
+/* Another thread, under the lock, takes a parked slot back (a waiter's
+ * wait_join -> reclaim_all, or take_or_wait -> reclaim_one: handoff.c,
+ * reclaim), twice at most: a slot its worker marked goes back to the
+ * worker, not onto the free stack. */
+proctype reclaimer() {
+  byte k = 0;
+  bit took;
+
+  do
+  :: k < 2 ->
+    k++;
+    lock();
+    atomic { /* unpark's CAS */
+      if
+      :: lease == PARKED -> lease = NONE; took = 1
+      :: else -> took = 0
+      fi
+    }
+    if
+    :: took ->
+#ifdef MUTANT_RECLAIM
+      state = IDLE
+#else
+      if
+      :: gone -> hand_to_worker()
+      :: else -> state = IDLE
+      fi
+#endif
+    :: else -> skip
+    fi;
+    unlock()
+  :: k == 2 -> break
+  od
+}
+
 init {
-  atomic { run caller(); run worker() }
+  atomic { run caller(); run worker(); run reclaimer() }
 }
