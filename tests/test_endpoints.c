@@ -579,7 +579,6 @@ static void test_chaos(void) {
     if (r[i].pid == 0)
       CU_ASSERT(tu_redis_start(&r[i], r[i].port, 5000) == 0);
   load_stop(&l);
-  tu_assert_all_slots_free(p, SLOTS);
   /* Home again: slot i on endpoint i % 3. */
   TU_WAIT(connected_on(p, 0) == 22 && connected_on(p, 1) == 21 &&
               connected_on(p, 2) == 21,
@@ -587,6 +586,10 @@ static void test_chaos(void) {
   TU_ASSERT_EQ(connected_on(p, 0), 22);
   TU_ASSERT_EQ(connected_on(p, 1), 21);
   TU_ASSERT_EQ(connected_on(p, 2), 21);
+  /* No slot lost.  Only now: while slots still move home, a worker may
+   * take an idle slot off the free stack between the count and the
+   * checkouts (TSan in CI: 63 of 64 taken). */
+  tu_assert_all_slots_free(p, SLOTS);
   cpool_stats_t st;
   cpool_stats(p, &st);
   printf("FIGURE: endpoints chaos: 3 servers, %d slots, 4 callers, %d s: "
