@@ -21,8 +21,8 @@
 #include "suites.h"
 #include "testserver.h"
 #include "testutil.h"
+#include "wakeups.h" /* tools/bench: cpool-bench counts them too */
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,41 +197,6 @@ static void test_hangup_backs_off(void) {
   ts_stop(s);
 }
 
-/* The voluntary context switches of this process's thread named name
- * (the workers are "cpool-w<slot>"), -1 if there is none. */
-static long thread_switches(const char *name) {
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *de;
-  long v = -1;
-
-  if (d == NULL)
-    return -1;
-  while (v < 0 && (de = readdir(d)) != NULL) {
-    char path[300], line[128];
-    if (de->d_name[0] == '.')
-      continue;
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-      continue;
-    int match = fgets(line, sizeof line, f) != NULL &&
-                strncmp(line, name, strlen(name)) == 0 &&
-                line[strlen(name)] == '\n';
-    fclose(f);
-    if (!match)
-      continue;
-    snprintf(path, sizeof path, "/proc/self/task/%s/status", de->d_name);
-    if ((f = fopen(path, "r")) == NULL)
-      continue;
-    while (fgets(line, sizeof line, f) != NULL)
-      if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
-        break;
-    fclose(f);
-  }
-  closedir(d);
-  return v;
-}
-
 /* Replies to callers must not wake the worker: it polls for the peer's
  * close, not for input. */
 static void test_replies_do_not_wake(void) {
@@ -241,7 +206,7 @@ static void test_replies_do_not_wake(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   cpool_t *p = open_watched(s, 1, 0, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  long before = thread_switches("cpool-w0");
+  long before = worker_wakeups(); /* its one worker, cpool-w0 */
   TU_ASSERT_INT(before, >=, 0);
   int failed = 0;
   for (int i = 0; i < ROUNDS && !failed; i++) {
@@ -251,7 +216,7 @@ static void test_replies_do_not_wake(void) {
     if (c != NULL)
       cpool_checkin(p, c, failed ? CPOOL_CONN_BROKEN : CPOOL_CONN_OK);
   }
-  long woke = thread_switches("cpool-w0") - before;
+  long woke = worker_wakeups() - before;
   printf("\nFIGURE: watch: the worker woke %ld times over %d round trips on "
          "its slot\n",
          woke, ROUNDS);
