@@ -28,6 +28,8 @@ struct figures {
   uint64_t peer_closes; /* of those disconnects, seen by the workers */
   long wakeups;         /* the workers' context switches, -1 unknown */
   int slots_connected; /* -1 without a pool */
+  double busy;         /* the pool's connections held: a fraction of their
+                          time (pool x secs); -1 without a pool */
 };
 
 struct pool_counts {
@@ -47,6 +49,7 @@ struct report {
   hist_t *lat_now, *lat_prev, *lat_int, *wait_now, *wait_prev, *wait_int;
   uint64_t *ops_prev;
   uint64_t err_prev[ERR_KINDS];
+  uint64_t busy_prev; /* the threads' busy_ns, summed */
   struct pool_counts pool0, pool_prev;
   uint64_t faults_prev;
   struct figures final; /* report_finish */
@@ -56,7 +59,7 @@ struct report {
   bool marked;
   uint64_t t_mark;
   hist_t *lat_mark, *wait_mark, *lat_fin, *wait_fin;
-  uint64_t *ops_mark, err_mark[ERR_KINDS], faults_mark;
+  uint64_t *ops_mark, err_mark[ERR_KINDS], faults_mark, busy_mark;
   struct pool_counts pool_mark;
   long wakeups_mark; /* worker_wakeups() at the start or the mark */
   /* requests/s of each interval, for --plot */
@@ -159,7 +162,24 @@ static void merge_threads(report_t *rep) {
 
 /* Requests and errors per thread; since the previous interval when
  * since_prev, else since the start of the figures (the warmup's end). */
+/* The threads' busy_ns, summed. */
+static uint64_t busy_ns(const report_t *rep) {
+  uint64_t sum = 0;
+  for (int i = 0; i < runner_threads(rep->r); i++)
+    sum += LOAD(&runner_stats(rep->r, i)->busy_ns);
+  return sum;
+}
+
 static void count_threads(report_t *rep, struct figures *f, bool since_prev) {
+  const bench_args *a = &rep->a;
+  uint64_t busy = busy_ns(rep);
+  double pool_ns = (double)a->pool * f->secs * 1e9;
+  f->busy = a->no_io || a->connect_per_request || pool_ns <= 0
+                ? -1
+                : (double)(busy - (since_prev ? rep->busy_prev
+                                              : rep->busy_mark)) /
+                      pool_ns;
+  rep->busy_prev = busy;
   f->ops_min = UINT64_MAX;
   for (int i = 0; i < runner_threads(rep->r); i++) {
     thread_stats *st = runner_stats(rep->r, i);
@@ -243,6 +263,10 @@ static void json_figures(FILE *out, const struct figures *f) {
           (unsigned long long)f->peer_closes,
           (unsigned long long)f->faults, (unsigned long long)f->ops_min,
           (unsigned long long)f->ops_max, f->slots_connected);
+  if (f->busy >= 0)
+    fprintf(out, ",\"pool_busy\":%.4f", f->busy);
+  else
+    fputs(",\"pool_busy\":null", out);
 }
 
 /* "1,234,567" */
@@ -316,6 +340,7 @@ void report_mark(report_t *rep, uint64_t now) {
   }
   rep->pool_mark = pool_counts(rep);
   rep->faults_mark = faults(rep);
+  rep->busy_mark = busy_ns(rep);
   rep->t_mark = now;
   rep->wakeups_mark = worker_wakeups();
   rep->marked = true;
@@ -503,6 +528,9 @@ static void text_summary(const report_t *rep, const struct figures *f,
                : a->no_io             ? "checkout us (1/128)"
                                       : "checkout wait us",
                f->wait);
+  if (f->busy >= 0)
+    printf("  %-18s %.1f%% of the %d connections' time\n", "pool busy",
+           100.0 * f->busy, a->pool);
   printf("  %-18s", "errors");
   if (f->failed == 0)
     printf(" none");

@@ -174,10 +174,12 @@ static inline void record_ok(thread_stats *st, uint64_t *ok, uint64_t lat,
 }
 
 /* Count one checkout's batch: the requests ok (each with the batch's
- * latency), the error replies, and the rest as failures of kind k. */
+ * latency), the error replies, and the rest as failures of kind k; and
+ * the time the connection was held (busy). */
 static void account(struct worker *w, int k, uint64_t lat, uint64_t wait,
-                    uint64_t *ok, bool closed_loop) {
+                    uint64_t busy, uint64_t *ok, bool closed_loop) {
   thread_stats *st = w->st;
+  STORE(&st->busy_ns, LOAD(&st->busy_ns) + busy);
   if (w->n_ok != 0) {
     hist_record_n(st->lat, lat, w->n_ok);
     hist_record_n(st->wait, wait, w->n_ok);
@@ -235,7 +237,8 @@ static void loop_closed(struct worker *w, op_fn op) {
       break;
     uint64_t t0 = now_ns(), tw;
     int k = op(w, &tw);
-    account(w, k, now_ns() - t0, tw - t0, &ok, true);
+    uint64_t end = now_ns();
+    account(w, k, end - t0, tw - t0, end - tw, &ok, true);
   }
 }
 
@@ -281,7 +284,8 @@ static void loop_rate(struct worker *w, op_fn op) {
       break;
     uint64_t start = now_ns(), tw;
     int kind = op(w, &tw);
-    account(w, kind, now_ns() - due, tw - start, &ok, false);
+    uint64_t end = now_ns();
+    account(w, kind, end - due, tw - start, end - tw, &ok, false);
   }
 }
 

@@ -49,6 +49,8 @@ typedef struct thread_stats {
   _Atomic uint64_t err[ERR_KINDS];
   hist_t *lat;  /* the whole call, ns */
   hist_t *wait; /* the checkout alone (the connect, per request), ns */
+  _Atomic uint64_t busy_ns; /* holding a connection: from checkout's
+                               return to the end of the call, ns */
 } thread_stats;
 
 typedef struct runner runner_t;

@@ -83,6 +83,23 @@ if [ "$pool" != 0 ]; then
   esac
 fi
 
+# The share of the pool's connection time held by callers: null without a
+# pool or with --no-io; else above 0, and no more than the connections'
+# time, nor (closed loop, fewer threads than connections) than the threads
+# can hold.
+busy=$(sed -n 's/.*"pool_busy":\([0-9][0-9.]*\|null\).*/\1/p' <<<"$summary")
+[ -n "$busy" ] || fail "no pool_busy"
+threads=$(field threads)
+case $name in
+  noio* | cpr) [ "$busy" = null ] || fail "pool_busy is $busy, not null" ;;
+  *)
+    awk -v b="$busy" -v t="$threads" -v p="$pool" -v r="$(field rate)" \
+      'BEGIN { cap = (r == 0 && t < p) ? t / p : 1
+               exit !(b > 0 && b <= cap + 0.02) }' ||
+      fail "pool_busy is $busy with $threads threads on $pool connections"
+    ;;
+esac
+
 # An error count from the summary: errors KIND.
 errors() {
   sed -n "s/.*\"errors\":{[^}]*\"$1\":\([0-9]*\).*/\1/p" <<<"$summary"
