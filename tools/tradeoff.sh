@@ -107,6 +107,8 @@ run() {
     fig[$key,$q]+="$(json_sub_num latency_us "$q" "$line") "
   done
   fig[$key,err]+="$(json_sub_sum errors "$line") "
+  fig[$key,busy]+="$(json_num pool_busy "$line") "
+  last_rps=$(json_num rps "$line")
   say "$(printf '%-28s %9.0f req/s  p50 %8.0f  p99 %8.0f  p99.9 %8.0f  max %8.0f us' \
     "$key" "$(json_num rps "$line")" "$(json_sub_num latency_us p50 "$line")" \
     "$(json_sub_num latency_us p99 "$line")" "$(json_sub_num latency_us p999 "$line")" \
@@ -124,9 +126,13 @@ say "8 on 4 GET capacity $cap req/s: open loop at $r50 and $r80 req/s"
 for round in $(seq "$repeat"); do
   say "round $round of $repeat"
   run "8on8" --protocol ping --threads 8 --pool 8
+  base_rps=$last_rps
   for h in $handoffs; do
     # shellcheck disable=SC2046 # hargs' words are flags
     run "closed,$h" --protocol ping --threads 32 --pool 8 $(hargs "$h")
+    # this round's ratio, to the 8 on 8 run just before it: a drift in the
+    # machine's load between rounds moves both
+    fig[closed,$h,ratio]+="$(calc "%.3f" "a / b" a="$last_rps" b="$base_rps") "
     # shellcheck disable=SC2046
     run "open50,$h" --protocol get --threads 8 --pool 4 --rate "$r50" $(hargs "$h")
     # shellcheck disable=SC2046
@@ -138,6 +144,9 @@ m() { median "${fig[$1]:-}"; }
 machine_line
 echo
 echo "${duration} s per run, median of $repeat alternated rounds; latencies in us."
+echo "Closed loop: \"vs 8 on 8\" is the median of each round's ratio to the 8 on 8"
+echo "run just before it; \"pool busy\" the share of the connections' time held"
+echo "(cpool-bench's pool_busy: below 1, connections sat idle between holders)."
 for load in closed open50 open80; do
   echo
   case $load in
@@ -147,8 +156,8 @@ for load in closed open50 open80; do
   esac
   echo
   if [ $load = closed ]; then
-    echo "| setting | req/s | vs 8 on 8 | p50 | p99 | p99.9 | max | p99.9 vs strict | errors |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| setting | req/s | vs 8 on 8 | pool busy | p50 | p99 | p99.9 | max | p99.9 vs strict | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
   else
     echo "| setting | req/s | p50 | p99 | p99.9 | max | p50 vs strict | p99 vs strict | errors |"
     echo "|---|---|---|---|---|---|---|---|---|"
@@ -156,8 +165,8 @@ for load in closed open50 open80; do
   for h in $handoffs; do
     k="$load,$h" s="$load,-1"
     if [ $load = closed ]; then
-      printf '| %s | %.0f | %s× | %.0f | %.0f | %.0f | %.0f | %s× | %s |\n' "$h" \
-        "$(m "$k,rps")" "$(calc "%.2f" "a / b" a="$(m "$k,rps")" b="$(m 8on8,rps)")" \
+      printf '| %s | %.0f | %.2f× | %.3f | %.0f | %.0f | %.0f | %.0f | %s× | %s |\n' "$h" \
+        "$(m "$k,rps")" "$(m "$k,ratio")" "$(m "$k,busy")" \
         "$(m "$k,p50")" "$(m "$k,p99")" "$(m "$k,p999")" "$(m "$k,max")" \
         "$(calc "%.2f" "a / b" a="$(m "$k,p999")" b="$(m "$s,p999")")" "$(m "$k,err")"
     else
