@@ -1,13 +1,16 @@
 /*
  * The test harness itself, with plain sockets and no pool: when a pool test
  * fails, this suite says whether the server under it did what it claimed
- * (refuse, resume on the same port, drop with FIN or RST, stall, blackhole,
- * PING replies, counters) and whether the helpers count right.
+ * (refuse, resume on the same port, drop with FIN or RST, stall, stay
+ * silent, reset mid-reply, send to every connection, listen on a given
+ * address, blackhole, PING replies, counters) and whether the helpers count
+ * right.
  */
 #include "suites.h"
 #include "testserver.h"
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -20,8 +23,8 @@
 
 #include <bsd/string.h>
 
-/* A blocking TCP connect to 127.0.0.1:port; the fd, or -errno. */
-static int dial(int port) {
+/* A blocking TCP connect to ip:port; the fd, or -errno. */
+static int dial_ip(const char *ip, int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a;
 
@@ -30,13 +33,17 @@ static int dial(int port) {
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
   a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  inet_pton(AF_INET, ip, &a.sin_addr);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
     int e = errno;
     close(fd);
     return -e;
   }
   return fd;
+}
+
+static int dial(int port) {
+  return dial_ip("127.0.0.1", port);
 }
 
 static int dial_unix(const char *path) {
@@ -221,6 +228,95 @@ static void test_stall(void) {
   ts_stop(s);
 }
 
+/* TS_SILENT reads (and counts) every request line and never answers. */
+static void test_silent(void) {
+  ts_server *s = ts_start(TS_SILENT, TS_TCP4);
+  struct pollfd p;
+  int fd;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  fd = dial(ts_port(s));
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_EQ(tu_send_all(fd, "PING\r\nPING\r\n", 12, 2000), 0);
+  TU_WAIT(ts_get_counts(s).lines == 2, 5000);
+  TU_ASSERT_EQ(ts_get_counts(s).lines, 2);
+  TU_ASSERT_EQ(ts_get_counts(s).bytes_in, 12);
+  p.fd = fd;
+  p.events = POLLIN;
+  TU_ASSERT_EQ(poll(&p, 1, 200), 0); /* no answer */
+  close(fd);
+  CU_ASSERT(ts_wait_open(s, 0, 5000));
+  TU_ASSERT_EQ(ts_get_counts(s).peer_closed, 1);
+  ts_stop(s);
+}
+
+/* TS_RESET_HALF: "+PO" for the first line, then a reset. */
+static void test_reset_half(void) {
+  ts_server *s = ts_start(TS_RESET_HALF, TS_TCP4);
+  char buf[8] = {0};
+  ssize_t r;
+  int fd;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  fd = dial(ts_port(s));
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_EQ(tu_send_all(fd, "PING\r\nPING\r\n", 12, 2000), 0);
+  TU_ASSERT_EQ(tu_recv_exact(fd, buf, 3, 2000), 0);
+  CU_ASSERT_STRING_EQUAL(buf, "+PO");
+  r = recv(fd, buf, sizeof buf, 0);
+  TU_ASSERT_EQ(r, -1);
+  TU_ASSERT_EQ(errno, ECONNRESET);
+  /* The server counts after its close, which the reset may outrun. */
+  CU_ASSERT(ts_wait_open(s, 0, 5000));
+  TU_ASSERT_EQ(ts_get_counts(s).dropped, 1);
+  TU_ASSERT_EQ(ts_get_counts(s).lines, 1); /* the reset ends the reading */
+  close(fd);
+  ts_stop(s);
+}
+
+/* ts_send_all: every connection has the text when it returns. */
+static void test_send_all(void) {
+  ts_server *s = ts_start(TS_PING, TS_TCP4);
+  char buf[8];
+  int fd[2];
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  for (int i = 0; i < 2; i++) {
+    fd[i] = dial(ts_port(s));
+    TU_ASSERT_INT(fd[i], >=, 0);
+  }
+  CU_ASSERT_FATAL(ts_wait_open(s, 2, 5000));
+  TU_ASSERT_EQ(ts_send_all(s, "-ERR x\r\n"), 2);
+  for (int i = 0; i < 2; i++) {
+    /* Acknowledged means already in our receive queue: no waiting. */
+    TU_ASSERT_EQ(recv(fd[i], buf, sizeof buf, MSG_DONTWAIT), 8);
+    CU_ASSERT(memcmp(buf, "-ERR x\r\n", 8) == 0);
+    close(fd[i]);
+  }
+  ts_stop(s);
+}
+
+/* ts_start_opts: the address and port asked for, and no server where the
+ * namespace does not exist. */
+static void test_start_opts(void) {
+  ts_options o = {.mode = TS_PING, .ip = "127.0.0.2", .port = tu_free_port()};
+  ts_server *s = ts_start_opts(&o);
+  int fd;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  TU_ASSERT_EQ(ts_port(s), o.port);
+  TU_ASSERT_EQ(dial(o.port), -ECONNREFUSED); /* not on 127.0.0.1 */
+  fd = dial_ip("127.0.0.2", o.port);
+  TU_ASSERT_INT(fd, >=, 0);
+  TU_ASSERT_EQ(tu_ping(fd, 2000), 0);
+  CU_ASSERT(ts_wait_open_at_least(s, 1, 5000));
+  close(fd);
+  ts_stop(s);
+  o.netns = "cpool-no-such-netns";
+  o.port = 0;
+  CU_ASSERT_PTR_NULL(ts_start_opts(&o));
+}
+
 static void test_blackhole(void) {
   ts_server *s = ts_start(TS_ECHO, TS_TCP4);
   struct sockaddr_in a;
@@ -280,6 +376,10 @@ CU_TestInfo harness_tests[] = {
     {"drop_rst", test_drop_rst},
     {"poke", test_poke},
     {"stall", test_stall},
+    {"silent", test_silent},
+    {"reset_half", test_reset_half},
+    {"send_all", test_send_all},
+    {"start_opts", test_start_opts},
     {"blackhole", test_blackhole},
     {"redis_helper", test_redis_helper},
     CU_TEST_INFO_NULL,

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -102,6 +103,21 @@ int tu_have_ipv6(void) {
   ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
   close(fd);
   return ok;
+}
+
+int tu_netns_join(const char *name) {
+  char path[128];
+  int fd, rc, e;
+
+  snprintf(path, sizeof path, "/var/run/netns/%s", name);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  rc = setns(fd, CLONE_NEWNET);
+  e = errno;
+  close(fd);
+  errno = e;
+  return rc;
 }
 
 /* Ports handed to test servers come from below (or above) the ephemeral

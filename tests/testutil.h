@@ -37,6 +37,9 @@ int tu_sem_wait_ms(sem_t *s, int ms);
 int tu_count_fds(void); /* entries of /proc/self/fd, -1 on error */
 long tu_rss_kib(void);  /* VmRSS from /proc/self/status, -1 on error */
 int tu_have_ipv6(void); /* ::1 can be bound here */
+/* Move the calling thread into the named network namespace
+ * (/var/run/netns/NAME, as `ip netns` makes them).  0, or -1 with errno. */
+int tu_netns_join(const char *name);
 
 /* A port number outside the kernel's ephemeral range, not checked. */
 int tu_random_port(void);

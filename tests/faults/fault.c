@@ -474,21 +474,14 @@ void fh_netns_teardown(fh_netns *ns) {
 }
 
 int fh_netns_enter(const char *name, int *saved) {
-  char path[128];
-
   *saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (*saved < 0)
     return -1;
-  snprintf(path, sizeof path, NETNS_DIR "/%s", name);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
-    if (fd >= 0)
-      close(fd);
+  if (tu_netns_join(name) != 0) {
     close(*saved);
     *saved = -1;
     return -1;
   }
-  close(fd);
   return 0;
 }
 
@@ -510,4 +503,11 @@ int fh_netns_blackhole(fh_netns *ns, int on) {
   return fh_run("ip -n %s neigh del %s dev %s", ns->a, ns->ip_b, ns->dev_a) == 0
              ? 0
              : -1;
+}
+
+ts_server *fh_netns_peer(const fh_netns *ns, int port) {
+  ts_options o = {
+      .mode = TS_PING, .ip = ns->ip_b, .port = port, .netns = ns->b};
+
+  return ts_start_opts(&o);
 }

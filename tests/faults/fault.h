@@ -14,6 +14,7 @@
 #define CPOOL_FAULT_H
 
 #include "cpool.h"
+#include "testserver.h"
 #include "testutil.h"
 
 #include <CUnit/CUnit.h>
@@ -169,5 +170,8 @@ int fh_netns_leave(int saved);
  * to a MAC address nobody has, so B drops them (SYNs and data vanish).
  * on = 0 restores normal neighbour resolution.  0 or -1. */
 int fh_netns_blackhole(fh_netns *ns, int on);
+/* The test server (testserver.h) in namespace B, answering PING on
+ * ns->ip_b:port; NULL on failure (the reason on stderr). */
+ts_server *fh_netns_peer(const fh_netns *ns, int port);
 
 #endif

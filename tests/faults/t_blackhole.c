@@ -15,7 +15,7 @@
  *     queue is full and that never accepts: the kernel drops new SYNs.
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -212,7 +212,7 @@ static void test_syn_dropped_netns(void) {
   char why[512], addr[64];
   tu_events *ev = tu_events_new();
   cpool_t *pool = NULL;
-  fp_peer *peer = NULL;
+  ts_server *peer = NULL;
   int fds0 = tu_count_fds();
 
   if (fh_netns_setup(&ns, why, sizeof why) != 0) {
@@ -246,7 +246,7 @@ static void test_syn_dropped_netns(void) {
   pool = async_open_times_out(ns.ip_b, PORT, addr, ev, enter_a, &ns);
 
   /* Heal: a server in B, the route back: every slot connects. */
-  peer = fp_start(ns.b, ns.ip_b, PORT);
+  peer = fh_netns_peer(&ns, PORT);
   FH_CHECK(peer != NULL, "peer in %s did not start", ns.b);
   fh_netns_blackhole(&ns, 0);
   if (pool != NULL) {
@@ -260,7 +260,7 @@ static void test_syn_dropped_netns(void) {
   }
 out:
   fh_end_pool(pool, "syn_dropped_netns");
-  fp_stop(peer);
+  ts_stop(peer);
   fh_netns_teardown(&ns);
   tu_events_free(ev);
   fh_check_fds(fds0, "syn_dropped_netns");

@@ -17,7 +17,7 @@
  *                    default 500) trusts recent use.
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -78,7 +78,7 @@ static void on_disconnect(int fd, void *data, void *arg) {
 
 typedef struct fixture {
   int fds0;
-  fp_peer *peer;
+  ts_server *peer;
   cpool_t *pool;
   ctx *cx;
   cpool_config cfg;
@@ -92,12 +92,12 @@ static int fx_init(fixture *f, int size) {
   f->cx = calloc(1, sizeof *f->cx);
   f->cx->ev = tu_events_new();
   atomic_store(&f->cx->held_fd, -1);
-  f->peer = fp_start(NULL, "127.0.0.1", 0);
+  f->peer = ts_start(TS_PING, TS_TCP4);
   FH_CHECK(f->peer != NULL, "peer did not start");
   if (f->peer == NULL)
     return -1;
-  snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", fp_port(f->peer));
-  fh_config(&f->cfg, "127.0.0.1", fp_port(f->peer), size);
+  snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", ts_port(f->peer));
+  fh_config(&f->cfg, "127.0.0.1", ts_port(f->peer), size);
   f->cfg.on_event = on_event;
   f->cfg.cb_arg = f->cx;
   return 0;
@@ -114,8 +114,8 @@ static int fx_open(fixture *f) {
   TU_WAIT_STATS(f->pool, st, st.idle == st.size, 3000);
   FH_CHECK(st.idle == st.size, "idle %d of %d after open", st.idle, st.size);
   /* Connected is not yet accepted: wait for the peer to hold them all. */
-  int accepted = fp_wait_open(f->peer, st.size, 3000);
-  FH_CHECK(accepted, "the peer accepted %d of %d", fp_get_counts(f->peer).open,
+  int accepted = ts_wait_open_at_least(f->peer, st.size, 3000);
+  FH_CHECK(accepted, "the peer accepted %d of %d", ts_get_counts(f->peer).open,
            st.size);
   return st.idle == st.size && accepted ? 0 : -1;
 }
@@ -124,7 +124,7 @@ static void fx_end(fixture *f, const char *what) {
   if (f->cx != NULL)
     atomic_store(&f->cx->gate_closed, 0);
   fh_end_pool(f->pool, what);
-  fp_stop(f->peer);
+  ts_stop(f->peer);
   if (f->cx != NULL) {
     FH_CHECK(tu_events_bad(f->cx->ev) == 0, "%s: %d malformed events", what,
              tu_events_bad(f->cx->ev));
@@ -156,8 +156,8 @@ static void test_on_ping(void) {
   FH_CHECK(atomic_load(&f.cx->pings) >= (int)st.pings,
            "on_ping called %d times, stats.pings %llu",
            atomic_load(&f.cx->pings), (unsigned long long)st.pings);
-  FH_CHECK(fp_get_counts(f.peer).lines >= 6, "the peer read %llu PINGs",
-           (unsigned long long)fp_get_counts(f.peer).lines);
+  FH_CHECK(ts_get_counts(f.peer).lines >= 6, "the peer read %llu PINGs",
+           (unsigned long long)ts_get_counts(f.peer).lines);
 
   /* A checked-out slot is never pinged. */
   int rc = cpool_checkout(f.pool, &c, 1000, NULL);
@@ -388,8 +388,8 @@ static void test_on_event(void) {
    * reconnect is refused and it backs off; a caller that takes a slot
    * before its worker saw the close finds it dead by its I/O and checks it
    * in broken, until checkout says the backend is down. */
-  fp_refuse(f.peer);
-  fp_drop_all(f.peer, 0);
+  ts_refuse(f.peer);
+  ts_drop(f.peer, 0);
   int rc = 0, live = 0;
   for (int i = 0; i <= SIZE && rc == 0; i++) {
     cpool_conn_t *c = NULL;
@@ -425,7 +425,7 @@ static void test_on_event(void) {
            "DISCONNECTED: addr \"%s\"", e.err.addr);
 
   /* Back: connected again. */
-  fp_resume(f.peer);
+  ts_resume(f.peer);
   TU_WAIT_STATS(f.pool, st, st.idle == SIZE, 2000);
   TU_WAIT(tu_events_count(ev, CPOOL_EVENT_CONNECTED) >= 2 * SIZE, 1000);
   FH_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECTED) == 2 * SIZE,
@@ -678,7 +678,7 @@ static void idle_check_case(int idle_check_ms, int idle_for_ms,
   FH_CHECK(fh_ping(cpool_conn_fd(c), 1000) == 0, "%s: first ping", what);
   cpool_checkin(f.pool, c, CPOOL_CONN_OK);
   cpool_stats(f.pool, &before);
-  FH_CHECK(fp_send_all(f.peer, "-ERR unsolicited\r\n") == 1,
+  FH_CHECK(ts_send_all(f.peer, "-ERR unsolicited\r\n") == 1,
            "%s: the bytes reached no connection", what);
   if (idle_for_ms > 0)
     tu_sleep_ms(idle_for_ms);

@@ -17,7 +17,7 @@
  * Needs root; otherwise it prints SKIPPED and exits 77 (CTest: skipped).
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -175,7 +175,7 @@ static void idle_slot_found_dead(cpool_t *pool, int64_t down_ms, int slack_ms,
 static void peer_vanishes(int by_link, const char *what) {
   char why[512];
   cpool_t *pool = NULL;
-  fp_peer *peer = NULL;
+  ts_server *peer = NULL;
   cpool_conn_t *c[SIZE] = {0};
   cpool_stats_t st;
   int fds0 = tu_count_fds();
@@ -184,7 +184,7 @@ static void peer_vanishes(int by_link, const char *what) {
     fh_skip("network namespaces not available: %s", why);
     return;
   }
-  peer = fp_start(ns.b, ns.ip_b, PORT);
+  peer = fh_netns_peer(&ns, PORT);
   FH_CHECK(peer != NULL, "peer in %s did not start", ns.b);
   if (peer == NULL || (pool = open_in_a()) == NULL)
     goto out;
@@ -227,7 +227,7 @@ static void peer_vanishes(int by_link, const char *what) {
   }
 out:
   fh_end_pool(pool, what);
-  fp_stop(peer);
+  ts_stop(peer);
   fh_netns_teardown(&ns);
   fh_check_fds(fds0, what);
 }

@@ -12,7 +12,7 @@
  * with CPOOL_IDLE_CHECK_ALWAYS.
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@ enum { SIZE = 2 };
 
 typedef struct fixture {
   int fds0;
-  fp_peer *peer;
+  ts_server *peer;
   cpool_t *pool;
 } fixture;
 
@@ -36,11 +36,11 @@ static int setup(fixture *f, int idle_check_ms) {
 
   f->fds0 = tu_count_fds();
   f->pool = NULL;
-  f->peer = fp_start(NULL, "127.0.0.1", 0);
+  f->peer = ts_start(TS_PING, TS_TCP4);
   FH_CHECK(f->peer != NULL, "peer did not start");
   if (f->peer == NULL)
     return -1;
-  fh_config(&cfg, "127.0.0.1", fp_port(f->peer), SIZE);
+  fh_config(&cfg, "127.0.0.1", ts_port(f->peer), SIZE);
   cfg.idle_check_ms = idle_check_ms;
   int rc = cpool_open(&f->pool, &cfg, &err);
   FH_CHECK(rc == 0, "cpool_open: %s: %s", cpool_err_name(rc), err.message);
@@ -49,15 +49,15 @@ static int setup(fixture *f, int idle_check_ms) {
   TU_WAIT_STATS(f->pool, st, st.idle == SIZE, 3000);
   FH_CHECK(st.idle == SIZE, "idle %d of %d after open", st.idle, SIZE);
   /* Connected is not yet accepted: wait for the peer to hold them all. */
-  int accepted = fp_wait_open(f->peer, SIZE, 3000);
-  FH_CHECK(accepted, "the peer accepted %d of %d", fp_get_counts(f->peer).open,
+  int accepted = ts_wait_open_at_least(f->peer, SIZE, 3000);
+  FH_CHECK(accepted, "the peer accepted %d of %d", ts_get_counts(f->peer).open,
            SIZE);
   return st.idle == SIZE && accepted ? 0 : -1;
 }
 
 static void teardown(fixture *f, const char *what) {
   fh_end_pool(f->pool, what);
-  fp_stop(f->peer);
+  ts_stop(f->peer);
   fh_check_fds(f->fds0, what);
 }
 
@@ -112,7 +112,7 @@ static void test_reset_mid_response(void) {
   if (setup(&f, 0) != 0)
     goto out;
   cpool_stats(f.pool, &before);
-  fp_set_mode(f.peer, FP_RESET_HALF);
+  ts_set_mode(f.peer, TS_RESET_HALF);
   int rc = cpool_checkout(f.pool, &c, 1000, NULL);
   FH_CHECK_CODE(rc, 0);
   if (rc != 0)
@@ -126,7 +126,7 @@ static void test_reset_mid_response(void) {
   FH_CHECK(took < FH_MARGIN_MS, "the reset took %lld ms to show",
            (long long)took);
   cpool_checkin(f.pool, c, CPOOL_CONN_BROKEN);
-  fp_set_mode(f.peer, FP_PONG);
+  ts_set_mode(f.peer, TS_PING);
   check_healed(&f, &before, 1, "reset_mid_response");
 out:
   teardown(&f, "reset_mid_response");
@@ -143,7 +143,7 @@ static void test_stall_forever(void) {
   if (setup(&f, 0) != 0)
     goto out;
   cpool_stats(f.pool, &before);
-  fp_set_mode(f.peer, FP_STALL);
+  ts_set_mode(f.peer, TS_SILENT);
   for (int i = 0; i < SIZE; i++) {
     int rc = cpool_checkout(f.pool, &c[i], 1000, NULL);
     FH_CHECK_CODE(rc, 0);
@@ -178,16 +178,16 @@ static void test_stall_forever(void) {
            "SO_RCVTIMEO of %d ms ended after %lld ms", TIMEOUT,
            (long long)took);
 
-  uint64_t closed0 = fp_get_counts(f.peer).peer_closed;
+  uint64_t closed0 = ts_get_counts(f.peer).peer_closed;
   for (int i = 0; i < SIZE; i++)
     cpool_checkin(f.pool, c[i], CPOOL_CONN_BROKEN);
-  fp_set_mode(f.peer, FP_PONG);
+  ts_set_mode(f.peer, TS_PING);
   check_healed(&f, &before, SIZE, "stall_forever");
   /* The stalled connections were closed by the pool, not leaked. */
-  TU_WAIT(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE, 2000);
-  FH_CHECK(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE,
+  TU_WAIT(ts_get_counts(f.peer).peer_closed >= closed0 + SIZE, 2000);
+  FH_CHECK(ts_get_counts(f.peer).peer_closed >= closed0 + SIZE,
            "the peer saw %llu of %d stalled connections closed",
-           (unsigned long long)(fp_get_counts(f.peer).peer_closed - closed0),
+           (unsigned long long)(ts_get_counts(f.peer).peer_closed - closed0),
            SIZE);
 out:
   teardown(&f, "stall_forever");
@@ -203,7 +203,7 @@ static void garbage_case(int idle_check_ms, const char *what) {
   if (setup(&f, idle_check_ms) != 0)
     goto out;
   cpool_stats(f.pool, &before);
-  int got = fp_send_all(f.peer, "-ERR unsolicited\r\n");
+  int got = ts_send_all(f.peer, "-ERR unsolicited\r\n");
   FH_CHECK(got == SIZE, "%s: garbage reached %d of %d connections", what, got,
            SIZE);
   if (idle_check_ms > 0) /* the check runs only past idle_check_ms */
@@ -267,7 +267,7 @@ static void dropped_case(int rst, const char *what) {
     goto out;
   cpool_stats(f.pool, &before);
   int64_t t0 = tu_now_ms();
-  int n = fp_drop_all(f.peer, rst);
+  int n = ts_drop(f.peer, rst);
   FH_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
   TU_WAIT_STATS(f.pool, st,
                 st.connects >= before.connects + SIZE && st.idle == SIZE,
@@ -329,7 +329,7 @@ static void dropped_after_use_case(int rst, const char *what) {
   FH_CHECK(r == 0, "%s: ping before the drop: %s", what, fh_io_name(r));
   cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   cpool_stats(f.pool, &before);
-  int n = fp_drop_all(f.peer, rst);
+  int n = ts_drop(f.peer, rst);
   FH_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
 
   r = -1;

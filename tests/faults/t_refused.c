@@ -6,7 +6,7 @@
  * waits out its timeout for a backend that is down.
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -79,7 +79,7 @@ static void checkout_down(cpool_t *pool, int timeout_ms, const char *addr,
 static void test_listener_closed(void) {
   enum { SIZE = 4, BACKOFF = 1000 };
   int fds0 = tu_count_fds();
-  fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
+  ts_server *peer = ts_start(TS_PING, TS_TCP4);
   cpool_t *pool = NULL;
   cpool_config cfg;
   cpool_error_info err;
@@ -92,8 +92,8 @@ static void test_listener_closed(void) {
   FH_CHECK(peer != NULL, "peer did not start");
   if (peer == NULL)
     return;
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", fp_port(peer));
-  fh_config(&cfg, "127.0.0.1", fp_port(peer), SIZE);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ts_port(peer));
+  fh_config(&cfg, "127.0.0.1", ts_port(peer), SIZE);
   /* Long enough that no slot retries while the checks run. */
   cfg.backoff_min_ms = cfg.backoff_max_ms = BACKOFF;
   int rc = cpool_open(&pool, &cfg, &err);
@@ -112,8 +112,8 @@ static void test_listener_closed(void) {
   TU_WAIT_STATS(pool, st, st.waiters == 1, 2000);
   FH_CHECK(st.waiters == 1, "waiters %d", st.waiters);
 
-  fp_refuse(peer);
-  fp_drop_all(peer, 0);
+  ts_refuse(peer);
+  ts_drop(peer, 0);
   int64_t down_ms = tu_now_ms();
   for (int i = 0; i < SIZE; i++)
     if (held[i] != NULL)
@@ -140,10 +140,10 @@ static void test_listener_closed(void) {
   FH_CHECK(st.last_error.sys_errno == ECONNREFUSED, "stats last_error \"%s\"",
            st.last_error.message);
 
-  fp_resume(peer); /* heal: every slot idle again */
+  ts_resume(peer); /* heal: every slot idle again */
 out:
   fh_end_pool(pool, "listener_closed");
-  fp_stop(peer);
+  ts_stop(peer);
   fh_check_fds(fds0, "listener_closed");
 }
 
@@ -152,7 +152,7 @@ out:
 static void test_cycling_backoff(void) {
   enum { SIZE = 4 };
   int fds0 = tu_count_fds();
-  fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
+  ts_server *peer = ts_start(TS_PING, TS_TCP4);
   cpool_t *pool = NULL;
   cpool_config cfg;
   cpool_stats_t st;
@@ -161,9 +161,9 @@ static void test_cycling_backoff(void) {
   FH_CHECK(peer != NULL, "peer did not start");
   if (peer == NULL)
     return;
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", fp_port(peer));
-  fp_refuse(peer);
-  fh_config(&cfg, "127.0.0.1", fp_port(peer), SIZE);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ts_port(peer));
+  ts_refuse(peer);
+  fh_config(&cfg, "127.0.0.1", ts_port(peer), SIZE);
   cfg.backoff_min_ms = cfg.backoff_max_ms = 20;
   int rc = cpool_open(&pool, &cfg, NULL);
   FH_CHECK_CODE(rc, 0);
@@ -198,17 +198,17 @@ static void test_cycling_backoff(void) {
   cpool_stats(pool, &st);
   FH_CHECK(st.connect_failures >= SIZE, "connect_failures %llu",
            (unsigned long long)st.connect_failures);
-  fp_resume(peer);
+  ts_resume(peer);
 out:
   fh_end_pool(pool, "cycling_backoff");
-  fp_stop(peer);
+  ts_stop(peer);
   fh_check_fds(fds0, "cycling_backoff");
 }
 
 /* A sync open against a refusing server fails with the connect error. */
 static void test_sync_open_refused(void) {
   int fds0 = tu_count_fds();
-  fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
+  ts_server *peer = ts_start(TS_PING, TS_TCP4);
   cpool_t *pool = NULL;
   cpool_config cfg;
   cpool_error_info err;
@@ -217,9 +217,9 @@ static void test_sync_open_refused(void) {
   FH_CHECK(peer != NULL, "peer did not start");
   if (peer == NULL)
     return;
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", fp_port(peer));
-  fp_refuse(peer);
-  fh_config(&cfg, "127.0.0.1", fp_port(peer), 2);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ts_port(peer));
+  ts_refuse(peer);
+  fh_config(&cfg, "127.0.0.1", ts_port(peer), 2);
   cfg.start = CPOOL_START_SYNC;
   int64_t t0 = tu_now_ms();
   int rc = cpool_open(&pool, &cfg, &err);
@@ -231,7 +231,7 @@ static void test_sync_open_refused(void) {
     check_why(&err, addr, 50);
   if (rc == 0)
     fh_end_pool(pool, "sync_open_refused");
-  fp_stop(peer);
+  ts_stop(peer);
   fh_check_fds(fds0, "sync_open_refused");
 }
 
