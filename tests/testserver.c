@@ -793,16 +793,9 @@ typedef int (*counts_pred)(const ts_counts *c, int64_t n);
 
 static int wait_counts(ts_server *s, counts_pred pred, int64_t n,
                        int timeout_ms) {
-  struct timespec dl;
+  struct timespec dl = tu_deadline_ts(CLOCK_MONOTONIC, timeout_ms);
   int ok;
 
-  clock_gettime(CLOCK_MONOTONIC, &dl);
-  dl.tv_sec += timeout_ms / 1000;
-  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
   pthread_mutex_lock(&s->mu);
   while (!(ok = pred(&s->counts, n)))
     if (pthread_cond_timedwait(&s->cond, &s->mu, &dl) == ETIMEDOUT) {
