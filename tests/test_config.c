@@ -215,73 +215,18 @@ static void test_idle_check_bad_message(void) {
   }
 }
 
-/* The server closes the only slot's connection after it was used; is the
- * next checkout, idle_for_ms later, peeked (a new connection, the dead one
- * counted in idle_check_failures) or handed out dead (the caller's I/O
- * fails)? */
-static void idle_check_case(int idle_check_ms, int idle_for_ms,
-                            int expect_peek) {
-  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
-  cpool_config cfg;
-  cpool_conn_t *c = NULL;
-  cpool_stats_t before, st;
-  cpool_t *p = NULL;
-  int io;
-
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  tu_config(&cfg, ts_port(s), 1);
-  cfg.start = CPOOL_START_SYNC;
-  cfg.idle_check_ms = idle_check_ms;
-  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  CU_ASSERT(ts_wait_open(s, 1, 5000));
-  TU_ASSERT_CODE(cpool_checkout(p, &c, 1000, NULL), 0);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "before poke", 2000), 0);
-  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
-  TU_ASSERT_CODE(cpool_stats(p, &before), 0);
-  TU_ASSERT_EQ(ts_poke(s), 1); /* only a peek sees it */
-  if (idle_for_ms > 0)
-    tu_sleep_ms(idle_for_ms);
-
-  c = NULL;
-  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-  io = tu_echo(cpool_conn_fd(c), "after poke", 2000);
-  TU_ASSERT_CODE(
-      cpool_checkin(p, c, io == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN), 0);
-  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
-  if (expect_peek != (io == 0))
-    fprintf(stderr, "idle_check_ms %d, idle %d ms: %s\n", idle_check_ms,
-            idle_for_ms,
-            expect_peek ? "the dead slot was handed out"
-                        : "peeked, though used recently or never to peek");
-  if (expect_peek) {
-    TU_ASSERT_EQ(io, 0);
-    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures + 1);
-  } else {
-    TU_ASSERT_INT(io, !=, 0);
-    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures);
-    TU_ASSERT_EQ(st.broken_checkins, before.broken_checkins + 1);
-  }
-  TU_WAIT_STATS(p, st, st.idle == 1, 5000);
-  TU_ASSERT_EQ(st.idle, 1);
-  TU_ASSERT_CODE(cpool_close(p, 0), 0);
-  ts_stop(s);
-}
-
 /* 0 is the default, 500 ms (it used to mean "always"): a slot used just
  * now is trusted without a peek, one idle past 500 ms is peeked. */
 static void test_idle_check_zero_is_default(void) {
-  idle_check_case(0, 0, 0);
-  idle_check_case(0, 700, 1);
+  tu_idle_check_case(0, 0, 0, NULL);
+  tu_idle_check_case(0, 700, 1, NULL);
 }
 
 /* CPOOL_IDLE_CHECK_ALWAYS peeks even a slot used just now;
  * CPOOL_IDLE_CHECK_NEVER does not even after a long idle. */
 static void test_idle_check_constants(void) {
-  idle_check_case(CPOOL_IDLE_CHECK_ALWAYS, 0, 1);
-  idle_check_case(CPOOL_IDLE_CHECK_NEVER, 700, 0);
+  tu_idle_check_case(CPOOL_IDLE_CHECK_ALWAYS, 0, 1, NULL);
+  tu_idle_check_case(CPOOL_IDLE_CHECK_NEVER, 700, 0, NULL);
 }
 
 /* backoff_max_ms 0 is 30000, or backoff_min_ms when that is larger (not

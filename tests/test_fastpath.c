@@ -71,19 +71,15 @@ static cpool_conn_t *take_fast(cpool_t *p) {
 
 /* Sync start, so every slot is up when it returns.  idle_check_ms as given
  * (0 is the default, 500). */
-static cpool_t *open_pool_at(int port, int size, int idle_check_ms) {
+static cpool_t *open_pool(int size, int idle_check_ms) {
   cpool_config cfg;
   cpool_t *p = NULL;
 
-  tu_config(&cfg, port, size);
+  tu_config(&cfg, ts_port(srv), size);
   cfg.start = CPOOL_START_SYNC;
   cfg.idle_check_ms = idle_check_ms;
   TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
   return p;
-}
-
-static cpool_t *open_pool(int size, int idle_check_ms) {
-  return open_pool_at(ts_port(srv), size, idle_check_ms);
 }
 
 /* ---- one thread: counts and slot states ------------------------------ */
@@ -804,72 +800,19 @@ static void test_close_while_hammering(void) {
 
 /* ---- the idle check, broken checkins, pings -------------------------- */
 
-/* The server closes the connection of a parked slot; what does the next
- * checkout by the thread that parked it get?  With CPOOL_IDLE_CHECK_ALWAYS,
- * or N and idle longer than N, a peek: a new connection, and the dead one
- * counted.  With CPOOL_IDLE_CHECK_NEVER, never a peek: the dead one, as
- * documented. */
-static void idle_check_case(int idle_check_ms, int idle_for_ms,
-                            int expect_peek) {
-  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
-  cpool_conn_t *c = NULL;
-  cpool_stats_t before, st;
-  cpool_t *p;
-  int io;
-
-  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-  p = open_pool_at(ts_port(s), 1, idle_check_ms);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  CU_ASSERT(ts_wait_open(s, 1, 5000));
-  TU_ASSERT_CODE(cpool_checkout(p, &c, 1000, NULL), 0);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "before poke", 2000), 0);
-  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+/* The idle check on a parked slot whose connection the server made dead
+ * (tu_idle_check_case): the next checkout by the thread that parked it
+ * gets, with CPOOL_IDLE_CHECK_ALWAYS, or N and idle longer than N, a peek:
+ * a new connection, and the dead one counted.  With CPOOL_IDLE_CHECK_NEVER,
+ * never a peek: the dead one, as documented. */
+static void assert_parked(cpool_conn_t *c) {
   TU_ASSERT_EQ(lease_of(c), CPOOL__LEASE_PARKED);
-  TU_ASSERT_CODE(cpool_stats(p, &before), 0);
-  TU_ASSERT_EQ(ts_poke(s), 1); /* only a peek sees it */
-  if (idle_for_ms > 0)
-    tu_sleep_ms(idle_for_ms); /* idle time is what is under test */
-
-  c = NULL;
-  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-  io = tu_echo(cpool_conn_fd(c), "after poke", 2000);
-  TU_ASSERT_CODE(
-      cpool_checkin(p, c, io == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN), 0);
-  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
-  if (expect_peek) {
-    if (io != 0)
-      fprintf(stderr, "idle_check_ms %d: the dead parked slot was handed out\n",
-              idle_check_ms);
-    TU_ASSERT_EQ(io, 0);
-    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures + 1);
-    TU_ASSERT_EQ(st.connects, before.connects + 1);
-    TU_ASSERT_EQ(st.broken_checkins, 0);
-  } else {
-    TU_ASSERT_INT(io, !=, 0);
-    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures);
-    TU_ASSERT_EQ(st.broken_checkins, 1);
-  }
-  TU_ASSERT_EQ(st.checkouts, before.checkouts + 1);
-  /* Either way the slot comes back alive. */
-  TU_WAIT_STATS(p, st, st.idle == 1 && st.connects == before.connects + 1,
-                5000);
-  TU_ASSERT_EQ(st.idle, 1);
-  c = NULL;
-  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
-  if (c) {
-    TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "alive", 2000), 0);
-    TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
-  }
-  TU_ASSERT_CODE(cpool_close(p, 0), 0);
-  ts_stop(s);
 }
 
 static void test_idle_check_parked_dead(void) {
-  idle_check_case(CPOOL_IDLE_CHECK_ALWAYS, 0, 1);
-  idle_check_case(50, 150, 1); /* idle past idle_check_ms: peek */
-  idle_check_case(CPOOL_IDLE_CHECK_NEVER, 0, 0);
+  tu_idle_check_case(CPOOL_IDLE_CHECK_ALWAYS, 0, 1, assert_parked);
+  tu_idle_check_case(50, 150, 1, assert_parked); /* idle past: peek */
+  tu_idle_check_case(CPOOL_IDLE_CHECK_NEVER, 0, 0, assert_parked);
 }
 
 /* Broken at checkin after a fast-path checkout: the worker reconnects it,

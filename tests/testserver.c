@@ -6,8 +6,10 @@
 #include "testserver.h"
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -34,10 +37,13 @@ typedef enum cmd_type {
   CMD_REFUSE,
   CMD_RESUME,
   CMD_DROP,
-  CMD_POKE,
+  CMD_SEND,
   CMD_BLACKHOLE,
   CMD_STOP
 } cmd_type;
+
+/* How serve_conn ends a connection. */
+enum { CONN_KEEP = 0, CONN_CLOSE = -1, CONN_RESET = -2 };
 
 typedef struct listener {
   int wanted; /* opened at start, so reopened by resume */
@@ -47,7 +53,10 @@ typedef struct listener {
 
 struct ts_server {
   pthread_t thread;
-  int wake_fd; /* eventfd: a command is waiting */
+  int wake_fd;        /* eventfd: a command is waiting */
+  char netns[32];     /* joined by the loop thread; "" for none */
+  struct in_addr ip4; /* the TCP4 listener's address */
+  int want;           /* the TS_TCP4 | TS_TCP6 | TS_UNIX asked for */
 
   /* Owned by the loop thread (and by ts_start/ts_stop around it). */
   listener lis[L_COUNT];
@@ -63,8 +72,10 @@ struct ts_server {
   /* Shared, under mu. */
   pthread_mutex_t mu;
   pthread_cond_t cond; /* counters changed, or a command finished */
+  int started;         /* 1 listening, -1 failed: set once by the loop thread */
   cmd_type cmd;
   int cmd_arg;
+  const char *cmd_text;
   int cmd_result;
   uint64_t cmd_posted, cmd_done;
   ts_counts counts;
@@ -72,7 +83,7 @@ struct ts_server {
 
 /* ---- sockets ---------------------------------------------------------- */
 
-static int bind_inet(int family, int port) {
+static int bind_inet(int family, struct in_addr ip4, int port) {
   int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   int one = 1, rc;
 
@@ -92,7 +103,7 @@ static int bind_inet(int family, int port) {
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_addr = ip4;
     rc = bind(fd, (struct sockaddr *)&a, sizeof a);
   }
   if (rc != 0) {
@@ -117,13 +128,15 @@ static int bound_port(int fd) {
 
 /* Listen on a fixed port, or on a fresh one outside the ephemeral range
  * when port is 0.  The same port is retried for a while on EADDRINUSE, which
- * only a foreign process can cause once we own the port. */
-static int listen_inet(int family, int port, int backlog, int *port_out) {
+ * only a foreign process can cause once we own the port.  ip4 is the
+ * address for AF_INET (AF_INET6 is always ::1). */
+static int listen_inet(int family, struct in_addr ip4, int port, int backlog,
+                       int *port_out) {
   int tries = port ? 100 : 200;
 
   for (int i = 0; i < tries; i++) {
     int p = port ? port : tu_random_port();
-    int fd = bind_inet(family, p);
+    int fd = bind_inet(family, ip4, p);
     if (fd >= 0) {
       if (listen(fd, backlog) == 0) {
         *port_out = bound_port(fd);
@@ -165,7 +178,7 @@ static int open_listener(ts_server *s, int which) {
   if (which == L_UNIX)
     l->fd = listen_unix(s->unix_path);
   else
-    l->fd = listen_inet(which == L_TCP6 ? AF_INET6 : AF_INET, l->port,
+    l->fd = listen_inet(which == L_TCP6 ? AF_INET6 : AF_INET, s->ip4, l->port,
                         LISTEN_BACKLOG, &l->port);
   return l->fd < 0 ? -1 : 0;
 }
@@ -202,9 +215,10 @@ static void count_close(ts_server *s, int n, int dropped) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static void count_bytes(ts_server *s, size_t n) {
+static void count_read(ts_server *s, size_t n, size_t lines) {
   pthread_mutex_lock(&s->mu);
   s->counts.bytes_in += n;
+  s->counts.lines += lines;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -225,10 +239,20 @@ static void add_conn(ts_server *s, int fd) {
   count_accept(s);
 }
 
-static void remove_conn(ts_server *s, int i) {
+static void set_rst(int fd) {
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+/* how: CONN_CLOSE (the peer closed or failed) or CONN_RESET (the mode's
+ * reset, counted as dropped). */
+static void remove_conn(ts_server *s, int i, int how) {
+  if (how == CONN_RESET)
+    set_rst(s->conns[i]);
   close(s->conns[i]);
   s->conns[i] = s->conns[--s->nconns];
-  count_close(s, 1, 0);
+  count_close(s, 1, how == CONN_RESET);
 }
 
 static void accept_all(ts_server *s, int lfd) {
@@ -265,35 +289,61 @@ static int write_all(int fd, const char *buf, size_t n) {
   return 0;
 }
 
+/* The request lines in buf that the mode reads: TS_RESET_HALF ends the
+ * connection at its first. */
+static size_t lines_read(const ts_server *s, const char *buf, size_t n) {
+  size_t lines = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    if (buf[i] != '\n')
+      continue;
+    lines++;
+    if (s->mode == TS_RESET_HALF)
+      break;
+  }
+  return lines;
+}
+
 static int answer(ts_server *s, int fd, const char *buf, size_t n) {
   static const char pong[] = "+PONG\r\n";
 
-  if (s->mode == TS_ECHO)
-    return write_all(fd, buf, n);
-  /* TS_PING: one reply per line received. */
-  for (size_t i = 0; i < n; i++)
-    if (buf[i] == '\n' && write_all(fd, pong, sizeof pong - 1) != 0)
-      return -1;
-  return 0;
+  switch (s->mode) {
+  case TS_ECHO:
+    return write_all(fd, buf, n) == 0 ? CONN_KEEP : CONN_CLOSE;
+  case TS_PING: /* one reply per line received */
+    for (size_t i = 0; i < n; i++)
+      if (buf[i] == '\n' && write_all(fd, pong, sizeof pong - 1) != 0)
+        return CONN_CLOSE;
+    return CONN_KEEP;
+  case TS_RESET_HALF:
+    if (!memchr(buf, '\n', n))
+      return CONN_KEEP;
+    send(fd, "+PO", 3, MSG_NOSIGNAL);
+    return CONN_RESET;
+  default: /* TS_SILENT */
+    return CONN_KEEP;
+  }
 }
 
-/* Returns 0 to keep the connection, -1 to close it. */
+/* Reads what the client sent and answers it; CONN_KEEP, or how to end the
+ * connection. */
 static int serve_conn(ts_server *s, int fd) {
   char buf[16384];
 
   for (;;) {
     ssize_t r = recv(fd, buf, sizeof buf, 0);
     if (r > 0) {
-      count_bytes(s, (size_t)r);
-      if (answer(s, fd, buf, (size_t)r) != 0)
-        return -1;
+      int rc;
+      count_read(s, (size_t)r, lines_read(s, buf, (size_t)r));
+      if ((rc = answer(s, fd, buf, (size_t)r)) != CONN_KEEP)
+        return rc;
       continue;
     }
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0 && errno == EAGAIN)
-      return 0;
-    return -1; /* EOF or a reset */
+      return CONN_KEEP;
+    return CONN_CLOSE; /* EOF or a reset */
   }
 }
 
@@ -301,10 +351,8 @@ static int drop_all(ts_server *s, int rst) {
   int n = s->nconns;
 
   for (int i = 0; i < n; i++) {
-    if (rst) {
-      struct linger lg = {.l_onoff = 1, .l_linger = 0};
-      setsockopt(s->conns[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
+    if (rst)
+      set_rst(s->conns[i]);
     close(s->conns[i]);
   }
   s->nconns = 0;
@@ -313,13 +361,23 @@ static int drop_all(ts_server *s, int rst) {
   return n;
 }
 
-/* A few bytes nobody asked for, to every accepted connection. */
-static int poke_all(ts_server *s) {
-  static const char junk[] = "+unsolicited\r\n";
+/* Wait (up to 1 s) until every byte written to fd was acknowledged. */
+static void wait_acked(int fd) {
+  int64_t deadline = tu_now_ms() + 1000;
+  int outq = 1;
+
+  while (ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0 && tu_now_ms() < deadline)
+    tu_sleep_ms(1);
+}
+
+/* text to every accepted connection, acknowledged; how many got it. */
+static int send_all(ts_server *s, const char *text) {
   int n = 0;
 
   for (int i = 0; i < s->nconns; i++)
-    n += send(s->conns[i], junk, sizeof junk - 1, MSG_NOSIGNAL) > 0;
+    n += send(s->conns[i], text, strlen(text), MSG_NOSIGNAL) > 0;
+  for (int i = 0; i < s->nconns; i++)
+    wait_acked(s->conns[i]);
   return n;
 }
 
@@ -346,7 +404,7 @@ static int filler_connects(ts_server *s, int port, int wait_ms) {
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
   a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_addr = s->ip4;
   if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
     return 1;
   if (errno != EINPROGRESS)
@@ -364,7 +422,7 @@ static int start_blackhole(ts_server *s) {
 
   close_listener(s, L_TCP4);
   end_blackhole(s);
-  s->bh_fd = listen_inet(AF_INET, port, 0, &port);
+  s->bh_fd = listen_inet(AF_INET, s->ip4, port, 0, &port);
   if (s->bh_fd < 0) {
     perror("testserver: blackhole listen");
     return -1;
@@ -397,7 +455,7 @@ static int resume_listeners(ts_server *s) {
   return rc;
 }
 
-static int run_command(ts_server *s, cmd_type cmd, int arg) {
+static int run_command(ts_server *s, cmd_type cmd, int arg, const char *text) {
   switch (cmd) {
   case CMD_MODE:
     s->mode = (ts_mode)arg;
@@ -411,8 +469,8 @@ static int run_command(ts_server *s, cmd_type cmd, int arg) {
     return resume_listeners(s);
   case CMD_DROP:
     return drop_all(s, arg);
-  case CMD_POKE:
-    return poke_all(s);
+  case CMD_SEND:
+    return send_all(s, text);
   case CMD_BLACKHOLE:
     return start_blackhole(s);
   default:
@@ -424,6 +482,7 @@ static int run_command(ts_server *s, cmd_type cmd, int arg) {
 static int take_command(ts_server *s) {
   cmd_type cmd;
   int arg, rc;
+  const char *text;
   uint64_t seq;
   uint64_t v;
 
@@ -432,11 +491,12 @@ static int take_command(ts_server *s) {
   pthread_mutex_lock(&s->mu);
   cmd = s->cmd;
   arg = s->cmd_arg;
+  text = s->cmd_text;
   seq = s->cmd_posted;
   pthread_mutex_unlock(&s->mu);
   if (cmd == CMD_NONE || cmd == CMD_STOP)
     return cmd == CMD_STOP;
-  rc = run_command(s, cmd, arg);
+  rc = run_command(s, cmd, arg, text);
   pthread_mutex_lock(&s->mu);
   s->cmd = CMD_NONE;
   s->cmd_result = rc;
@@ -451,10 +511,32 @@ static short conn_events(const ts_server *s) {
   return s->mode == TS_STALL ? POLLRDHUP : POLLIN;
 }
 
+static int open_listeners(ts_server *s);
+
+/* In the server's namespace, if any: then binds and accepts happen there. */
+static int join_netns(const ts_server *s) {
+  if (s->netns[0] == '\0')
+    return 0;
+  if (tu_netns_join(s->netns) != 0) {
+    fprintf(stderr, "testserver: cannot join netns %s: %s\n", s->netns,
+            strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 static void *loop(void *arg) {
   ts_server *s = arg;
   struct pollfd *pf = NULL;
   int pcap = 0;
+  int ok = join_netns(s) == 0 && open_listeners(s) == 0;
+
+  pthread_mutex_lock(&s->mu);
+  s->started = ok ? 1 : -1;
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+  if (!ok)
+    return NULL;
 
   for (;;) {
     int n = 0, nl;
@@ -487,9 +569,11 @@ static void *loop(void *arg) {
         continue;
       if (s->mode == TS_STALL) {
         if (ev & (POLLRDHUP | POLLHUP | POLLERR))
-          remove_conn(s, i - nl);
-      } else if (serve_conn(s, s->conns[i - nl]) != 0) {
-        remove_conn(s, i - nl);
+          remove_conn(s, i - nl, CONN_CLOSE);
+      } else {
+        int how = serve_conn(s, s->conns[i - nl]);
+        if (how != CONN_KEEP)
+          remove_conn(s, i - nl, how);
       }
     }
     for (int i = 1; i < nl; i++)
@@ -504,7 +588,7 @@ static void *loop(void *arg) {
 
 /* ---- public ------------------------------------------------------------ */
 
-static int post(ts_server *s, cmd_type cmd, int arg) {
+static int post(ts_server *s, cmd_type cmd, int arg, const char *text) {
   uint64_t seq, one = 1;
   int rc;
 
@@ -513,6 +597,7 @@ static int post(ts_server *s, cmd_type cmd, int arg) {
     pthread_cond_wait(&s->cond, &s->mu);
   s->cmd = cmd;
   s->cmd_arg = arg;
+  s->cmd_text = text;
   seq = ++s->cmd_posted;
   if (write(s->wake_fd, &one, sizeof one) != sizeof one)
     abort(); /* an eventfd write only fails on overflow */
@@ -566,17 +651,20 @@ static void free_server(ts_server *s) {
   free(s);
 }
 
-static int open_listeners(ts_server *s, int listeners) {
+static int open_listeners(ts_server *s) {
   s->lis[L_TCP4].wanted = 1;
   if (open_listener(s, L_TCP4) != 0) {
-    perror("testserver: listen 127.0.0.1");
+    char ip[INET_ADDRSTRLEN];
+    fprintf(stderr, "testserver: listen %s:%d: %s\n",
+            inet_ntop(AF_INET, &s->ip4, ip, sizeof ip), s->lis[L_TCP4].port,
+            strerror(errno));
     return -1;
   }
-  if ((listeners & TS_TCP6) && open_listener(s, L_TCP6) == 0)
+  if ((s->want & TS_TCP6) && open_listener(s, L_TCP6) == 0)
     s->lis[L_TCP6].wanted = 1;
   else
     s->lis[L_TCP6].port = 0; /* no IPv6 here: ts_port6() says so */
-  if (listeners & TS_UNIX) {
+  if (s->want & TS_UNIX) {
     if (make_unix_path(s) != 0 || open_listener(s, L_UNIX) != 0) {
       perror("testserver: unix socket");
       return -1;
@@ -586,12 +674,41 @@ static int open_listeners(ts_server *s, int listeners) {
   return 0;
 }
 
-ts_server *ts_start(ts_mode mode, int listeners) {
+/* The options into the server, before its thread starts. */
+static int take_options(ts_server *s, const ts_options *o) {
+  s->mode = o->mode;
+  s->want = o->listeners;
+  s->lis[L_TCP4].port = o->port;
+  s->ip4.s_addr = htonl(INADDR_LOOPBACK);
+  if (o->ip && inet_pton(AF_INET, o->ip, &s->ip4) != 1) {
+    fprintf(stderr, "testserver: not an IPv4 address: %s\n", o->ip);
+    return -1;
+  }
+  if (o->netns &&
+      strlcpy(s->netns, o->netns, sizeof s->netns) >= sizeof s->netns) {
+    fprintf(stderr, "testserver: netns name too long: %s\n", o->netns);
+    return -1;
+  }
+  return 0;
+}
+
+/* Wait for the loop thread to listen (1) or give up (-1). */
+static int wait_started(ts_server *s) {
+  int started;
+
+  pthread_mutex_lock(&s->mu);
+  while (s->started == 0)
+    pthread_cond_wait(&s->cond, &s->mu);
+  started = s->started;
+  pthread_mutex_unlock(&s->mu);
+  return started;
+}
+
+ts_server *ts_start_opts(const ts_options *opts) {
   ts_server *s = calloc(1, sizeof *s);
 
   if (!s)
     return NULL;
-  s->mode = mode;
   s->bh_fd = -1;
   for (int i = 0; i < L_COUNT; i++)
     s->lis[i].fd = -1;
@@ -602,18 +719,29 @@ ts_server *ts_start(ts_mode mode, int listeners) {
     free(s);
     return NULL;
   }
-  if (s->wake_fd < 0 || open_listeners(s, listeners) != 0 ||
+  if (s->wake_fd < 0 || take_options(s, opts) != 0 ||
       pthread_create(&s->thread, NULL, loop, s) != 0) {
+    free_server(s);
+    return NULL;
+  }
+  if (wait_started(s) < 0) {
+    pthread_join(s->thread, NULL);
     free_server(s);
     return NULL;
   }
   return s;
 }
 
+ts_server *ts_start(ts_mode mode, int listeners) {
+  ts_options o = {.mode = mode, .listeners = listeners};
+
+  return ts_start_opts(&o);
+}
+
 void ts_stop(ts_server *s) {
   if (!s)
     return;
-  post(s, CMD_STOP, 0);
+  post(s, CMD_STOP, 0, NULL);
   pthread_join(s->thread, NULL);
   free_server(s);
 }
@@ -630,23 +758,26 @@ const char *ts_unix_path(const ts_server *s) {
 }
 
 int ts_set_mode(ts_server *s, ts_mode mode) {
-  return post(s, CMD_MODE, (int)mode);
+  return post(s, CMD_MODE, (int)mode, NULL);
 }
 int ts_refuse(ts_server *s) {
-  return post(s, CMD_REFUSE, 0);
+  return post(s, CMD_REFUSE, 0, NULL);
 }
 int ts_resume(ts_server *s) {
-  return post(s, CMD_RESUME, 0);
+  return post(s, CMD_RESUME, 0, NULL);
 }
 int ts_drop(ts_server *s, int rst) {
-  return post(s, CMD_DROP, rst);
+  return post(s, CMD_DROP, rst, NULL);
 }
 
 int ts_poke(ts_server *s) {
-  return post(s, CMD_POKE, 0);
+  return ts_send_all(s, "+unsolicited\r\n");
+}
+int ts_send_all(ts_server *s, const char *text) {
+  return post(s, CMD_SEND, 0, text);
 }
 int ts_blackhole(ts_server *s) {
-  return post(s, CMD_BLACKHOLE, 0);
+  return post(s, CMD_BLACKHOLE, 0, NULL);
 }
 
 ts_counts ts_get_counts(ts_server *s) {
@@ -662,16 +793,9 @@ typedef int (*counts_pred)(const ts_counts *c, int64_t n);
 
 static int wait_counts(ts_server *s, counts_pred pred, int64_t n,
                        int timeout_ms) {
-  struct timespec dl;
+  struct timespec dl = tu_deadline_ts(CLOCK_MONOTONIC, timeout_ms);
   int ok;
 
-  clock_gettime(CLOCK_MONOTONIC, &dl);
-  dl.tv_sec += timeout_ms / 1000;
-  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
   pthread_mutex_lock(&s->mu);
   while (!(ok = pred(&s->counts, n)))
     if (pthread_cond_timedwait(&s->cond, &s->mu, &dl) == ETIMEDOUT) {

@@ -1,11 +1,14 @@
 /* Helpers shared by the suites; see testutil.h. */
 #include "testutil.h"
+#include "testserver.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,16 +45,22 @@ void tu_sleep_us(int us) {
     ;
 }
 
-int tu_sem_wait_ms(sem_t *s, int ms) {
+struct timespec tu_deadline_ts(clockid_t clock, int ms) {
   struct timespec dl;
 
-  clock_gettime(CLOCK_REALTIME, &dl);
+  clock_gettime(clock, &dl);
   dl.tv_sec += ms / 1000;
   dl.tv_nsec += (long)(ms % 1000) * 1000000L;
   if (dl.tv_nsec >= 1000000000L) {
     dl.tv_sec++;
     dl.tv_nsec -= 1000000000L;
   }
+  return dl;
+}
+
+int tu_sem_wait_ms(sem_t *s, int ms) {
+  struct timespec dl = tu_deadline_ts(CLOCK_REALTIME, ms);
+
   while (sem_timedwait(s, &dl) != 0)
     if (errno != EINTR)
       return -1;
@@ -104,6 +114,21 @@ int tu_have_ipv6(void) {
   return ok;
 }
 
+int tu_netns_join(const char *name) {
+  char path[128];
+  int fd, rc, e;
+
+  snprintf(path, sizeof path, "/var/run/netns/%s", name);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  rc = setns(fd, CLONE_NEWNET);
+  e = errno;
+  close(fd);
+  errno = e;
+  return rc;
+}
+
 /* Ports handed to test servers come from below (or above) the ephemeral
  * range, so no client socket of ours or of the library can be given one as
  * its local port. */
@@ -153,18 +178,29 @@ int tu_free_port(void) {
 
 /* ---- assertions ---------------------------------------------------------- */
 
+const char *tu_current_test(void) {
+  CU_pTest t = CU_get_current_test();
+
+  return t && t->pName ? t->pName : "?";
+}
+
 void tu_fail_(int ok, const char *what, const char *file, int line,
               const char *fmt, ...) {
-  if (!ok) {
-    va_list ap;
-    fprintf(stderr, "%s:%d: FAILED %s: ", file, line, what);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
+  char msg[768], text[1024];
+  va_list ap;
+
+  if (ok) {
+    CU_assertImplementation(CU_TRUE, (unsigned)line, what, file, "", CU_FALSE);
+    return;
   }
-  CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, what, file,
-                          "", CU_FALSE);
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(text, sizeof text, "%s (%s)", what, msg);
+  fflush(stdout); /* after CUnit's "Test: name ..." */
+  fprintf(stderr, "%s:%d: FAILED in %s: %s\n", file, line, tu_current_test(),
+          text);
+  CU_assertImplementation(CU_FALSE, (unsigned)line, text, file, "", CU_FALSE);
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -217,6 +253,70 @@ void tu_assert_all_slots_free(cpool_t *p, int size) {
     TU_ASSERT_CODE(cpool_checkin(p, c[i], CPOOL_CONN_OK), 0);
 }
 
+void tu_idle_check_case(int idle_check_ms, int idle_for_ms, int expect_peek,
+                        void (*after_checkin)(cpool_conn_t *c)) {
+  ts_server *s = ts_start(TS_ECHO, TS_TCP4);
+  cpool_config cfg;
+  cpool_conn_t *c = NULL;
+  cpool_stats_t before, st;
+  cpool_t *p = NULL;
+  int io;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  tu_config(&cfg, ts_port(s), 1);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.idle_check_ms = idle_check_ms;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  CU_ASSERT(ts_wait_open(s, 1, 5000));
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 1000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "before poke", 2000), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  if (after_checkin)
+    after_checkin(c);
+  TU_ASSERT_CODE(cpool_stats(p, &before), 0);
+  TU_ASSERT_EQ(ts_poke(s), 1); /* only a peek sees it */
+  if (idle_for_ms > 0)
+    tu_sleep_ms(idle_for_ms); /* idle time is what is under test */
+
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+  io = tu_echo(cpool_conn_fd(c), "after poke", 2000);
+  TU_ASSERT_CODE(
+      cpool_checkin(p, c, io == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  if (expect_peek != (io == 0))
+    fprintf(stderr, "idle_check_ms %d, idle %d ms: %s\n", idle_check_ms,
+            idle_for_ms,
+            expect_peek ? "the dead slot was handed out"
+                        : "peeked, though used recently or never to peek");
+  if (expect_peek) {
+    TU_ASSERT_EQ(io, 0);
+    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures + 1);
+    TU_ASSERT_EQ(st.connects, before.connects + 1);
+    TU_ASSERT_EQ(st.broken_checkins, 0);
+  } else {
+    TU_ASSERT_INT(io, !=, 0);
+    TU_ASSERT_EQ(st.idle_check_failures, before.idle_check_failures);
+    TU_ASSERT_EQ(st.broken_checkins, 1);
+  }
+  TU_ASSERT_EQ(st.checkouts, before.checkouts + 1);
+  /* Either way the slot comes back alive. */
+  TU_WAIT_STATS(p, st, st.idle == 1 && st.connects == before.connects + 1,
+                5000);
+  TU_ASSERT_EQ(st.idle, 1);
+  c = NULL;
+  TU_ASSERT_CODE(cpool_checkout(p, &c, 2000, NULL), 0);
+  if (c) {
+    TU_ASSERT_EQ(tu_echo(cpool_conn_fd(c), "alive", 2000), 0);
+    TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+  }
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  ts_stop(s);
+}
+
 static void *waiter_main(void *arg) {
   tu_waiter *w = arg;
 
@@ -264,64 +364,160 @@ void tu_waiter_join(tu_waiter *w) {
 
 /* ---- blocking clients ---------------------------------------------------- */
 
-/* Wait for events on fd until deadline; 0 when ready, -1 with errno. */
-static int wait_fd(int fd, short events, int64_t deadline) {
+/* A blocking connect of a new socket of a's family: the fd, or -errno. */
+static int dial_addr(const struct sockaddr *a, socklen_t len) {
+  int fd = socket(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (fd < 0)
+    return -errno;
+  if (connect(fd, a, len) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+int tu_dial(const char *ip, int port) {
+  struct sockaddr_in a;
+
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, ip, &a.sin_addr) != 1)
+    return -EINVAL;
+  return dial_addr((struct sockaddr *)&a, sizeof a);
+}
+
+int tu_dial_unix(const char *path) {
+  struct sockaddr_un a;
+
+  memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  strlcpy(a.sun_path, path, sizeof a.sun_path);
+  return dial_addr((struct sockaddr *)&a, sizeof a);
+}
+
+const char *tu_io_name(int r) {
+  static __thread char buf[48];
+
+  switch (r) {
+  case 0:
+    return "ok";
+  case TU_IO_DEADLINE:
+    return "our deadline";
+  case TU_IO_EOF:
+    return "eof";
+  case TU_IO_PROTO:
+    return "unexpected bytes";
+  default:
+    snprintf(buf, sizeof buf, "errno %d (%s)", r, strerror(r));
+    return buf;
+  }
+}
+
+/* Wait for events on fd until deadline_ms: 0 when ready, TU_IO_DEADLINE,
+ * or poll's errno. */
+static int wait_fd(int fd, short events, int64_t deadline_ms) {
   for (;;) {
     struct pollfd p = {.fd = fd, .events = events};
-    int64_t left = deadline - tu_now_ms();
+    int64_t left = deadline_ms - tu_now_ms();
     int r;
 
-    if (left <= 0) {
-      errno = ETIMEDOUT;
-      return -1;
-    }
+    if (left <= 0)
+      return TU_IO_DEADLINE;
     r = poll(&p, 1, (int)left);
     if (r > 0)
       return 0;
     if (r < 0 && errno != EINTR)
-      return -1;
+      return errno;
   }
 }
 
-int tu_send_all(int fd, const void *buf, size_t n, int timeout_ms) {
-  const char *p = buf;
-  int64_t dl = tu_now_ms() + timeout_ms;
-
+static int send_until(int fd, const char *p, size_t n, int64_t deadline_ms) {
   while (n > 0) {
     ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    int rc;
+
     if (w > 0) {
       p += w;
       n -= (size_t)w;
-    } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (wait_fd(fd, POLLOUT, dl) != 0)
-        return -1;
-    } else {
-      return -1;
+      continue;
     }
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      return errno;
+    if ((rc = wait_fd(fd, POLLOUT, deadline_ms)) != 0)
+      return rc;
   }
   return 0;
 }
 
-int tu_recv_exact(int fd, void *buf, size_t n, int timeout_ms) {
-  char *p = buf;
-  int64_t dl = tu_now_ms() + timeout_ms;
-
+static int recv_until(int fd, char *p, size_t n, int64_t deadline_ms) {
   while (n > 0) {
     ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+    int rc;
+
     if (r > 0) {
       p += r;
       n -= (size_t)r;
-    } else if (r == 0) {
-      errno = ECONNRESET;
-      return -1;
-    } else if (errno == EAGAIN || errno == EINTR) {
-      if (wait_fd(fd, POLLIN, dl) != 0)
-        return -1;
-    } else {
-      return -1;
+      continue;
     }
+    if (r == 0)
+      return TU_IO_EOF;
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return errno;
+    if ((rc = wait_fd(fd, POLLIN, deadline_ms)) != 0)
+      return rc;
   }
   return 0;
+}
+
+int tu_io_send(int fd, const void *buf, size_t n, int timeout_ms) {
+  return send_until(fd, buf, n, tu_now_ms() + timeout_ms);
+}
+
+int tu_io_recv(int fd, void *buf, size_t n, int timeout_ms) {
+  return recv_until(fd, buf, n, tu_now_ms() + timeout_ms);
+}
+
+int tu_io_ping(int fd, int timeout_ms) {
+  static const char req[] = "PING\r\n", want[] = "+PONG\r\n";
+  char got[sizeof want - 1];
+  int64_t deadline = tu_now_ms() + timeout_ms;
+  int rc = send_until(fd, req, sizeof req - 1, deadline);
+
+  if (rc == 0)
+    rc = recv_until(fd, got, sizeof got, deadline);
+  if (rc == 0 && memcmp(got, want, sizeof got) != 0)
+    rc = TU_IO_PROTO;
+  return rc;
+}
+
+/* A tu_io_ result in the errno convention: 0, or -1 with errno. */
+static int io_errno(int r) {
+  if (r == 0)
+    return 0;
+  if (r == TU_IO_DEADLINE)
+    errno = ETIMEDOUT;
+  else if (r == TU_IO_EOF)
+    errno = ECONNRESET;
+  else if (r == TU_IO_PROTO)
+    errno = EPROTO;
+  else
+    errno = r;
+  return -1;
+}
+
+int tu_send_all(int fd, const void *buf, size_t n, int timeout_ms) {
+  return io_errno(tu_io_send(fd, buf, n, timeout_ms));
+}
+
+int tu_recv_exact(int fd, void *buf, size_t n, int timeout_ms) {
+  return io_errno(tu_io_recv(fd, buf, n, timeout_ms));
 }
 
 int tu_echo(int fd, const char *msg, int timeout_ms) {
@@ -343,17 +539,7 @@ int tu_echo(int fd, const char *msg, int timeout_ms) {
 }
 
 int tu_ping(int fd, int timeout_ms) {
-  static const char ping[] = "PING\r\n", pong[] = "+PONG\r\n";
-  char buf[sizeof pong - 1];
-
-  if (tu_send_all(fd, ping, sizeof ping - 1, timeout_ms) != 0 ||
-      tu_recv_exact(fd, buf, sizeof buf, timeout_ms) != 0)
-    return -1;
-  if (memcmp(buf, pong, sizeof buf) != 0) {
-    errno = EPROTO;
-    return -1;
-  }
-  return 0;
+  return io_errno(tu_io_ping(fd, timeout_ms));
 }
 
 /* ---- on_event recorder ------------------------------------------------- */
@@ -443,16 +629,9 @@ int tu_events_count(tu_events *r, cpool_event_type type) {
 }
 
 int tu_events_wait(tu_events *r, cpool_event_type type, int n, int timeout_ms) {
-  struct timespec dl;
+  struct timespec dl = tu_deadline_ts(CLOCK_MONOTONIC, timeout_ms);
   int ok;
 
-  clock_gettime(CLOCK_MONOTONIC, &dl);
-  dl.tv_sec += timeout_ms / 1000;
-  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
   pthread_mutex_lock(&r->mu);
   while (!(ok = r->per_type[type] >= n))
     if (pthread_cond_timedwait(&r->cond, &r->mu, &dl) == ETIMEDOUT) {
@@ -501,39 +680,30 @@ int tu_redis_available(void) {
   return 0;
 }
 
-/* One PING on a fresh connection; 0 if +PONG came back. */
-static int redis_ping_once(int port, int timeout_ms) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a;
-  int rc = -1;
+/* One PING on a fresh connection; 0 if +PONG came back, and then
+ * *connected_at (if not NULL) is when the connect returned. */
+static int redis_ping_once(int port, int timeout_ms, int64_t *connected_at) {
+  int fd = tu_dial("127.0.0.1", port);
+  int64_t at = tu_now_ms();
+  int rc;
 
   if (fd < 0)
     return -1;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
-    rc = tu_ping(fd, timeout_ms);
+  rc = tu_ping(fd, timeout_ms);
   close(fd);
+  if (rc == 0 && connected_at)
+    *connected_at = at;
   return rc;
 }
 
 int tu_redis_cmd(int port, const char *cmd, char *reply, size_t len,
                  int timeout_ms) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a;
   size_t n = 0;
-  int rc = -1;
+  int fd, rc = -1;
 
-  if (fd < 0 || len == 0)
+  if (len == 0 || (fd = tu_dial("127.0.0.1", port)) < 0)
     return -1;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-      tu_send_all(fd, cmd, strlen(cmd), timeout_ms) == 0 &&
+  if (tu_send_all(fd, cmd, strlen(cmd), timeout_ms) == 0 &&
       tu_send_all(fd, "\r\n", 2, timeout_ms) == 0) {
     while (n + 1 < len && tu_recv_exact(fd, &reply[n], 1, timeout_ms) == 0)
       if (reply[n++] == '\n') {
@@ -546,12 +716,12 @@ int tu_redis_cmd(int port, const char *cmd, char *reply, size_t len,
   return rc;
 }
 
-int tu_redis_wait_ready(int port, int timeout_ms) {
-  int64_t dl = tu_now_ms() + timeout_ms;
+int64_t tu_redis_wait_ready(int port, int timeout_ms) {
+  int64_t dl = tu_now_ms() + timeout_ms, at;
 
   for (;;) {
-    if (redis_ping_once(port, 1000) == 0)
-      return 0;
+    if (redis_ping_once(port, 1000, &at) == 0)
+      return at;
     if (tu_now_ms() >= dl)
       return -1;
     tu_sleep_ms(2);
@@ -606,6 +776,12 @@ static int redis_exited(tu_redis *r) {
   return 0;
 }
 
+int tu_redis_spawn(tu_redis *r, int port) {
+  r->pid = 0;
+  r->port = port;
+  return spawn_redis(r, NULL);
+}
+
 int tu_redis_start(tu_redis *r, int port, int timeout_ms) {
   return tu_redis_start_with(r, port, timeout_ms, NULL);
 }
@@ -619,7 +795,7 @@ int tu_redis_start_with(tu_redis *r, int port, int timeout_ms,
   if (r->port <= 0 || spawn_redis(r, extra) != 0)
     return -1;
   for (;;) {
-    if (redis_ping_once(r->port, 1000) == 0)
+    if (redis_ping_once(r->port, 1000, NULL) == 0)
       return 0;
     if (redis_exited(r))
       return -1;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Sanitizers slow everything down; timing bounds and loop counts use this. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -32,11 +33,17 @@ int64_t tu_now_ms(void); /* CLOCK_MONOTONIC */
 int64_t tu_now_us(void);
 void tu_sleep_ms(int ms);
 void tu_sleep_us(int us);
+/* Now on clock plus ms, for sem_timedwait and pthread_cond_timedwait (a
+ * condition variable's clock is CLOCK_REALTIME unless set otherwise). */
+struct timespec tu_deadline_ts(clockid_t clock, int ms);
 /* sem_wait bounded to ms: 0 once posted, -1 on timeout. */
 int tu_sem_wait_ms(sem_t *s, int ms);
 int tu_count_fds(void); /* entries of /proc/self/fd, -1 on error */
 long tu_rss_kib(void);  /* VmRSS from /proc/self/status, -1 on error */
 int tu_have_ipv6(void); /* ::1 can be bound here */
+/* Move the calling thread into the named network namespace
+ * (/var/run/netns/NAME, as `ip netns` makes them).  0, or -1 with errno. */
+int tu_netns_join(const char *name);
 
 /* A port number outside the kernel's ephemeral range, not checked. */
 int tu_random_port(void);
@@ -45,6 +52,11 @@ int tu_free_port(void);
 
 /* ---- assertions that say what the values were --------------------------- */
 
+/* The name of the CUnit test running now, "?" outside one. */
+const char *tu_current_test(void);
+
+/* Every check below: on failure, "file:line: FAILED in TEST: what (values)"
+ * on stderr, and the same "what (values)" in CUnit's failure record. */
 void tu_fail_(int ok, const char *what, const char *file, int line,
               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -55,6 +67,10 @@ void tu_fail_(int ok, const char *what, const char *file, int line,
              "%lld vs %lld", a_, e_);                                          \
   } while (0)
 #define TU_ASSERT_EQ(actual, expected) TU_ASSERT_INT(actual, ==, expected)
+
+/* CU_ASSERT with the values: TU_CHECK(x == 3, "x=%d", x). */
+#define TU_CHECK(cond, ...)                                                    \
+  tu_fail_(!!(cond), #cond, __FILE__, __LINE__, __VA_ARGS__)
 
 /* A cpool return code, printed by name when it is not the expected one. */
 #define TU_ASSERT_CODE(actual, expected)                                       \
@@ -104,6 +120,17 @@ void tu_config(cpool_config *cfg, int port, int size);
  * lost, and each one can be checked out at once (and is checked back in). */
 void tu_assert_all_slots_free(cpool_t *p, int size);
 
+/* The idle check at checkout, on a pool of one slot (START_SYNC) on a
+ * test server of its own: the slot is used, checked in (after_checkin, if
+ * not NULL, then looks at the connection), sent bytes nobody asked for
+ * (ts_poke, a fault only a peek finds), left idle for idle_for_ms and
+ * checked out again.  With expect_peek the checkout peeks: a new
+ * connection, the dead one counted in idle_check_failures; without, the
+ * dead one is handed out, its I/O fails and it is checked in broken.
+ * Either way the slot then comes back alive. */
+void tu_idle_check_case(int idle_check_ms, int idle_for_ms, int expect_peek,
+                        void (*after_checkin)(cpool_conn_t *c));
+
 /* A checkout on its own thread, for tests that need waiters. */
 typedef struct tu_waiter {
   cpool_t *pool;
@@ -130,13 +157,34 @@ void tu_waiter_join(tu_waiter *w);
 
 /* ---- blocking clients on a checked-out fd ------------------------------ */
 
-/* 0, or -1 with errno (ETIMEDOUT when the deadline passed, ECONNRESET for
- * an orderly EOF before all bytes came). */
+/* A blocking connect to ip:port (an IPv4 address) or to a Unix socket:
+ * the fd, or -errno. */
+int tu_dial(const char *ip, int port);
+int tu_dial_unix(const char *path);
+
+/* One implementation, two conventions for its results.  The tu_io_ calls
+ * return 0, a positive errno from the socket, or a TU_IO_ code: for tests
+ * that must tell a reset from an orderly EOF, or our own deadline from the
+ * socket's (the fault suites).  tu_send_all and the calls after it return
+ * 0, or -1 with errno, for tests that compare errno: our deadline is
+ * ETIMEDOUT, an early EOF ECONNRESET, unexpected bytes EPROTO. */
+enum {
+  TU_IO_DEADLINE = -1, /* our own deadline passed (the peer is silent) */
+  TU_IO_EOF = -2,      /* orderly end of stream before all bytes came */
+  TU_IO_PROTO = -3     /* bytes that are not the expected reply */
+};
+const char *tu_io_name(int r); /* "our deadline", "eof", "errno 104 (...)" */
+int tu_io_send(int fd, const void *buf, size_t n, int timeout_ms);
+int tu_io_recv(int fd, void *buf, size_t n, int timeout_ms);
+/* "PING\r\n" out, "+PONG\r\n" back, both within timeout_ms. */
+int tu_io_ping(int fd, int timeout_ms);
+
 int tu_send_all(int fd, const void *buf, size_t n, int timeout_ms);
 int tu_recv_exact(int fd, void *buf, size_t n, int timeout_ms);
 /* Send msg and expect it back (echo server). */
 int tu_echo(int fd, const char *msg, int timeout_ms);
-/* Send "PING\r\n" and expect "+PONG\r\n" (Redis or the test server). */
+/* Send "PING\r\n" and expect "+PONG\r\n" (Redis or the test server), both
+ * within timeout_ms. */
 int tu_ping(int fd, int timeout_ms);
 
 /* ---- on_event recorder ------------------------------------------------- */
@@ -204,8 +252,12 @@ int tu_redis_start_with(tu_redis *r, int port, int timeout_ms,
  * line came back. */
 int tu_redis_cmd(int port, const char *cmd, char *reply, size_t len,
                  int timeout_ms);
-/* Wait until the port answers PING; 0 if it did in time. */
-int tu_redis_wait_ready(int port, int timeout_ms);
+/* Start redis-server on 127.0.0.1:port without waiting for it: 0, or -1
+ * with the reason on stderr. */
+int tu_redis_spawn(tu_redis *r, int port);
+/* Wait until the port answers PING; the time (tu_now_ms) of the connect
+ * that was answered, or -1 if none was within timeout_ms. */
+int64_t tu_redis_wait_ready(int port, int timeout_ms);
 /* Send sig and reap the process. */
 void tu_redis_kill(tu_redis *r, int sig);
 /* SIGTERM, then SIGKILL if it does not exit within 2 s. */

@@ -25,25 +25,31 @@
 
 extern char **environ;
 
-/* ---- skips, figures, checks ---------------------------------------------- */
+/* ---- skips and figures --------------------------------------------------- */
 
 static int skips;
 
-static const char *current_test(void) {
-  CU_pTest t = CU_get_current_test();
-  return t != NULL && t->pName != NULL ? t->pName : "?";
+/* "\nTAG: text" on stdout, at once (the runner's stdout is line-buffered,
+ * and CUnit's own lines go there). */
+static void say(const char *tag, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void say(const char *tag, const char *fmt, va_list ap) {
+  char text[512];
+
+  vsnprintf(text, sizeof text, fmt, ap);
+  printf("\n%s: %s\n", tag, text);
+  fflush(stdout);
 }
 
 void fh_skip(const char *fmt, ...) {
-  char why[512];
+  char tag[160];
   va_list ap;
 
-  va_start(ap, fmt);
-  vsnprintf(why, sizeof why, fmt, ap);
-  va_end(ap);
   skips++;
-  printf("\nSKIPPED: %s: %s\n", current_test(), why);
-  fflush(stdout);
+  snprintf(tag, sizeof tag, "SKIPPED: %s", tu_current_test());
+  va_start(ap, fmt);
+  say(tag, fmt, ap);
+  va_end(ap);
 }
 
 int fh_skipped(void) {
@@ -51,132 +57,11 @@ int fh_skipped(void) {
 }
 
 void fh_figure(const char *fmt, ...) {
-  char text[512];
   va_list ap;
 
   va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
+  say("FIGURE", fmt, ap);
   va_end(ap);
-  printf("\nFIGURE: %s\n", text);
-  fflush(stdout);
-}
-
-void fh_check_(int ok, const char *file, int line, const char *cond,
-               const char *fmt, ...) {
-  char msg[768];
-  char text[1024];
-  va_list ap;
-
-  if (ok) {
-    CU_assertImplementation(CU_TRUE, (unsigned)line, cond, file, "", CU_FALSE);
-    return;
-  }
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  snprintf(text, sizeof text, "%s (%s)", cond, msg);
-  printf("\n  FAILED %s:%d in %s: %s\n", file, line, current_test(), text);
-  fflush(stdout);
-  CU_assertImplementation(CU_FALSE, (unsigned)line, text, file, "", CU_FALSE);
-}
-
-/* ---- I/O with a deadline ----------------------------------------------------
- */
-
-const char *fh_io_name(int r) {
-  static __thread char buf[48];
-  switch (r) {
-  case 0:
-    return "ok";
-  case FH_IO_DEADLINE:
-    return "our deadline";
-  case FH_IO_EOF:
-    return "eof";
-  case FH_IO_PROTO:
-    return "unexpected bytes";
-  default:
-    snprintf(buf, sizeof buf, "errno %d (%s)", r, strerror(r));
-    return buf;
-  }
-}
-
-/* Wait for events on fd until deadline_ms: 0 ready, else an FH_IO_ code or
- * errno. */
-static int wait_fd(int fd, short events, int64_t deadline_ms) {
-  for (;;) {
-    int64_t left = deadline_ms - tu_now_ms();
-    if (left <= 0)
-      return FH_IO_DEADLINE;
-    struct pollfd p = {.fd = fd, .events = events};
-    int n = poll(&p, 1, (int)left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return errno;
-    if (n > 0)
-      return 0;
-  }
-}
-
-static int send_until(int fd, const char *p, size_t n, int64_t deadline_ms) {
-  while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w > 0) {
-      p += w;
-      n -= (size_t)w;
-      continue;
-    }
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-      return errno;
-    int rc = wait_fd(fd, POLLOUT, deadline_ms);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
-}
-
-static int recv_until(int fd, char *p, size_t n, int64_t deadline_ms) {
-  while (n > 0) {
-    ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
-    if (r > 0) {
-      p += r;
-      n -= (size_t)r;
-      continue;
-    }
-    if (r == 0)
-      return FH_IO_EOF;
-    if (errno == EINTR)
-      continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      return errno;
-    int rc = wait_fd(fd, POLLIN, deadline_ms);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
-}
-
-int fh_send_all(int fd, const void *buf, size_t n, int timeout_ms) {
-  return send_until(fd, buf, n, tu_now_ms() + timeout_ms);
-}
-
-int fh_recv_exact(int fd, void *buf, size_t n, int timeout_ms) {
-  return recv_until(fd, buf, n, tu_now_ms() + timeout_ms);
-}
-
-int fh_ping(int fd, int timeout_ms) {
-  static const char req[] = "PING\r\n", want[] = "+PONG\r\n";
-  char got[sizeof want - 1];
-  int64_t deadline = tu_now_ms() + timeout_ms;
-
-  int rc = send_until(fd, req, sizeof req - 1, deadline);
-  if (rc == 0)
-    rc = recv_until(fd, got, sizeof got, deadline);
-  if (rc == 0 && memcmp(got, want, sizeof got) != 0)
-    rc = FH_IO_PROTO;
-  return rc;
 }
 
 /* ---- the pool
@@ -194,8 +79,8 @@ static void close_timed(cpool_t *pool, const char *what) {
   int64_t t0 = tu_now_ms();
   int rc = cpool_close(pool, 1000);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK(rc == 0, "%s: cpool_close returned %s", what, cpool_err_name(rc));
-  FH_CHECK(took < 1000, "%s: cpool_close took %lld ms", what, (long long)took);
+  TU_CHECK(rc == 0, "%s: cpool_close returned %s", what, cpool_err_name(rc));
+  TU_CHECK(took < 1000, "%s: cpool_close took %lld ms", what, (long long)took);
 }
 
 void fh_end_pool(cpool_t *pool, const char *what) {
@@ -204,7 +89,7 @@ void fh_end_pool(cpool_t *pool, const char *what) {
   if (pool == NULL)
     return;
   TU_WAIT_STATS(pool, st, st.idle == st.size, 5000);
-  FH_CHECK(st.idle == st.size,
+  TU_CHECK(st.idle == st.size,
            "%s: slots not all idle after 5 s: idle %d connecting %d busy %d "
            "backoff %d checking %d of %d",
            what, st.idle, st.connecting, st.busy, st.backoff, st.checking,
@@ -220,7 +105,7 @@ void fh_close_pool(cpool_t *pool, const char *what) {
 void fh_check_fds(int fds0, const char *what) {
   int n = -1;
   TU_WAIT((n = tu_count_fds()) == fds0, 2000);
-  FH_CHECK(n == fds0, "%s: %d descriptors open, %d at the start", what, n,
+  TU_CHECK(n == fds0, "%s: %d descriptors open, %d at the start", what, n,
            fds0);
 }
 
@@ -312,72 +197,6 @@ int fh_run_err(char *err, size_t errlen, const char *fmt, ...) {
   int rc = run_v(err, errlen, fmt, ap);
   va_end(ap);
   return rc;
-}
-
-/* ---- redis-server
- * ---------------------------------------------------------------- */
-
-const char *fh_redis_path(void) {
-  static char found[512];
-  const char *path = getenv("PATH");
-  char dirs[2048];
-
-  strlcpy(dirs, path != NULL ? path : "/usr/bin:/bin", sizeof dirs);
-  for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d != NULL;
-       d = strtok_r(NULL, ":", &save)) {
-    snprintf(found, sizeof found, "%s/redis-server", d);
-    if (access(found, X_OK) == 0)
-      return found;
-  }
-  return NULL;
-}
-
-pid_t fh_redis_spawn(int port) {
-  const char *path = fh_redis_path();
-  char portbuf[16];
-
-  if (path == NULL)
-    return -1;
-  snprintf(portbuf, sizeof portbuf, "%d", port);
-  char *argv[] = {(char *)path, "--port",      portbuf, "--bind",
-                  "127.0.0.1",  "--save",      "",      "--appendonly",
-                  "no",         "--daemonize", "no",    "--loglevel",
-                  "warning",    NULL};
-  return spawn(argv, -1);
-}
-
-/* One PING on a fresh connection; returns 1 if it answered. */
-static int redis_answers(int port, int64_t *connected_at) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int ok = 0;
-
-  if (fd < 0)
-    return 0;
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
-    *connected_at = tu_now_ms();
-    ok = fh_ping(fd, 1000) == 0;
-  }
-  close(fd);
-  return ok;
-}
-
-int64_t fh_redis_wait_ready(int port, int timeout_ms) {
-  int64_t deadline = tu_now_ms() + timeout_ms, at = -1;
-
-  for (int round = 0; tu_poll_(deadline, round); round++)
-    if (redis_answers(port, &at))
-      return at;
-  return -1;
-}
-
-void fh_redis_kill(pid_t pid, int sig) {
-  if (pid <= 0)
-    return;
-  kill(pid, sig);
-  reap(pid);
 }
 
 /* ---- network namespaces
@@ -474,21 +293,14 @@ void fh_netns_teardown(fh_netns *ns) {
 }
 
 int fh_netns_enter(const char *name, int *saved) {
-  char path[128];
-
   *saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (*saved < 0)
     return -1;
-  snprintf(path, sizeof path, NETNS_DIR "/%s", name);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
-    if (fd >= 0)
-      close(fd);
+  if (tu_netns_join(name) != 0) {
     close(*saved);
     *saved = -1;
     return -1;
   }
-  close(fd);
   return 0;
 }
 
@@ -510,4 +322,11 @@ int fh_netns_blackhole(fh_netns *ns, int on) {
   return fh_run("ip -n %s neigh del %s dev %s", ns->a, ns->ip_b, ns->dev_a) == 0
              ? 0
              : -1;
+}
+
+ts_server *fh_netns_peer(const fh_netns *ns, int port) {
+  ts_options o = {
+      .mode = TS_PING, .ip = ns->ip_b, .port = port, .netns = ns->b};
+
+  return ts_start_opts(&o);
 }

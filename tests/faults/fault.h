@@ -1,19 +1,20 @@
 /*
- * Helpers for the fault suites (cpool-fault-tests): clocks, descriptor
- * counts, ports, blocking I/O with a deadline, waiting for a pool condition,
- * checks that print what the values were, the end-of-test checks every
- * fault test runs, a real redis-server, and network namespaces.
+ * Helpers for the fault suites (cpool-fault-tests): the test table, skips
+ * and figures, the pool's fast knobs, the end-of-test checks every fault
+ * test runs, commands, and network namespaces.
  *
- * What is not fault-specific comes from the shared test library
- * (cpool_testlib, tests/testutil.h).
+ * What is not fault-specific (clocks, ports, checks, blocking I/O, the test
+ * server, redis-server) comes from the shared test library (cpool_testlib:
+ * tests/testutil.h, tests/testserver.h).
  *
- * CUnit is not thread-safe: every FH_CHECK runs on the test's own thread.
+ * CUnit is not thread-safe: every TU_CHECK runs on the test's own thread.
  * Helper threads record what they saw; the test checks it afterwards.
  */
 #ifndef CPOOL_FAULT_H
 #define CPOOL_FAULT_H
 
 #include "cpool.h"
+#include "testserver.h"
 #include "testutil.h"
 
 #include <CUnit/CUnit.h>
@@ -23,13 +24,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Sanitizers slow everything down: timing margins grow with this. */
-#define FH_SANITIZED TU_SANITIZED
-
 /* The slack every upper timing bound allows for scheduling, in ms: the
  * machine may be busy (parallel builds, ctest -j), and the bounds only need
- * to tell "honoured" from "the kernel's default of minutes". */
-#define FH_MARGIN_MS (FH_SANITIZED ? 400 : 200)
+ * to tell "honoured" from "the kernel's default of minutes".  Sanitizers
+ * slow everything down: the margin grows with TU_SANITIZED. */
+#define FH_MARGIN_MS (TU_SANITIZED ? 400 : 200)
 
 /* ---- the test table ---------------------------------------------------- */
 
@@ -58,43 +57,11 @@ int fh_skipped(void);
 /* A measured figure, printed as "FIGURE: ..." on stdout. */
 void fh_figure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- checks -------------------------------------------------------------- */
-
-void fh_check_(int ok, const char *file, int line, const char *cond,
-               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-/* CU_ASSERT with the values: FH_CHECK(x == 3, "x=%d", x). */
-#define FH_CHECK(cond, ...)                                                    \
-  fh_check_(!!(cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
-
-/* A cpool return code, by name. */
-#define FH_CHECK_CODE(actual, expected)                                        \
-  do {                                                                         \
-    int a_ = (actual), e_ = (expected);                                        \
-    fh_check_(a_ == e_, __FILE__, __LINE__, #actual " == " #expected,          \
-              "got %s (%d), expected %s", cpool_err_name(a_), a_,              \
-              cpool_err_name(e_));                                             \
-  } while (0)
-
-/* Clocks (tu_now_ms, tu_now_us, tu_sleep_ms), descriptor counts
- * (tu_count_fds) and free ports (tu_free_port) come from the shared test
- * library, testutil.h. */
-
-/* ---- blocking I/O on a checked-out fd, with our own deadline ------------ */
-
-/* Results of the I/O helpers: 0, a positive errno from the socket, or one
- * of these. */
-enum {
-  FH_IO_DEADLINE = -1, /* our own deadline passed (the peer is silent) */
-  FH_IO_EOF = -2,      /* orderly end of stream before the reply */
-  FH_IO_PROTO = -3     /* bytes that are not the expected reply */
-};
-const char *fh_io_name(int r); /* "deadline", "eof", "ECONNRESET" ... */
-
-int fh_send_all(int fd, const void *buf, size_t n, int timeout_ms);
-int fh_recv_exact(int fd, void *buf, size_t n, int timeout_ms);
-/* "PING\r\n" out, "+PONG\r\n" back, both within timeout_ms. */
-int fh_ping(int fd, int timeout_ms);
+/* Checks: TU_CHECK(cond, fmt, ...) and TU_ASSERT_CODE, and blocking I/O
+ * with our own deadline that tells a reset from an EOF: tu_io_send,
+ * tu_io_recv, tu_io_ping, tu_io_name (testutil.h).  Clocks (tu_now_ms,
+ * tu_sleep_ms), descriptor counts (tu_count_fds) and free ports
+ * (tu_free_port) come from there too. */
 
 /* ---- the pool -------------------------------------------------------------
  */
@@ -137,13 +104,7 @@ int fh_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fh_run_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* A redis-server on 127.0.0.1:port: NULL path if none on the PATH. */
-const char *fh_redis_path(void);
-pid_t fh_redis_spawn(int port); /* -1 on failure */
-/* Wait until the port answers PING; returns the time (tu_now_ms) of the
- * first successful connect, or -1 on timeout. */
-int64_t fh_redis_wait_ready(int port, int timeout_ms);
-void fh_redis_kill(pid_t pid, int sig); /* signal and reap */
+/* A redis-server: tu_redis_* (testutil.h). */
 
 /* ---- network namespaces -----------------------------------------------------
  */
@@ -169,5 +130,8 @@ int fh_netns_leave(int saved);
  * to a MAC address nobody has, so B drops them (SYNs and data vanish).
  * on = 0 restores normal neighbour resolution.  0 or -1. */
 int fh_netns_blackhole(fh_netns *ns, int on);
+/* The test server (testserver.h) in namespace B, answering PING on
+ * ns->ip_b:port; NULL on failure (the reason on stderr). */
+ts_server *fh_netns_peer(const fh_netns *ns, int port);
 
 #endif

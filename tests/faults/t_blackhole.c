@@ -15,7 +15,7 @@
  *     queue is full and that never accepts: the kernel drops new SYNs.
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,20 +57,20 @@ static int connect_hangs(const char *ip, int port, int wait_ms, int *fdp) {
 /* The connect error of a timed-out attempt. */
 static void check_timeout_error(const cpool_error_info *e, const char *addr,
                                 const char *what) {
-  FH_CHECK(e->code == CPOOL_ECONNECT && e->step == CPOOL_STEP_CONNECT,
+  TU_CHECK(e->code == CPOOL_ECONNECT && e->step == CPOOL_STEP_CONNECT,
            "%s: code %s step %d", what, cpool_err_name(e->code), e->step);
-  FH_CHECK(e->sys_errno == ETIMEDOUT, "%s: sys_errno %d (%s)", what,
+  TU_CHECK(e->sys_errno == ETIMEDOUT, "%s: sys_errno %d (%s)", what,
            e->sys_errno, strerror(e->sys_errno));
-  FH_CHECK(strcmp(e->addr, addr) == 0, "%s: addr \"%s\", expected \"%s\"", what,
+  TU_CHECK(strcmp(e->addr, addr) == 0, "%s: addr \"%s\", expected \"%s\"", what,
            e->addr, addr);
-  FH_CHECK(strstr(e->message, addr) != NULL &&
+  TU_CHECK(strstr(e->message, addr) != NULL &&
                strstr(e->message, "timed out") != NULL,
            "%s: message \"%s\"", what, e->message);
 }
 
 /* Bounds of one attempt: not before connect_timeout_ms, not much after. */
 static void check_attempt_ms(int64_t took_ms, const char *what) {
-  FH_CHECK(took_ms >= CONNECT_TIMEOUT - 5 &&
+  TU_CHECK(took_ms >= CONNECT_TIMEOUT - 5 &&
                took_ms <= CONNECT_TIMEOUT + FH_MARGIN_MS,
            "%s: took %lld ms, connect_timeout_ms %d (+%d)", what,
            (long long)took_ms, CONNECT_TIMEOUT, FH_MARGIN_MS);
@@ -90,7 +90,7 @@ static void sync_open_times_out(const char *host, int port, const char *addr,
   int64_t t0 = tu_now_ms();
   int rc = cpool_open(&pool, &cfg, &err);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK_CODE(rc, CPOOL_ECONNECT);
+  TU_ASSERT_CODE(rc, CPOOL_ECONNECT);
   check_attempt_ms(took, "sync open");
   if (rc == CPOOL_ECONNECT)
     check_timeout_error(&err, addr, "sync open");
@@ -121,14 +121,14 @@ static cpool_t *async_open_times_out(const char *host, int port,
   int rc = entered ? cpool_open(&pool, &cfg, &err) : CPOOL_ESYS;
   if (in_ns != NULL && entered)
     in_ns(NULL); /* back to our own namespace; the workers stay */
-  FH_CHECK(rc == 0, "async open: %s", cpool_err_name(rc));
+  TU_CHECK(rc == 0, "async open: %s", cpool_err_name(rc));
   if (rc != 0)
     return NULL;
   atomic_store(&ev->pool, pool);
 
   rc = cpool_checkout(pool, &c, 10000, &why);
   int64_t took = (tu_now_us() - t0) / 1000;
-  FH_CHECK_CODE(rc, CPOOL_ECLOSED);
+  TU_ASSERT_CODE(rc, CPOOL_ECLOSED);
   if (rc == CPOOL_ECLOSED)
     check_timeout_error(&why, addr, "checkout's why");
   check_attempt_ms(took, "a caller (10 s timeout) waiting on the attempts");
@@ -144,7 +144,7 @@ static cpool_t *async_open_times_out(const char *host, int port,
              (long long)(e.t_us - t0) / 1000, e.err.message);
   for (int i = 0; i < SIZE; i++) {
     if (tu_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, i, &e) != 0) {
-      FH_CHECK(0, "no CONNECT_FAILED event %d", i);
+      TU_CHECK(0, "no CONNECT_FAILED event %d", i);
       continue;
     }
     check_attempt_ms((e.t_us - t0) / 1000, "first attempt, by on_event");
@@ -153,14 +153,14 @@ static cpool_t *async_open_times_out(const char *host, int port,
   /* Later attempts: backoff, then another full connect_timeout_ms. */
   if (tu_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, SIZE, &e) == 0) {
     int64_t since = (e.t_us - t0) / 1000;
-    FH_CHECK(since >= 2 * CONNECT_TIMEOUT + BACKOFF - 10 &&
+    TU_CHECK(since >= 2 * CONNECT_TIMEOUT + BACKOFF - 10 &&
                  since <= 2 * CONNECT_TIMEOUT + BACKOFF + 2 * FH_MARGIN_MS,
              "second attempt failed %lld ms after open", (long long)since);
   }
-  FH_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECTED) == 0,
+  TU_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECTED) == 0,
            "%d CONNECTED events through a blackhole",
            tu_events_count(ev, CPOOL_EVENT_CONNECTED));
-  FH_CHECK(tu_events_bad(ev) == 0, "%d malformed events", tu_events_bad(ev));
+  TU_CHECK(tu_events_bad(ev) == 0, "%d malformed events", tu_events_bad(ev));
   return pool;
 }
 
@@ -177,17 +177,17 @@ static void close_mid_connect(const char *host, int port, int (*in_ns)(void *),
   int rc = entered ? cpool_open(&pool, &cfg, NULL) : CPOOL_ESYS;
   if (in_ns != NULL && entered)
     in_ns(NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     return;
   tu_sleep_ms(50); /* the SYNs are out and lost */
   cpool_stats(pool, &st);
-  FH_CHECK(st.connecting == SIZE, "connecting %d of %d", st.connecting, SIZE);
+  TU_CHECK(st.connecting == SIZE, "connecting %d of %d", st.connecting, SIZE);
   int64_t t0 = tu_now_ms();
   rc = cpool_close(pool, 0);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK_CODE(rc, 0);
-  FH_CHECK(took < 100 + FH_MARGIN_MS,
+  TU_ASSERT_CODE(rc, 0);
+  TU_CHECK(took < 100 + FH_MARGIN_MS,
            "cpool_close with workers mid-connect took %lld ms",
            (long long)took);
 }
@@ -212,7 +212,7 @@ static void test_syn_dropped_netns(void) {
   char why[512], addr[64];
   tu_events *ev = tu_events_new();
   cpool_t *pool = NULL;
-  fp_peer *peer = NULL;
+  ts_server *peer = NULL;
   int fds0 = tu_count_fds();
 
   if (fh_netns_setup(&ns, why, sizeof why) != 0) {
@@ -221,7 +221,7 @@ static void test_syn_dropped_netns(void) {
     return;
   }
   snprintf(addr, sizeof addr, "%s:%d", ns.ip_b, PORT);
-  FH_CHECK(fh_netns_blackhole(&ns, 1) == 0, "cannot set the blackhole");
+  TU_CHECK(fh_netns_blackhole(&ns, 1) == 0, "cannot set the blackhole");
 
   /* The setup really eats SYNs: a plain connect from A hangs. */
   int probe = -1, hangs = 0;
@@ -231,7 +231,7 @@ static void test_syn_dropped_netns(void) {
   }
   if (probe >= 0)
     close(probe);
-  FH_CHECK(hangs, "a connect from %s to %s did not hang: no blackhole", ns.a,
+  TU_CHECK(hangs, "a connect from %s to %s did not hang: no blackhole", ns.a,
            addr);
   if (!hangs)
     goto out;
@@ -240,27 +240,27 @@ static void test_syn_dropped_netns(void) {
     sync_open_times_out(ns.ip_b, PORT, addr, "netns");
     enter_a(NULL);
   } else {
-    FH_CHECK(0, "cannot enter namespace %s: %s", ns.a, strerror(errno));
+    TU_CHECK(0, "cannot enter namespace %s: %s", ns.a, strerror(errno));
   }
   close_mid_connect(ns.ip_b, PORT, enter_a, &ns);
   pool = async_open_times_out(ns.ip_b, PORT, addr, ev, enter_a, &ns);
 
   /* Heal: a server in B, the route back: every slot connects. */
-  peer = fp_start(ns.b, ns.ip_b, PORT);
-  FH_CHECK(peer != NULL, "peer in %s did not start", ns.b);
+  peer = fh_netns_peer(&ns, PORT);
+  TU_CHECK(peer != NULL, "peer in %s did not start", ns.b);
   fh_netns_blackhole(&ns, 0);
   if (pool != NULL) {
     cpool_stats_t st;
     TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
-    FH_CHECK(st.idle == SIZE, "after the blackhole ended: idle %d of %d",
+    TU_CHECK(st.idle == SIZE, "after the blackhole ended: idle %d of %d",
              st.idle, SIZE);
     int calls, failed;
     tu_events_stats_calls(ev, &calls, &failed);
-    FH_CHECK(calls - failed > 0, "on_event never called cpool_stats");
+    TU_CHECK(calls - failed > 0, "on_event never called cpool_stats");
   }
 out:
   fh_end_pool(pool, "syn_dropped_netns");
-  fp_stop(peer);
+  ts_stop(peer);
   fh_netns_teardown(&ns);
   tu_events_free(ev);
   fh_check_fds(fds0, "syn_dropped_netns");
@@ -342,7 +342,7 @@ static void test_backlog_full(void) {
 
   memset(&b, 0, sizeof b);
   int filled = backlog_fill(&b) == 0;
-  FH_CHECK(filled,
+  TU_CHECK(filled,
            "could not fill a listen(fd, 0) queue on port %d with %d "
            "connects: %s",
            b.port, b.nfill, strerror(errno));
@@ -359,7 +359,7 @@ static void test_backlog_full(void) {
   if (pool != NULL) {
     cpool_stats_t st;
     TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
-    FH_CHECK(st.idle == SIZE, "after accepting again: idle %d of %d", st.idle,
+    TU_CHECK(st.idle == SIZE, "after accepting again: idle %d of %d", st.idle,
              SIZE);
   }
 out:

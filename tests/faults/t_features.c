@@ -17,7 +17,7 @@
  *                    default 500) trusts recent use.
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -51,7 +51,7 @@ static int on_ping(int fd, void *data, void *arg) {
   if (fail > 0 &&
       atomic_compare_exchange_strong(&c->ping_fail_next, &fail, fail - 1))
     return -1;
-  return fh_ping(fd, 500) == 0 ? 0 : -1;
+  return tu_io_ping(fd, 500) == 0 ? 0 : -1;
 }
 
 static int on_connect(int fd, void **data, void *arg) {
@@ -78,7 +78,7 @@ static void on_disconnect(int fd, void *data, void *arg) {
 
 typedef struct fixture {
   int fds0;
-  fp_peer *peer;
+  ts_server *peer;
   cpool_t *pool;
   ctx *cx;
   cpool_config cfg;
@@ -92,12 +92,12 @@ static int fx_init(fixture *f, int size) {
   f->cx = calloc(1, sizeof *f->cx);
   f->cx->ev = tu_events_new();
   atomic_store(&f->cx->held_fd, -1);
-  f->peer = fp_start(NULL, "127.0.0.1", 0);
-  FH_CHECK(f->peer != NULL, "peer did not start");
+  f->peer = ts_start(TS_PING, TS_TCP4);
+  TU_CHECK(f->peer != NULL, "peer did not start");
   if (f->peer == NULL)
     return -1;
-  snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", fp_port(f->peer));
-  fh_config(&f->cfg, "127.0.0.1", fp_port(f->peer), size);
+  snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", ts_port(f->peer));
+  fh_config(&f->cfg, "127.0.0.1", ts_port(f->peer), size);
   f->cfg.on_event = on_event;
   f->cfg.cb_arg = f->cx;
   return 0;
@@ -107,15 +107,15 @@ static int fx_open(fixture *f) {
   cpool_error_info err;
   cpool_stats_t st;
   int rc = cpool_open(&f->pool, &f->cfg, &err);
-  FH_CHECK(rc == 0, "cpool_open: %s: %s", cpool_err_name(rc), err.message);
+  TU_CHECK(rc == 0, "cpool_open: %s: %s", cpool_err_name(rc), err.message);
   if (rc != 0)
     return -1;
   atomic_store(&f->cx->ev->pool, f->pool);
   TU_WAIT_STATS(f->pool, st, st.idle == st.size, 3000);
-  FH_CHECK(st.idle == st.size, "idle %d of %d after open", st.idle, st.size);
+  TU_CHECK(st.idle == st.size, "idle %d of %d after open", st.idle, st.size);
   /* Connected is not yet accepted: wait for the peer to hold them all. */
-  int accepted = fp_wait_open(f->peer, st.size, 3000);
-  FH_CHECK(accepted, "the peer accepted %d of %d", fp_get_counts(f->peer).open,
+  int accepted = ts_wait_open_at_least(f->peer, st.size, 3000);
+  TU_CHECK(accepted, "the peer accepted %d of %d", ts_get_counts(f->peer).open,
            st.size);
   return st.idle == st.size && accepted ? 0 : -1;
 }
@@ -124,9 +124,9 @@ static void fx_end(fixture *f, const char *what) {
   if (f->cx != NULL)
     atomic_store(&f->cx->gate_closed, 0);
   fh_end_pool(f->pool, what);
-  fp_stop(f->peer);
+  ts_stop(f->peer);
   if (f->cx != NULL) {
-    FH_CHECK(tu_events_bad(f->cx->ev) == 0, "%s: %d malformed events", what,
+    TU_CHECK(tu_events_bad(f->cx->ev) == 0, "%s: %d malformed events", what,
              tu_events_bad(f->cx->ev));
     tu_events_free(f->cx->ev);
     free(f->cx);
@@ -151,26 +151,26 @@ static void test_on_ping(void) {
 
   /* Idle slots are pinged, each on its own schedule. */
   TU_WAIT_STATS(f.pool, st, st.pings >= 6, 2000);
-  FH_CHECK(st.pings >= 6, "stats.pings %llu after 2 s",
+  TU_CHECK(st.pings >= 6, "stats.pings %llu after 2 s",
            (unsigned long long)st.pings);
-  FH_CHECK(atomic_load(&f.cx->pings) >= (int)st.pings,
+  TU_CHECK(atomic_load(&f.cx->pings) >= (int)st.pings,
            "on_ping called %d times, stats.pings %llu",
            atomic_load(&f.cx->pings), (unsigned long long)st.pings);
-  FH_CHECK(fp_get_counts(f.peer).lines >= 6, "the peer read %llu PINGs",
-           (unsigned long long)fp_get_counts(f.peer).lines);
+  TU_CHECK(ts_get_counts(f.peer).lines >= 6, "the peer read %llu PINGs",
+           (unsigned long long)ts_get_counts(f.peer).lines);
 
   /* A checked-out slot is never pinged. */
   int rc = cpool_checkout(f.pool, &c, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc == 0) {
     atomic_store(&f.cx->held_fd, cpool_conn_fd(c));
     int p0 = atomic_load(&f.cx->pings);
     TU_WAIT(atomic_load(&f.cx->pings) >= p0 + 4, 2000); /* the other slot */
     atomic_store(&f.cx->held_fd, -1);
-    int r = fh_ping(cpool_conn_fd(c), 1000); /* no ping reply interleaved */
-    FH_CHECK(r == 0, "held slot: %s", fh_io_name(r));
+    int r = tu_io_ping(cpool_conn_fd(c), 1000); /* no ping reply interleaved */
+    TU_CHECK(r == 0, "held slot: %s", tu_io_name(r));
     cpool_checkin(f.pool, c, CPOOL_CONN_OK);
-    FH_CHECK(atomic_load(&f.cx->pinged_held) == 0,
+    TU_CHECK(atomic_load(&f.cx->pinged_held) == 0,
              "on_ping ran %d times on a checked-out slot",
              atomic_load(&f.cx->pinged_held));
   }
@@ -182,11 +182,11 @@ static void test_on_ping(void) {
                 st.ping_failures > before.ping_failures &&
                     st.connects > before.connects && st.idle == 2,
                 2000);
-  FH_CHECK(st.ping_failures == before.ping_failures + 1,
+  TU_CHECK(st.ping_failures == before.ping_failures + 1,
            "ping_failures %llu -> %llu",
            (unsigned long long)before.ping_failures,
            (unsigned long long)st.ping_failures);
-  FH_CHECK(st.connects == before.connects + 1 &&
+  TU_CHECK(st.connects == before.connects + 1 &&
                st.disconnects == before.disconnects + 1,
            "after a failed ping: connects %llu -> %llu, disconnects %llu -> "
            "%llu",
@@ -198,7 +198,7 @@ static void test_on_ping(void) {
   for (int i = 0; tu_events_get(f.cx->ev, CPOOL_EVENT_DISCONNECTED, i, &e) == 0;
        i++)
     found += strstr(e.err.message, "ping") != NULL;
-  FH_CHECK(found == 1, "%d DISCONNECTED events say \"ping\"", found);
+  TU_CHECK(found == 1, "%d DISCONNECTED events say \"ping\"", found);
 out:
   fx_end(&f, "on_ping");
 }
@@ -225,16 +225,16 @@ static void test_lifetime_at_checkin(void) {
     goto out;
   cpool_stats(f.pool, &before);
   int rc = cpool_checkout(f.pool, &c, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
   int fd = cpool_conn_fd(c), slot = cpool_conn_slot(c);
   tu_sleep_ms(300); /* twice the lifetime, under the caller */
-  int r = fh_ping(fd, 1000);
-  FH_CHECK(r == 0 && cpool_conn_fd(c) == fd,
-           "the caller's expired connection: %s", fh_io_name(r));
+  int r = tu_io_ping(fd, 1000);
+  TU_CHECK(r == 0 && cpool_conn_fd(c) == fd,
+           "the caller's expired connection: %s", tu_io_name(r));
   cpool_stats(f.pool, &st);
-  FH_CHECK(st.recycles == before.recycles && recycled_events(&f) == 0,
+  TU_CHECK(st.recycles == before.recycles && recycled_events(&f) == 0,
            "recycled without a checkin: recycles %llu, events %lld",
            (unsigned long long)st.recycles, (long long)recycled_events(&f));
   cpool_checkin(f.pool, c, CPOOL_CONN_OK);
@@ -243,19 +243,19 @@ static void test_lifetime_at_checkin(void) {
                 st.recycles == before.recycles + 1 &&
                     st.connects == before.connects + 1 && st.idle == 2,
                 2000);
-  FH_CHECK(st.recycles == before.recycles + 1, "recycles %llu -> %llu",
+  TU_CHECK(st.recycles == before.recycles + 1, "recycles %llu -> %llu",
            (unsigned long long)before.recycles,
            (unsigned long long)st.recycles);
-  FH_CHECK(st.connects == before.connects + 1, "connects %llu -> %llu",
+  TU_CHECK(st.connects == before.connects + 1, "connects %llu -> %llu",
            (unsigned long long)before.connects,
            (unsigned long long)st.connects);
   tu_event e;
   TU_WAIT(recycled_events(&f) >= 1, 1000);
-  FH_CHECK(tu_events_get(f.cx->ev, CPOOL_EVENT_RECYCLED, 0, &e) == 0 &&
+  TU_CHECK(tu_events_get(f.cx->ev, CPOOL_EVENT_RECYCLED, 0, &e) == 0 &&
                e.slot == slot,
            "RECYCLED event for slot %d: %lld events, first for slot %d", slot,
            (long long)recycled_events(&f), e.slot);
-  FH_CHECK(recycled_events(&f) == (int64_t)st.recycles,
+  TU_CHECK(recycled_events(&f) == (int64_t)st.recycles,
            "%lld RECYCLED events, stats.recycles %llu",
            (long long)recycled_events(&f), (unsigned long long)st.recycles);
 out:
@@ -285,7 +285,7 @@ static void test_lifetime_never_all_at_once(void) {
   cpool_stats(f.pool, &before);
   for (int i = 0; i < SIZE; i++) {
     int rc = cpool_checkout(f.pool, &c[i], 1000, NULL);
-    FH_CHECK_CODE(rc, 0);
+    TU_ASSERT_CODE(rc, 0);
   }
   tu_sleep_ms(250); /* all past their lifetime */
   atomic_store(&f.cx->max_in_connect, 0);
@@ -309,11 +309,11 @@ static void test_lifetime_never_all_at_once(void) {
             (unsigned long long)(st.recycles - before.recycles));
   /* LIB_BUGS.md #1 if this fails: the recycle cap counts hand-offs, not
    * reconnects in progress. */
-  FH_CHECK(max_recycling <= SIZE / 4,
+  TU_CHECK(max_recycling <= SIZE / 4,
            "%d of %d slots were recycling at once (expected at most size/4 "
            "= %d, pool.c's cap; see tests/faults/LIB_BUGS.md)",
            max_recycling, SIZE, SIZE / 4);
-  FH_CHECK(st.idle + st.busy >= SIZE - SIZE / 4,
+  TU_CHECK(st.idle + st.busy >= SIZE - SIZE / 4,
            "only %d of %d slots serving while recycling (LIB_BUGS.md #1)",
            st.idle + st.busy, SIZE);
 
@@ -334,14 +334,14 @@ static void test_lifetime_never_all_at_once(void) {
     tu_sleep_ms(10);
   }
   TU_WAIT_STATS(f.pool, st, st.idle == SIZE, 3000);
-  FH_CHECK(st.recycles >= before.recycles + SIZE,
+  TU_CHECK(st.recycles >= before.recycles + SIZE,
            "only %llu of %d expired connections recycled",
            (unsigned long long)(st.recycles - before.recycles), SIZE);
   TU_WAIT(recycled_events(&f) >= (int64_t)st.recycles, 1000);
-  FH_CHECK(recycled_events(&f) == (int64_t)st.recycles,
+  TU_CHECK(recycled_events(&f) == (int64_t)st.recycles,
            "%lld RECYCLED events, stats.recycles %llu",
            (long long)recycled_events(&f), (unsigned long long)st.recycles);
-  FH_CHECK(atomic_load(&f.cx->connects_cb) ==
+  TU_CHECK(atomic_load(&f.cx->connects_cb) ==
                atomic_load(&f.cx->disconnects_cb) + SIZE,
            "on_connect %d, on_disconnect %d: one disconnect per recycle",
            atomic_load(&f.cx->connects_cb), atomic_load(&f.cx->disconnects_cb));
@@ -378,9 +378,9 @@ static void test_on_event(void) {
   tu_events *ev = f.cx->ev;
   TU_WAIT(tu_events_count(ev, CPOOL_EVENT_CONNECTED) >= SIZE, 1000);
   for (int i = 0; i < SIZE; i++) {
-    FH_CHECK(tu_events_get(ev, CPOOL_EVENT_CONNECTED, i, &e) == 0,
+    TU_CHECK(tu_events_get(ev, CPOOL_EVENT_CONNECTED, i, &e) == 0,
              "CONNECTED %d missing", i);
-    FH_CHECK(strcmp(e.err.addr, f.addr) == 0 && e.err.code == 0,
+    TU_CHECK(strcmp(e.err.addr, f.addr) == 0 && e.err.code == 0,
              "CONNECTED: addr \"%s\" code %d", e.err.addr, e.err.code);
   }
 
@@ -388,26 +388,26 @@ static void test_on_event(void) {
    * reconnect is refused and it backs off; a caller that takes a slot
    * before its worker saw the close finds it dead by its I/O and checks it
    * in broken, until checkout says the backend is down. */
-  fp_refuse(f.peer);
-  fp_drop_all(f.peer, 0);
+  ts_refuse(f.peer);
+  ts_drop(f.peer, 0);
   int rc = 0, live = 0;
   for (int i = 0; i <= SIZE && rc == 0; i++) {
     cpool_conn_t *c = NULL;
     rc = cpool_checkout(f.pool, &c, 1000, NULL);
     if (rc != 0)
       break;
-    int r = fh_ping(cpool_conn_fd(c), 1000);
+    int r = tu_io_ping(cpool_conn_fd(c), 1000);
     live += r == 0;
     cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   }
-  FH_CHECK_CODE(rc, CPOOL_ECLOSED);
-  FH_CHECK(live == 0, "%d requests succeeded with the server gone", live);
+  TU_ASSERT_CODE(rc, CPOOL_ECLOSED);
+  TU_CHECK(live == 0, "%d requests succeeded with the server gone", live);
   TU_WAIT(tu_events_count(ev, CPOOL_EVENT_BACKOFF) >= SIZE, 1000);
-  FH_CHECK(tu_events_count(ev, CPOOL_EVENT_DISCONNECTED) == SIZE,
+  TU_CHECK(tu_events_count(ev, CPOOL_EVENT_DISCONNECTED) == SIZE,
            "DISCONNECTED %d", tu_events_count(ev, CPOOL_EVENT_DISCONNECTED));
-  FH_CHECK(tu_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, 0, &e) == 0,
+  TU_CHECK(tu_events_get(ev, CPOOL_EVENT_CONNECT_FAILED, 0, &e) == 0,
            "no CONNECT_FAILED");
-  FH_CHECK(strcmp(e.err.addr, f.addr) == 0 && e.err.sys_errno == ECONNREFUSED &&
+  TU_CHECK(strcmp(e.err.addr, f.addr) == 0 && e.err.sys_errno == ECONNREFUSED &&
                e.err.step == CPOOL_STEP_CONNECT &&
                e.err.code == CPOOL_ECONNECT &&
                strstr(e.err.message, f.addr) != NULL &&
@@ -416,27 +416,27 @@ static void test_on_event(void) {
            "\"%s\"",
            e.err.addr, e.err.sys_errno, e.err.step, cpool_err_name(e.err.code),
            e.err.message);
-  FH_CHECK(tu_events_get(ev, CPOOL_EVENT_BACKOFF, 0, &e) == 0 &&
+  TU_CHECK(tu_events_get(ev, CPOOL_EVENT_BACKOFF, 0, &e) == 0 &&
                e.err.retry_in_ms == 50,
            "BACKOFF: retry_in_ms %lld, backoff 50..50",
            (long long)e.err.retry_in_ms);
-  FH_CHECK(tu_events_get(ev, CPOOL_EVENT_DISCONNECTED, 0, &e) == 0 &&
+  TU_CHECK(tu_events_get(ev, CPOOL_EVENT_DISCONNECTED, 0, &e) == 0 &&
                strcmp(e.err.addr, f.addr) == 0,
            "DISCONNECTED: addr \"%s\"", e.err.addr);
 
   /* Back: connected again. */
-  fp_resume(f.peer);
+  ts_resume(f.peer);
   TU_WAIT_STATS(f.pool, st, st.idle == SIZE, 2000);
   TU_WAIT(tu_events_count(ev, CPOOL_EVENT_CONNECTED) >= 2 * SIZE, 1000);
-  FH_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECTED) == 2 * SIZE,
+  TU_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECTED) == 2 * SIZE,
            "CONNECTED %d", tu_events_count(ev, CPOOL_EVENT_CONNECTED));
-  FH_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
+  TU_CHECK(tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
                tu_events_count(ev, CPOOL_EVENT_BACKOFF),
            "CONNECT_FAILED %d, BACKOFF %d: one backoff per failure",
            tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED),
            tu_events_count(ev, CPOOL_EVENT_BACKOFF));
   cpool_stats(f.pool, &st);
-  FH_CHECK((uint64_t)tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
+  TU_CHECK((uint64_t)tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED) ==
                st.connect_failures,
            "CONNECT_FAILED events %d, stats.connect_failures %llu",
            tu_events_count(ev, CPOOL_EVENT_CONNECT_FAILED),
@@ -451,12 +451,12 @@ static void test_on_event(void) {
              h[n - 1] == 'C';
     for (size_t i = 2; ok && i + 1 < n - 1; i += 2)
       ok = h[i] == 'F' && h[i + 1] == 'B';
-    FH_CHECK(ok, "slot %d events \"%s\", expected CD(FB)+C", s, h);
+    TU_CHECK(ok, "slot %d events \"%s\", expected CD(FB)+C", s, h);
   }
   /* Every event called cpool_stats from inside on_event: no deadlock. */
   int calls, failed;
   tu_events_stats_calls(ev, &calls, &failed);
-  FH_CHECK(calls >= 2 * SIZE && failed == 0,
+  TU_CHECK(calls >= 2 * SIZE && failed == 0,
            "cpool_stats returned in %d of %d events", calls - failed, calls);
 out:
   fx_end(&f, "on_event");
@@ -512,7 +512,7 @@ static void test_queue_max(void) {
   if (fx_open(&f) != 0)
     goto out;
   int rc = cpool_checkout(f.pool, &held, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
   for (; started < QMAX; started++) {
@@ -520,24 +520,24 @@ static void test_queue_max(void) {
     pthread_create(&th[started], NULL, waiter_thread, &w[started]);
   }
   TU_WAIT_STATS(f.pool, st, st.waiters == QMAX, 2000);
-  FH_CHECK(st.waiters == QMAX, "waiters %d", st.waiters);
+  TU_CHECK(st.waiters == QMAX, "waiters %d", st.waiters);
 
   int64_t t0 = tu_now_us();
   rc = cpool_checkout(f.pool, &c, 5000, NULL);
   int64_t took_us = tu_now_us() - t0;
-  FH_CHECK_CODE(rc, CPOOL_ECHECKEDOUT);
-  FH_CHECK(took_us < 50000, "the caller past queue_max waited %lld us",
+  TU_ASSERT_CODE(rc, CPOOL_ECHECKEDOUT);
+  TU_CHECK(took_us < 50000, "the caller past queue_max waited %lld us",
            (long long)took_us);
   if (rc == 0)
     cpool_checkin(f.pool, c, CPOOL_CONN_OK);
   cpool_stats(f.pool, &st);
-  FH_CHECK(st.checked_out_errors == 1, "checked_out_errors %llu",
+  TU_CHECK(st.checked_out_errors == 1, "checked_out_errors %llu",
            (unsigned long long)st.checked_out_errors);
 
   cpool_checkin(f.pool, held, CPOOL_CONN_OK);
   for (int i = 0; i < started; i++) {
     pthread_join(th[i], NULL);
-    FH_CHECK(w[i].ok == 1,
+    TU_CHECK(w[i].ok == 1,
              "queued caller %d: ok %d overload %d timeout %d "
              "other %d",
              i, w[i].ok, w[i].overload, w[i].timedout, w[i].other);
@@ -566,7 +566,7 @@ static void test_codel_stuck(void) {
   if (fx_open(&f) != 0)
     goto out;
   int rc = cpool_checkout(f.pool, &held, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
   for (; started < WAITERS; started++) {
@@ -579,13 +579,13 @@ static void test_codel_stuck(void) {
     overloads += w[i].overload;
     if (w[i].max_ms > slowest)
       slowest = w[i].max_ms;
-    FH_CHECK(w[i].overload == 1,
+    TU_CHECK(w[i].overload == 1,
              "waiter %d: ok %d overload %d timeout %d "
              "other %d",
              i, w[i].ok, w[i].overload, w[i].timedout, w[i].other);
   }
   started = 0;
-  FH_CHECK(slowest < 500,
+  TU_CHECK(slowest < 500,
            "the slowest shed waiter waited %lld ms of its "
            "5000 ms",
            (long long)slowest);
@@ -594,13 +594,13 @@ static void test_codel_stuck(void) {
             "interval 50 ms)",
             (long long)overloads, WAITERS, (long long)slowest);
   cpool_stats(f.pool, &st);
-  FH_CHECK(st.overloads == WAITERS, "stats.overloads %llu",
+  TU_CHECK(st.overloads == WAITERS, "stats.overloads %llu",
            (unsigned long long)st.overloads);
   cpool_checkin(f.pool, held, CPOOL_CONN_OK);
   /* The overload passes: a caller gets the free slot at once. */
   cpool_conn_t *c = NULL;
   rc = cpool_checkout(f.pool, &c, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc == 0)
     cpool_checkin(f.pool, c, CPOOL_CONN_OK);
 out:
@@ -643,10 +643,10 @@ static void test_codel_overload(void) {
   fh_figure("codel: 8 callers on 1 slot held 5 ms each: %d served, %d shed, "
             "%d timed out, slowest checkout %lld ms (timeout 2000 ms)",
             ok, shed, timedout, (long long)slowest);
-  FH_CHECK(ok > 0 && shed > 0, "served %d, shed %d", ok, shed);
-  FH_CHECK(timedout == 0 && other == 0, "timed out %d, other errors %d",
+  TU_CHECK(ok > 0 && shed > 0, "served %d, shed %d", ok, shed);
+  TU_CHECK(timedout == 0 && other == 0, "timed out %d, other errors %d",
            timedout, other);
-  FH_CHECK(slowest < 1000, "slowest checkout %lld ms", (long long)slowest);
+  TU_CHECK(slowest < 1000, "slowest checkout %lld ms", (long long)slowest);
 out:
   for (int i = 0; i < started; i++)
     pthread_join(th[i], NULL);
@@ -672,35 +672,35 @@ static void idle_check_case(int idle_check_ms, int idle_for_ms,
     goto out;
   /* Use the slot, so that it was used just now. */
   int rc = cpool_checkout(f.pool, &c, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  FH_CHECK(fh_ping(cpool_conn_fd(c), 1000) == 0, "%s: first ping", what);
+  TU_CHECK(tu_io_ping(cpool_conn_fd(c), 1000) == 0, "%s: first ping", what);
   cpool_checkin(f.pool, c, CPOOL_CONN_OK);
   cpool_stats(f.pool, &before);
-  FH_CHECK(fp_send_all(f.peer, "-ERR unsolicited\r\n") == 1,
+  TU_CHECK(ts_send_all(f.peer, "-ERR unsolicited\r\n") == 1,
            "%s: the bytes reached no connection", what);
   if (idle_for_ms > 0)
     tu_sleep_ms(idle_for_ms);
 
   c = NULL;
   rc = cpool_checkout(f.pool, &c, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  int r = fh_ping(cpool_conn_fd(c), 1000);
+  int r = tu_io_ping(cpool_conn_fd(c), 1000);
   cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   cpool_stats(f.pool, &st);
   if (expect_peek) {
-    FH_CHECK(r == 0, "%s: the caller got the dead slot: %s", what,
-             fh_io_name(r));
-    FH_CHECK(st.idle_check_failures == before.idle_check_failures + 1,
+    TU_CHECK(r == 0, "%s: the caller got the dead slot: %s", what,
+             tu_io_name(r));
+    TU_CHECK(st.idle_check_failures == before.idle_check_failures + 1,
              "%s: idle_check_failures %llu -> %llu", what,
              (unsigned long long)before.idle_check_failures,
              (unsigned long long)st.idle_check_failures);
   } else {
-    FH_CHECK(r != 0, "%s: the slot was peeked and replaced", what);
-    FH_CHECK(st.idle_check_failures == before.idle_check_failures,
+    TU_CHECK(r != 0, "%s: the slot was peeked and replaced", what);
+    TU_CHECK(st.idle_check_failures == before.idle_check_failures,
              "%s: idle_check_failures %llu -> %llu: a peek happened", what,
              (unsigned long long)before.idle_check_failures,
              (unsigned long long)st.idle_check_failures);

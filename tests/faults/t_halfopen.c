@@ -17,7 +17,7 @@
  * Needs root; otherwise it prints SKIPPED and exits 77 (CTest: skipped).
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -63,7 +63,7 @@ static void check_sockopts(cpool_conn_t *c) {
   };
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
     int v = get_opt(fd, opts[i].level, opts[i].name);
-    FH_CHECK(v == opts[i].want, "slot %d: %s is %d, configured %d",
+    TU_CHECK(v == opts[i].want, "slot %d: %s is %d, configured %d",
              cpool_conn_slot(c), opts[i].what, v, opts[i].want);
   }
 }
@@ -85,12 +85,12 @@ static cpool_t *open_in_a(void) {
   cfg.keepalive_interval_s = KA_INTVL;
   cfg.keepalive_count = KA_CNT;
   if (fh_netns_enter(ns.a, &saved) != 0) {
-    FH_CHECK(0, "cannot enter %s: %s", ns.a, strerror(errno));
+    TU_CHECK(0, "cannot enter %s: %s", ns.a, strerror(errno));
     return NULL;
   }
   int rc = cpool_open(&pool, &cfg, &err);
   fh_netns_leave(saved);
-  FH_CHECK(rc == 0, "cpool_open: %s", err.message);
+  TU_CHECK(rc == 0, "cpool_open: %s", err.message);
   return rc == 0 ? pool : NULL;
 }
 
@@ -111,30 +111,30 @@ static void caller_write_read_fails(cpool_t *pool, cpool_conn_t *c,
 
   cpool_stats(pool, &before);
   int64_t t0 = tu_now_ms();
-  int r = fh_ping(cpool_conn_fd(c), 5000);
+  int r = tu_io_ping(cpool_conn_fd(c), 5000);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK(r == ETIMEDOUT,
+  TU_CHECK(r == ETIMEDOUT,
            "write+read on a half-open connection: %s, expected the socket's "
            "ETIMEDOUT",
-           fh_io_name(r));
-  FH_CHECK(took >= USER_TIMEOUT - 10 &&
+           tu_io_name(r));
+  TU_CHECK(took >= USER_TIMEOUT - 10 &&
                took <= USER_TIMEOUT + slack_ms + FH_MARGIN_MS,
            "%s: the request failed after %lld ms, tcp_user_timeout_ms %d "
            "(+%d +%d)",
            what, (long long)took, USER_TIMEOUT, slack_ms, FH_MARGIN_MS);
   fh_figure("halfopen: %s: a request on a half-open connection failed after "
             "%lld ms (tcp_user_timeout_ms %d): %s",
-            what, (long long)took, USER_TIMEOUT, fh_io_name(r));
+            what, (long long)took, USER_TIMEOUT, tu_io_name(r));
 
   cpool_checkin(pool, c, CPOOL_CONN_BROKEN);
   TU_WAIT_STATS(pool, st,
                 st.connect_failures > before.connect_failures &&
                     st.disconnects > before.disconnects,
                 3000);
-  FH_CHECK(st.disconnects > before.disconnects,
+  TU_CHECK(st.disconnects > before.disconnects,
            "the broken slot was not closed (disconnects %llu)",
            (unsigned long long)st.disconnects);
-  FH_CHECK(st.connect_failures > before.connect_failures,
+  TU_CHECK(st.connect_failures > before.connect_failures,
            "the broken slot did not try to reconnect (connect_failures "
            "%llu)",
            (unsigned long long)st.connect_failures);
@@ -155,16 +155,16 @@ static void idle_slot_found_dead(cpool_t *pool, int64_t down_ms, int slack_ms,
   TU_WAIT_STATS(pool, st, st.peer_closes > before.peer_closes,
                 (int)(down_ms + bound + 500 - tu_now_ms()));
   int64_t found = tu_now_ms() - down_ms;
-  FH_CHECK(st.peer_closes == before.peer_closes + 1,
+  TU_CHECK(st.peer_closes == before.peer_closes + 1,
            "the idle slot's worker did not see it die %lld ms after the link "
            "went down (peer_closes %llu -> %llu)",
            (long long)found, (unsigned long long)before.peer_closes,
            (unsigned long long)st.peer_closes);
-  FH_CHECK(st.idle_check_failures == before.idle_check_failures,
+  TU_CHECK(st.idle_check_failures == before.idle_check_failures,
            "a peek found it (idle_check_failures %llu -> %llu)",
            (unsigned long long)before.idle_check_failures,
            (unsigned long long)st.idle_check_failures);
-  FH_CHECK(found <= bound, "seen dead after %lld ms, keepalive bound %lld ms",
+  TU_CHECK(found <= bound, "seen dead after %lld ms, keepalive bound %lld ms",
            (long long)found, (long long)bound);
   fh_figure("halfopen: %s: an idle half-open slot was seen dead by its worker "
             "%lld ms after the peer vanished, with no checkout (keepalive %d "
@@ -175,7 +175,7 @@ static void idle_slot_found_dead(cpool_t *pool, int64_t down_ms, int slack_ms,
 static void peer_vanishes(int by_link, const char *what) {
   char why[512];
   cpool_t *pool = NULL;
-  fp_peer *peer = NULL;
+  ts_server *peer = NULL;
   cpool_conn_t *c[SIZE] = {0};
   cpool_stats_t st;
   int fds0 = tu_count_fds();
@@ -184,50 +184,50 @@ static void peer_vanishes(int by_link, const char *what) {
     fh_skip("network namespaces not available: %s", why);
     return;
   }
-  peer = fp_start(ns.b, ns.ip_b, PORT);
-  FH_CHECK(peer != NULL, "peer in %s did not start", ns.b);
+  peer = fh_netns_peer(&ns, PORT);
+  TU_CHECK(peer != NULL, "peer in %s did not start", ns.b);
   if (peer == NULL || (pool = open_in_a()) == NULL)
     goto out;
   TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
-  FH_CHECK(st.idle == SIZE, "idle %d of %d", st.idle, SIZE);
+  TU_CHECK(st.idle == SIZE, "idle %d of %d", st.idle, SIZE);
 
   for (int i = 0; i < SIZE; i++) {
     int rc = cpool_checkout(pool, &c[i], 1000, NULL);
-    FH_CHECK_CODE(rc, 0);
+    TU_ASSERT_CODE(rc, 0);
     if (rc != 0)
       goto out;
     check_sockopts(c[i]);
-    int r = fh_ping(cpool_conn_fd(c[i]), 1000);
-    FH_CHECK(r == 0, "ping before the outage: %s", fh_io_name(r));
+    int r = tu_io_ping(cpool_conn_fd(c[i]), 1000);
+    TU_CHECK(r == 0, "ping before the outage: %s", tu_io_name(r));
   }
   cpool_checkin(pool, c[1], CPOOL_CONN_OK); /* idle through the outage */
 
-  FH_CHECK(peer_gone(1, by_link) == 0, "cannot cut the path to %s", ns.b);
+  TU_CHECK(peer_gone(1, by_link) == 0, "cannot cut the path to %s", ns.b);
   int64_t down_ms = tu_now_ms();
   caller_write_read_fails(pool, c[0], KERNEL_SLACK, what);
   /* With the link down, a keepalive probe fails locally and the kernel
    * tries it again after 500 ms (TCP_RESOURCE_PROBE_INTERVAL). */
   idle_slot_found_dead(pool, down_ms, by_link ? 500 : 0, what);
 
-  FH_CHECK(peer_gone(0, by_link) == 0, "cannot restore the path to %s", ns.b);
+  TU_CHECK(peer_gone(0, by_link) == 0, "cannot restore the path to %s", ns.b);
   TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
-  FH_CHECK(st.idle == SIZE, "after the link came back: idle %d of %d", st.idle,
+  TU_CHECK(st.idle == SIZE, "after the link came back: idle %d of %d", st.idle,
            SIZE);
   for (int i = 0; i < SIZE; i++) {
     c[i] = NULL;
     int rc = cpool_checkout(pool, &c[i], 1000, NULL);
-    FH_CHECK_CODE(rc, 0);
+    TU_ASSERT_CODE(rc, 0);
   }
   for (int i = 0; i < SIZE; i++) {
     if (c[i] == NULL)
       continue;
-    int r = fh_ping(cpool_conn_fd(c[i]), 1000);
-    FH_CHECK(r == 0, "ping after healing: %s", fh_io_name(r));
+    int r = tu_io_ping(cpool_conn_fd(c[i]), 1000);
+    TU_CHECK(r == 0, "ping after healing: %s", tu_io_name(r));
     cpool_checkin(pool, c[i], r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   }
 out:
   fh_end_pool(pool, what);
-  fp_stop(peer);
+  ts_stop(peer);
   fh_netns_teardown(&ns);
   fh_check_fds(fds0, what);
 }

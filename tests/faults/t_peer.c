@@ -12,7 +12,7 @@
  * with CPOOL_IDLE_CHECK_ALWAYS.
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@ enum { SIZE = 2 };
 
 typedef struct fixture {
   int fds0;
-  fp_peer *peer;
+  ts_server *peer;
   cpool_t *pool;
 } fixture;
 
@@ -36,28 +36,28 @@ static int setup(fixture *f, int idle_check_ms) {
 
   f->fds0 = tu_count_fds();
   f->pool = NULL;
-  f->peer = fp_start(NULL, "127.0.0.1", 0);
-  FH_CHECK(f->peer != NULL, "peer did not start");
+  f->peer = ts_start(TS_PING, TS_TCP4);
+  TU_CHECK(f->peer != NULL, "peer did not start");
   if (f->peer == NULL)
     return -1;
-  fh_config(&cfg, "127.0.0.1", fp_port(f->peer), SIZE);
+  fh_config(&cfg, "127.0.0.1", ts_port(f->peer), SIZE);
   cfg.idle_check_ms = idle_check_ms;
   int rc = cpool_open(&f->pool, &cfg, &err);
-  FH_CHECK(rc == 0, "cpool_open: %s: %s", cpool_err_name(rc), err.message);
+  TU_CHECK(rc == 0, "cpool_open: %s: %s", cpool_err_name(rc), err.message);
   if (rc != 0)
     return -1;
   TU_WAIT_STATS(f->pool, st, st.idle == SIZE, 3000);
-  FH_CHECK(st.idle == SIZE, "idle %d of %d after open", st.idle, SIZE);
+  TU_CHECK(st.idle == SIZE, "idle %d of %d after open", st.idle, SIZE);
   /* Connected is not yet accepted: wait for the peer to hold them all. */
-  int accepted = fp_wait_open(f->peer, SIZE, 3000);
-  FH_CHECK(accepted, "the peer accepted %d of %d", fp_get_counts(f->peer).open,
+  int accepted = ts_wait_open_at_least(f->peer, SIZE, 3000);
+  TU_CHECK(accepted, "the peer accepted %d of %d", ts_get_counts(f->peer).open,
            SIZE);
   return st.idle == SIZE && accepted ? 0 : -1;
 }
 
 static void teardown(fixture *f, const char *what) {
   fh_end_pool(f->pool, what);
-  fp_stop(f->peer);
+  ts_stop(f->peer);
   fh_check_fds(f->fds0, what);
 }
 
@@ -66,14 +66,14 @@ static void check_all_slots_work(cpool_t *pool, const char *what) {
   cpool_conn_t *c[SIZE] = {0};
   for (int i = 0; i < SIZE; i++) {
     int rc = cpool_checkout(pool, &c[i], 2000, NULL);
-    FH_CHECK(rc == 0, "%s: checkout %d: %s", what, i, cpool_err_name(rc));
+    TU_CHECK(rc == 0, "%s: checkout %d: %s", what, i, cpool_err_name(rc));
   }
   for (int i = 0; i < SIZE; i++) {
     if (c[i] == NULL)
       continue;
-    int r = fh_ping(cpool_conn_fd(c[i]), 1000);
-    FH_CHECK(r == 0, "%s: slot %d after healing: %s", what,
-             cpool_conn_slot(c[i]), fh_io_name(r));
+    int r = tu_io_ping(cpool_conn_fd(c[i]), 1000);
+    TU_CHECK(r == 0, "%s: slot %d after healing: %s", what,
+             cpool_conn_slot(c[i]), tu_io_name(r));
     cpool_checkin(pool, c[i], r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   }
 }
@@ -86,16 +86,16 @@ static void check_healed(fixture *f, const cpool_stats_t *before, int broken,
                 st.connects >= before->connects + (uint64_t)broken &&
                     st.idle == SIZE,
                 3000);
-  FH_CHECK(st.connects >= before->connects + (uint64_t)broken,
+  TU_CHECK(st.connects >= before->connects + (uint64_t)broken,
            "%s: connects %llu -> %llu, expected %d more", what,
            (unsigned long long)before->connects,
            (unsigned long long)st.connects, broken);
-  FH_CHECK(st.idle == SIZE, "%s: idle %d of %d", what, st.idle, SIZE);
-  FH_CHECK(st.broken_checkins == before->broken_checkins + (uint64_t)broken,
+  TU_CHECK(st.idle == SIZE, "%s: idle %d of %d", what, st.idle, SIZE);
+  TU_CHECK(st.broken_checkins == before->broken_checkins + (uint64_t)broken,
            "%s: broken_checkins %llu -> %llu", what,
            (unsigned long long)before->broken_checkins,
            (unsigned long long)st.broken_checkins);
-  FH_CHECK(st.disconnects >= before->disconnects + (uint64_t)broken,
+  TU_CHECK(st.disconnects >= before->disconnects + (uint64_t)broken,
            "%s: disconnects %llu -> %llu", what,
            (unsigned long long)before->disconnects,
            (unsigned long long)st.disconnects);
@@ -112,21 +112,21 @@ static void test_reset_mid_response(void) {
   if (setup(&f, 0) != 0)
     goto out;
   cpool_stats(f.pool, &before);
-  fp_set_mode(f.peer, FP_RESET_HALF);
+  ts_set_mode(f.peer, TS_RESET_HALF);
   int rc = cpool_checkout(f.pool, &c, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
   int64_t t0 = tu_now_ms();
-  int r = fh_ping(cpool_conn_fd(c), 2000);
+  int r = tu_io_ping(cpool_conn_fd(c), 2000);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK(r == ECONNRESET || r == FH_IO_EOF,
+  TU_CHECK(r == ECONNRESET || r == TU_IO_EOF,
            "a reset mid-reply gave %s, expected ECONNRESET or eof",
-           fh_io_name(r));
-  FH_CHECK(took < FH_MARGIN_MS, "the reset took %lld ms to show",
+           tu_io_name(r));
+  TU_CHECK(took < FH_MARGIN_MS, "the reset took %lld ms to show",
            (long long)took);
   cpool_checkin(f.pool, c, CPOOL_CONN_BROKEN);
-  fp_set_mode(f.peer, FP_PONG);
+  ts_set_mode(f.peer, TS_PING);
   check_healed(&f, &before, 1, "reset_mid_response");
 out:
   teardown(&f, "reset_mid_response");
@@ -143,51 +143,51 @@ static void test_stall_forever(void) {
   if (setup(&f, 0) != 0)
     goto out;
   cpool_stats(f.pool, &before);
-  fp_set_mode(f.peer, FP_STALL);
+  ts_set_mode(f.peer, TS_SILENT);
   for (int i = 0; i < SIZE; i++) {
     int rc = cpool_checkout(f.pool, &c[i], 1000, NULL);
-    FH_CHECK_CODE(rc, 0);
+    TU_ASSERT_CODE(rc, 0);
     if (rc != 0)
       goto out;
   }
 
   /* Slot 0: poll() with our deadline. */
   int64_t t0 = tu_now_ms();
-  int r = fh_ping(cpool_conn_fd(c[0]), TIMEOUT);
+  int r = tu_io_ping(cpool_conn_fd(c[0]), TIMEOUT);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK(r == FH_IO_DEADLINE, "stalled peer (poll): %s", fh_io_name(r));
-  FH_CHECK(took >= TIMEOUT - 5 && took <= TIMEOUT + FH_MARGIN_MS,
+  TU_CHECK(r == TU_IO_DEADLINE, "stalled peer (poll): %s", tu_io_name(r));
+  TU_CHECK(took >= TIMEOUT - 5 && took <= TIMEOUT + FH_MARGIN_MS,
            "poll deadline of %d ms ended after %lld ms", TIMEOUT,
            (long long)took);
 
   /* Slot 1: a blocking recv with SO_RCVTIMEO. */
   int fd = cpool_conn_fd(c[1]);
   struct timeval tv = {.tv_sec = 0, .tv_usec = TIMEOUT * 1000};
-  FH_CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0,
+  TU_CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0,
            "SO_RCVTIMEO: %s", strerror(errno));
-  FH_CHECK(send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6, "send: %s",
+  TU_CHECK(send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6, "send: %s",
            strerror(errno));
   char buf[16];
   t0 = tu_now_ms();
   ssize_t n = recv(fd, buf, sizeof buf, 0);
   int e = errno;
   took = tu_now_ms() - t0;
-  FH_CHECK(n < 0 && (e == EAGAIN || e == EWOULDBLOCK),
+  TU_CHECK(n < 0 && (e == EAGAIN || e == EWOULDBLOCK),
            "stalled peer (SO_RCVTIMEO): recv returned %zd, %s", n, strerror(e));
-  FH_CHECK(took >= TIMEOUT - 5 && took <= TIMEOUT + FH_MARGIN_MS,
+  TU_CHECK(took >= TIMEOUT - 5 && took <= TIMEOUT + FH_MARGIN_MS,
            "SO_RCVTIMEO of %d ms ended after %lld ms", TIMEOUT,
            (long long)took);
 
-  uint64_t closed0 = fp_get_counts(f.peer).peer_closed;
+  uint64_t closed0 = ts_get_counts(f.peer).peer_closed;
   for (int i = 0; i < SIZE; i++)
     cpool_checkin(f.pool, c[i], CPOOL_CONN_BROKEN);
-  fp_set_mode(f.peer, FP_PONG);
+  ts_set_mode(f.peer, TS_PING);
   check_healed(&f, &before, SIZE, "stall_forever");
   /* The stalled connections were closed by the pool, not leaked. */
-  TU_WAIT(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE, 2000);
-  FH_CHECK(fp_get_counts(f.peer).peer_closed >= closed0 + SIZE,
+  TU_WAIT(ts_get_counts(f.peer).peer_closed >= closed0 + SIZE, 2000);
+  TU_CHECK(ts_get_counts(f.peer).peer_closed >= closed0 + SIZE,
            "the peer saw %llu of %d stalled connections closed",
-           (unsigned long long)(fp_get_counts(f.peer).peer_closed - closed0),
+           (unsigned long long)(ts_get_counts(f.peer).peer_closed - closed0),
            SIZE);
 out:
   teardown(&f, "stall_forever");
@@ -203,8 +203,8 @@ static void garbage_case(int idle_check_ms, const char *what) {
   if (setup(&f, idle_check_ms) != 0)
     goto out;
   cpool_stats(f.pool, &before);
-  int got = fp_send_all(f.peer, "-ERR unsolicited\r\n");
-  FH_CHECK(got == SIZE, "%s: garbage reached %d of %d connections", what, got,
+  int got = ts_send_all(f.peer, "-ERR unsolicited\r\n");
+  TU_CHECK(got == SIZE, "%s: garbage reached %d of %d connections", what, got,
            SIZE);
   if (idle_check_ms > 0) /* the check runs only past idle_check_ms */
     tu_sleep_ms(idle_check_ms + 30);
@@ -214,27 +214,27 @@ static void garbage_case(int idle_check_ms, const char *what) {
   int64_t t0 = tu_now_ms();
   int rc = cpool_checkout(f.pool, &c, 2000, NULL);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  FH_CHECK(took < FH_MARGIN_MS, "%s: checkout past two dead slots took %lld ms",
+  TU_CHECK(took < FH_MARGIN_MS, "%s: checkout past two dead slots took %lld ms",
            what, (long long)took);
-  int r = fh_ping(cpool_conn_fd(c), 1000);
-  FH_CHECK(r == 0, "%s: the caller got a desynced slot: %s", what,
-           fh_io_name(r));
+  int r = tu_io_ping(cpool_conn_fd(c), 1000);
+  TU_CHECK(r == 0, "%s: the caller got a desynced slot: %s", what,
+           tu_io_name(r));
   cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   cpool_stats(f.pool, &st);
-  FH_CHECK(st.idle_check_failures == before.idle_check_failures + SIZE,
+  TU_CHECK(st.idle_check_failures == before.idle_check_failures + SIZE,
            "%s: idle_check_failures %llu -> %llu, expected +%d", what,
            (unsigned long long)before.idle_check_failures,
            (unsigned long long)st.idle_check_failures, SIZE);
   TU_WAIT_STATS(f.pool, st,
                 st.connects >= before.connects + SIZE && st.idle == SIZE, 3000);
-  FH_CHECK(st.connects >= before.connects + SIZE && st.idle == SIZE,
+  TU_CHECK(st.connects >= before.connects + SIZE && st.idle == SIZE,
            "%s: not healed: connects %llu -> %llu, idle %d", what,
            (unsigned long long)before.connects, (unsigned long long)st.connects,
            st.idle);
-  FH_CHECK(st.broken_checkins == before.broken_checkins,
+  TU_CHECK(st.broken_checkins == before.broken_checkins,
            "%s: broken_checkins %llu: the caller never saw a dead slot", what,
            (unsigned long long)st.broken_checkins);
   check_all_slots_work(f.pool, what);
@@ -267,35 +267,35 @@ static void dropped_case(int rst, const char *what) {
     goto out;
   cpool_stats(f.pool, &before);
   int64_t t0 = tu_now_ms();
-  int n = fp_drop_all(f.peer, rst);
-  FH_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
+  int n = ts_drop(f.peer, rst);
+  TU_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
   TU_WAIT_STATS(f.pool, st,
                 st.connects >= before.connects + SIZE && st.idle == SIZE,
                 2000);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK(st.connects == before.connects + SIZE && st.idle == SIZE,
+  TU_CHECK(st.connects == before.connects + SIZE && st.idle == SIZE,
            "%s: not reconnected by the workers: connects %llu -> %llu, idle %d",
            what, (unsigned long long)before.connects,
            (unsigned long long)st.connects, st.idle);
-  FH_CHECK(st.peer_closes == before.peer_closes + SIZE,
+  TU_CHECK(st.peer_closes == before.peer_closes + SIZE,
            "%s: peer_closes %llu -> %llu, expected +%d", what,
            (unsigned long long)before.peer_closes,
            (unsigned long long)st.peer_closes, SIZE);
-  FH_CHECK(took < FH_MARGIN_MS, "%s: reconnected after %lld ms", what,
+  TU_CHECK(took < FH_MARGIN_MS, "%s: reconnected after %lld ms", what,
            (long long)took);
   fh_figure("peer: %s: %d idle slots closed by the peer were connected again "
             "after %lld ms, with no caller",
             what, SIZE, (long long)took);
   tu_sleep_ms(FH_IDLE_PAST_CHECK_MS); /* the next checkout peeks */
   int rc = cpool_checkout(f.pool, &c, 2000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  int r = fh_ping(cpool_conn_fd(c), 1000);
-  FH_CHECK(r == 0, "%s: the caller got a dead slot: %s", what, fh_io_name(r));
+  int r = tu_io_ping(cpool_conn_fd(c), 1000);
+  TU_CHECK(r == 0, "%s: the caller got a dead slot: %s", what, tu_io_name(r));
   cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   cpool_stats(f.pool, &st);
-  FH_CHECK(st.idle_check_failures == before.idle_check_failures,
+  TU_CHECK(st.idle_check_failures == before.idle_check_failures,
            "%s: idle_check_failures %llu -> %llu: a dead slot was left for "
            "the peek",
            what, (unsigned long long)before.idle_check_failures,
@@ -322,41 +322,40 @@ static void dropped_after_use_case(int rst, const char *what) {
   if (setup(&f, 0) != 0)
     goto out;
   int rc = cpool_checkout(f.pool, &c, 1000, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
-  r = fh_ping(cpool_conn_fd(c), 1000);
-  FH_CHECK(r == 0, "%s: ping before the drop: %s", what, fh_io_name(r));
+  r = tu_io_ping(cpool_conn_fd(c), 1000);
+  TU_CHECK(r == 0, "%s: ping before the drop: %s", what, tu_io_name(r));
   cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   cpool_stats(f.pool, &before);
-  int n = fp_drop_all(f.peer, rst);
-  FH_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
+  int n = ts_drop(f.peer, rst);
+  TU_CHECK(n == SIZE, "%s: dropped %d of %d", what, n, SIZE);
 
   r = -1;
   for (int attempt = 0; attempt <= SIZE && r != 0; attempt++) {
     c = NULL;
     rc = cpool_checkout(f.pool, &c, 2000, NULL);
-    FH_CHECK(rc == 0, "%s: checkout %d: %s", what, attempt,
-             cpool_err_name(rc));
+    TU_CHECK(rc == 0, "%s: checkout %d: %s", what, attempt, cpool_err_name(rc));
     if (rc != 0)
       goto out;
     int64_t t0 = tu_now_ms();
-    r = fh_ping(cpool_conn_fd(c), 1000);
+    r = tu_io_ping(cpool_conn_fd(c), 1000);
     int64_t took = tu_now_ms() - t0;
     if (r != 0) {
       failures++;
-      FH_CHECK(r == FH_IO_EOF || r == ECONNRESET || r == EPIPE,
+      TU_CHECK(r == TU_IO_EOF || r == ECONNRESET || r == EPIPE,
                "%s: I/O on the dropped connection gave %s, expected eof, "
                "ECONNRESET or EPIPE",
-               what, fh_io_name(r));
-      FH_CHECK(took < FH_MARGIN_MS, "%s: the dead socket took %lld ms to show",
+               what, tu_io_name(r));
+      TU_CHECK(took < FH_MARGIN_MS, "%s: the dead socket took %lld ms to show",
                what, (long long)took);
     }
     cpool_checkin(f.pool, c, r == 0 ? CPOOL_CONN_OK : CPOOL_CONN_BROKEN);
   }
-  FH_CHECK(r == 0, "%s: no working slot after %d broken checkins", what,
+  TU_CHECK(r == 0, "%s: no working slot after %d broken checkins", what,
            failures);
-  FH_CHECK(failures <= SIZE,
+  TU_CHECK(failures <= SIZE,
            "%s: %d failed requests, expected 0..%d (at most once per slot)",
            what, failures, SIZE);
   fh_figure("peer: %s: %d of %d requests right after the drop failed", what,

@@ -35,7 +35,7 @@ enum {
   GRACE = 20, /* ms after the reap for the client kernel to see the close */
   /* The issue's bound: serving again within backoff_min_ms + 100 ms of the
    * server being back.  Sanitizers slow the connect path several times. */
-  RECOVERY_BOUND = BACKOFF + 100 + (FH_SANITIZED ? 150 : 0)
+  RECOVERY_BOUND = BACKOFF + 100 + (TU_SANITIZED ? 150 : 0)
 };
 
 typedef struct load {
@@ -86,7 +86,7 @@ static void one_request(load *l) {
     tu_sleep_ms(1); /* the backend is down: do not spin on the lock */
     return;
   }
-  int r = fh_ping(cpool_conn_fd(c), IO_TIMEOUT);
+  int r = tu_io_ping(cpool_conn_fd(c), IO_TIMEOUT);
   int64_t t2 = tu_now_ms();
   atomic_max(&l->max_request_ms, t2 - t1);
   if (t2 - t1 > IO_TIMEOUT + FH_MARGIN_MS)
@@ -109,7 +109,7 @@ static void one_request(load *l) {
   atomic_max(&l->late_max_ms, t2 - t1);
   if (t2 - t1 >= FH_MARGIN_MS)
     atomic_fetch_add(&l->late_slow, 1);
-  if (r != FH_IO_EOF && r != ECONNRESET && r != EPIPE)
+  if (r != TU_IO_EOF && r != ECONNRESET && r != EPIPE)
     atomic_fetch_add(&l->late_kind_odd, 1);
   if (back > kill && t0 >= back)
     atomic_fetch_add(&l->late_after_back, 1);
@@ -132,43 +132,42 @@ static void *load_thread(void *arg) {
 
 /* Kill the server, wait until every slot has failed a connect, restart,
  * and measure how long the pool takes to serve again. */
-static int64_t kill_and_restart(load *l, pid_t *redis, int port, int cycle) {
+static int64_t kill_and_restart(load *l, tu_redis *redis, int cycle) {
   cpool_stats_t st, before;
 
   long long ok0 = atomic_load(&l->ok);
   tu_sleep_ms(200); /* mid-load: the threads keep the slots busy */
   TU_WAIT(atomic_load(&l->ok) >= ok0 + 50, 3000);
-  FH_CHECK(atomic_load(&l->ok) >= ok0 + 50, "cycle %d: no load before kill",
+  TU_CHECK(atomic_load(&l->ok) >= ok0 + 50, "cycle %d: no load before kill",
            cycle);
   cpool_stats(l->pool, &before);
 
   atomic_store(&l->reap_ms, INT64_MAX);
   atomic_store(&l->kill_ms, tu_now_ms());
-  fh_redis_kill(*redis, SIGKILL);
-  *redis = 0;
+  tu_redis_kill(redis, SIGKILL);
   atomic_store(&l->reap_ms, tu_now_ms());
 
   TU_WAIT_STATS(l->pool, st,
                 st.connect_failures >= before.connect_failures + SIZE &&
                     st.backoff + st.connecting == SIZE,
                 3000);
-  FH_CHECK(st.connect_failures >= before.connect_failures + SIZE,
+  TU_CHECK(st.connect_failures >= before.connect_failures + SIZE,
            "cycle %d: only %llu connect failures after the kill", cycle,
            (unsigned long long)(st.connect_failures - before.connect_failures));
   tu_sleep_ms(100); /* callers meet a down backend for a while */
 
   atomic_store(&l->first_ok_ms, 0);
   atomic_store(&l->back_ms, INT64_MAX);
-  *redis = fh_redis_spawn(port);
-  FH_CHECK(*redis > 0, "cycle %d: redis-server did not restart", cycle);
-  int64_t back = fh_redis_wait_ready(port, 5000);
-  FH_CHECK(back > 0, "cycle %d: redis-server not ready after 5 s", cycle);
+  int spawned = tu_redis_spawn(redis, redis->port) == 0;
+  TU_CHECK(spawned, "cycle %d: redis-server did not restart", cycle);
+  int64_t back = tu_redis_wait_ready(redis->port, 5000);
+  TU_CHECK(back > 0, "cycle %d: redis-server not ready after 5 s", cycle);
   if (back <= 0)
     return -1;
   atomic_store(&l->back_ms, back);
   TU_WAIT(atomic_load(&l->first_ok_ms) != 0, 3000);
   long long first = atomic_load(&l->first_ok_ms);
-  FH_CHECK(first != 0, "cycle %d: pool not serving 3 s after the restart",
+  TU_CHECK(first != 0, "cycle %d: pool not serving 3 s after the restart",
            cycle);
   return first != 0 ? first - back : -1;
 }
@@ -183,19 +182,20 @@ static void test_kill_restart(void) {
   int64_t worst = -1;
   int started = 0;
 
-  if (fh_redis_path() == NULL) {
-    FH_CHECK(0, "redis-server is not on the PATH: install the redis-server "
+  if (!tu_redis_available()) {
+    TU_CHECK(0, "redis-server is not on the PATH: install the redis-server "
                 "package (tools/run.sh test does) to run this fault test");
     return;
   }
   int port = tu_free_port();
-  pid_t redis = fh_redis_spawn(port);
-  FH_CHECK(redis > 0, "cannot start redis-server on port %d", port);
-  if (redis <= 0)
+  tu_redis redis;
+  int spawned = tu_redis_spawn(&redis, port) == 0;
+  TU_CHECK(spawned, "cannot start redis-server on port %d", port);
+  if (!spawned)
     return;
-  if (fh_redis_wait_ready(port, 5000) < 0) {
-    FH_CHECK(0, "redis-server on port %d not ready after 5 s", port);
-    fh_redis_kill(redis, SIGKILL);
+  if (tu_redis_wait_ready(port, 5000) < 0) {
+    TU_CHECK(0, "redis-server on port %d not ready after 5 s", port);
+    tu_redis_kill(&redis, SIGKILL);
     return;
   }
 
@@ -204,7 +204,7 @@ static void test_kill_restart(void) {
   cfg.backoff_min_ms = cfg.backoff_max_ms = BACKOFF;
   cfg.connect_timeout_ms = 200;
   int rc = cpool_open(&l.pool, &cfg, &err);
-  FH_CHECK(rc == 0, "cpool_open: %s", err.message);
+  TU_CHECK(rc == 0, "cpool_open: %s", err.message);
   if (rc != 0)
     goto out;
   TU_WAIT_STATS(l.pool, st, st.idle == SIZE, 3000);
@@ -212,18 +212,18 @@ static void test_kill_restart(void) {
   for (; started < THREADS; started++)
     if (pthread_create(&th[started], NULL, load_thread, &l) != 0)
       break;
-  for (int cycle = 1; cycle <= CYCLES && redis > 0; cycle++) {
-    int64_t rec = kill_and_restart(&l, &redis, port, cycle);
+  for (int cycle = 1; cycle <= CYCLES && redis.pid > 0; cycle++) {
+    int64_t rec = kill_and_restart(&l, &redis, cycle);
     if (rec < 0)
       break;
     fh_figure("redis_kill: cycle %d: pool serving again %lld ms after "
               "redis-server was back (bound %d ms)",
               cycle, (long long)rec, RECOVERY_BOUND);
-    FH_CHECK(rec <= RECOVERY_BOUND,
+    TU_CHECK(rec <= RECOVERY_BOUND,
              "cycle %d: recovery took %lld ms, bound backoff_min_ms + 100%s "
              "= %d ms",
              cycle, (long long)rec,
-             FH_SANITIZED ? " + 150 (sanitizer build)" : "", RECOVERY_BOUND);
+             TU_SANITIZED ? " + 150 (sanitizer build)" : "", RECOVERY_BOUND);
     if (rec > worst)
       worst = rec;
   }
@@ -238,12 +238,11 @@ static void test_kill_restart(void) {
     int code = -i;
     if (code != CPOOL_ECLOSED && code != CPOOL_ETIMEDOUT && l.codes[i] > 0) {
       unexpected += l.codes[i];
-      FH_CHECK(0, "checkout returned %s %lld times", cpool_err_name(code),
+      TU_CHECK(0, "checkout returned %s %lld times", cpool_err_name(code),
                (long long)l.codes[i]);
     }
   }
-  FH_CHECK(l.late_slow == 0 && l.late_kind_odd == 0 &&
-               l.late_after_back == 0,
+  TU_CHECK(l.late_slow == 0 && l.late_kind_odd == 0 && l.late_after_back == 0,
            "%lld requests failed with an I/O error although they started "
            "after the server was gone: %lld of them slower than %d ms (the "
            "slowest %lld ms), %lld not eof, ECONNRESET or EPIPE, %lld started "
@@ -252,16 +251,16 @@ static void test_kill_restart(void) {
            "back at %lld",
            (long long)l.io_late, (long long)l.late_slow, FH_MARGIN_MS,
            (long long)l.late_max_ms, (long long)l.late_kind_odd,
-           (long long)l.late_after_back, fh_io_name((int)l.late_kind),
+           (long long)l.late_after_back, tu_io_name((int)l.late_kind),
            (long long)l.late_took_ms, (long long)l.late_t0_ms,
            (long long)l.late_kill_ms, (long long)l.late_reap_ms,
            (long long)l.late_back_ms);
-  FH_CHECK(l.slow_checkouts == 0,
+  TU_CHECK(l.slow_checkouts == 0,
            "%lld checkouts overran the %d ms timeout + %d ms (slowest %lld "
            "ms)",
            (long long)l.slow_checkouts, TIMEOUT, FH_MARGIN_MS,
            (long long)l.max_checkout_ms);
-  FH_CHECK(l.slow_requests == 0,
+  TU_CHECK(l.slow_requests == 0,
            "%lld requests overran %d ms + %d ms (slowest %lld ms)",
            (long long)l.slow_requests, IO_TIMEOUT, FH_MARGIN_MS,
            (long long)l.max_request_ms);
@@ -283,7 +282,7 @@ static void test_kill_restart(void) {
             (unsigned long long)st.connects);
 out:
   fh_end_pool(l.pool, "kill_restart");
-  fh_redis_kill(redis, SIGTERM);
+  tu_redis_kill(&redis, SIGTERM);
   fh_check_fds(fds0, "kill_restart");
 }
 

@@ -6,7 +6,7 @@
  * waits out its timeout for a backend that is down.
  */
 #include "fault.h"
-#include "peer.h"
+#include "testserver.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -37,18 +37,18 @@ static void *wait_thread(void *arg) {
 /* The why of an ECLOSED: a refused connect to addr. */
 static void check_why(const cpool_error_info *why, const char *addr,
                       int backoff_max) {
-  FH_CHECK(why->code == CPOOL_ECONNECT, "why->code %s",
+  TU_CHECK(why->code == CPOOL_ECONNECT, "why->code %s",
            cpool_err_name(why->code));
-  FH_CHECK(why->step == CPOOL_STEP_CONNECT, "why->step %d", why->step);
-  FH_CHECK(why->sys_errno == ECONNREFUSED, "why->sys_errno %d (%s)",
+  TU_CHECK(why->step == CPOOL_STEP_CONNECT, "why->step %d", why->step);
+  TU_CHECK(why->sys_errno == ECONNREFUSED, "why->sys_errno %d (%s)",
            why->sys_errno, strerror(why->sys_errno));
-  FH_CHECK(strcmp(why->addr, addr) == 0, "why->addr \"%s\", expected \"%s\"",
+  TU_CHECK(strcmp(why->addr, addr) == 0, "why->addr \"%s\", expected \"%s\"",
            why->addr, addr);
-  FH_CHECK(strstr(why->message, addr) != NULL &&
+  TU_CHECK(strstr(why->message, addr) != NULL &&
                strstr(why->message, "Connection refused") != NULL,
            "why->message \"%s\" should name %s and say Connection refused",
            why->message, addr);
-  FH_CHECK(why->retry_in_ms >= 0 && why->retry_in_ms <= backoff_max,
+  TU_CHECK(why->retry_in_ms >= 0 && why->retry_in_ms <= backoff_max,
            "why->retry_in_ms %lld, backoff up to %d",
            (long long)why->retry_in_ms, backoff_max);
 }
@@ -63,9 +63,9 @@ static void checkout_down(cpool_t *pool, int timeout_ms, const char *addr,
   int rc = cpool_checkout(pool, &c, timeout_ms, &why);
   int64_t took_us = tu_now_us() - t0;
 
-  FH_CHECK(rc == CPOOL_ECLOSED, "timeout %d: got %s", timeout_ms,
+  TU_CHECK(rc == CPOOL_ECLOSED, "timeout %d: got %s", timeout_ms,
            cpool_err_name(rc));
-  FH_CHECK(took_us < FAST_MS * 1000, "timeout %d: ECLOSED took %lld us",
+  TU_CHECK(took_us < FAST_MS * 1000, "timeout %d: ECLOSED took %lld us",
            timeout_ms, (long long)took_us);
   if (rc == CPOOL_ECLOSED)
     check_why(&why, addr, backoff_max);
@@ -79,7 +79,7 @@ static void checkout_down(cpool_t *pool, int timeout_ms, const char *addr,
 static void test_listener_closed(void) {
   enum { SIZE = 4, BACKOFF = 1000 };
   int fds0 = tu_count_fds();
-  fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
+  ts_server *peer = ts_start(TS_PING, TS_TCP4);
   cpool_t *pool = NULL;
   cpool_config cfg;
   cpool_error_info err;
@@ -89,38 +89,38 @@ static void test_listener_closed(void) {
   pthread_t th;
   waiter w = {.timeout_ms = 10000};
 
-  FH_CHECK(peer != NULL, "peer did not start");
+  TU_CHECK(peer != NULL, "peer did not start");
   if (peer == NULL)
     return;
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", fp_port(peer));
-  fh_config(&cfg, "127.0.0.1", fp_port(peer), SIZE);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ts_port(peer));
+  fh_config(&cfg, "127.0.0.1", ts_port(peer), SIZE);
   /* Long enough that no slot retries while the checks run. */
   cfg.backoff_min_ms = cfg.backoff_max_ms = BACKOFF;
   int rc = cpool_open(&pool, &cfg, &err);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
   TU_WAIT_STATS(pool, st, st.idle == SIZE, 3000);
-  FH_CHECK(st.idle == SIZE, "idle %d", st.idle);
+  TU_CHECK(st.idle == SIZE, "idle %d", st.idle);
 
   for (int i = 0; i < SIZE; i++) {
     rc = cpool_checkout(pool, &held[i], CPOOL_NOWAIT, NULL);
-    FH_CHECK_CODE(rc, 0);
+    TU_ASSERT_CODE(rc, 0);
   }
   w.pool = pool;
   pthread_create(&th, NULL, wait_thread, &w);
   TU_WAIT_STATS(pool, st, st.waiters == 1, 2000);
-  FH_CHECK(st.waiters == 1, "waiters %d", st.waiters);
+  TU_CHECK(st.waiters == 1, "waiters %d", st.waiters);
 
-  fp_refuse(peer);
-  fp_drop_all(peer, 0);
+  ts_refuse(peer);
+  ts_drop(peer, 0);
   int64_t down_ms = tu_now_ms();
   for (int i = 0; i < SIZE; i++)
     if (held[i] != NULL)
       cpool_checkin(pool, held[i], CPOOL_CONN_BROKEN);
   pthread_join(th, NULL);
-  FH_CHECK(w.rc == CPOOL_ECLOSED, "queued caller got %s", cpool_err_name(w.rc));
-  FH_CHECK(w.done_ms - down_ms < FAST_MS,
+  TU_CHECK(w.rc == CPOOL_ECLOSED, "queued caller got %s", cpool_err_name(w.rc));
+  TU_CHECK(w.done_ms - down_ms < FAST_MS,
            "queued caller (10 s timeout) got its answer %lld ms after the "
            "slots came back broken",
            (long long)(w.done_ms - down_ms));
@@ -128,22 +128,22 @@ static void test_listener_closed(void) {
     check_why(&w.why, addr, BACKOFF);
 
   TU_WAIT_STATS(pool, st, st.backoff == SIZE, 3000);
-  FH_CHECK(st.backoff == SIZE, "backoff %d of %d", st.backoff, SIZE);
+  TU_CHECK(st.backoff == SIZE, "backoff %d of %d", st.backoff, SIZE);
   for (int i = 0; i < 10; i++) {
     checkout_down(pool, CPOOL_NOWAIT, addr, BACKOFF);
     checkout_down(pool, 10000, addr, BACKOFF);
     checkout_down(pool, CPOOL_WAIT_FOREVER, addr, BACKOFF);
   }
   cpool_stats(pool, &st);
-  FH_CHECK(st.closed_errors == 31, "closed_errors %llu, expected 31",
+  TU_CHECK(st.closed_errors == 31, "closed_errors %llu, expected 31",
            (unsigned long long)st.closed_errors);
-  FH_CHECK(st.last_error.sys_errno == ECONNREFUSED, "stats last_error \"%s\"",
+  TU_CHECK(st.last_error.sys_errno == ECONNREFUSED, "stats last_error \"%s\"",
            st.last_error.message);
 
-  fp_resume(peer); /* heal: every slot idle again */
+  ts_resume(peer); /* heal: every slot idle again */
 out:
   fh_end_pool(pool, "listener_closed");
-  fp_stop(peer);
+  ts_stop(peer);
   fh_check_fds(fds0, "listener_closed");
 }
 
@@ -152,21 +152,21 @@ out:
 static void test_cycling_backoff(void) {
   enum { SIZE = 4 };
   int fds0 = tu_count_fds();
-  fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
+  ts_server *peer = ts_start(TS_PING, TS_TCP4);
   cpool_t *pool = NULL;
   cpool_config cfg;
   cpool_stats_t st;
   char addr[64];
 
-  FH_CHECK(peer != NULL, "peer did not start");
+  TU_CHECK(peer != NULL, "peer did not start");
   if (peer == NULL)
     return;
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", fp_port(peer));
-  fp_refuse(peer);
-  fh_config(&cfg, "127.0.0.1", fp_port(peer), SIZE);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ts_port(peer));
+  ts_refuse(peer);
+  fh_config(&cfg, "127.0.0.1", ts_port(peer), SIZE);
   cfg.backoff_min_ms = cfg.backoff_max_ms = 20;
   int rc = cpool_open(&pool, &cfg, NULL);
-  FH_CHECK_CODE(rc, 0);
+  TU_ASSERT_CODE(rc, 0);
   if (rc != 0)
     goto out;
   /* At once after open, slots are still connecting: the caller waits for
@@ -188,50 +188,50 @@ static void test_cycling_backoff(void) {
     }
     n++;
   }
-  FH_CHECK(bad == 0, "%d of %d checkouts did not return ECLOSED", bad, n);
-  FH_CHECK(max_us < FAST_MS * 1000,
+  TU_CHECK(bad == 0, "%d of %d checkouts did not return ECLOSED", bad, n);
+  TU_CHECK(max_us < FAST_MS * 1000,
            "slowest ECLOSED took %lld us (timeout was 10 s)",
            (long long)max_us);
   fh_figure("refused: %d checkouts (10 s timeout) while slots retry every "
             "20 ms: slowest ECLOSED %lld us",
             n, (long long)max_us);
   cpool_stats(pool, &st);
-  FH_CHECK(st.connect_failures >= SIZE, "connect_failures %llu",
+  TU_CHECK(st.connect_failures >= SIZE, "connect_failures %llu",
            (unsigned long long)st.connect_failures);
-  fp_resume(peer);
+  ts_resume(peer);
 out:
   fh_end_pool(pool, "cycling_backoff");
-  fp_stop(peer);
+  ts_stop(peer);
   fh_check_fds(fds0, "cycling_backoff");
 }
 
 /* A sync open against a refusing server fails with the connect error. */
 static void test_sync_open_refused(void) {
   int fds0 = tu_count_fds();
-  fp_peer *peer = fp_start(NULL, "127.0.0.1", 0);
+  ts_server *peer = ts_start(TS_PING, TS_TCP4);
   cpool_t *pool = NULL;
   cpool_config cfg;
   cpool_error_info err;
   char addr[64];
 
-  FH_CHECK(peer != NULL, "peer did not start");
+  TU_CHECK(peer != NULL, "peer did not start");
   if (peer == NULL)
     return;
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", fp_port(peer));
-  fp_refuse(peer);
-  fh_config(&cfg, "127.0.0.1", fp_port(peer), 2);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ts_port(peer));
+  ts_refuse(peer);
+  fh_config(&cfg, "127.0.0.1", ts_port(peer), 2);
   cfg.start = CPOOL_START_SYNC;
   int64_t t0 = tu_now_ms();
   int rc = cpool_open(&pool, &cfg, &err);
   int64_t took = tu_now_ms() - t0;
-  FH_CHECK_CODE(rc, CPOOL_ECONNECT);
-  FH_CHECK(pool == NULL, "pool set on failure");
-  FH_CHECK(took < FAST_MS, "sync open took %lld ms", (long long)took);
+  TU_ASSERT_CODE(rc, CPOOL_ECONNECT);
+  TU_CHECK(pool == NULL, "pool set on failure");
+  TU_CHECK(took < FAST_MS, "sync open took %lld ms", (long long)took);
   if (rc == CPOOL_ECONNECT)
     check_why(&err, addr, 50);
   if (rc == 0)
     fh_end_pool(pool, "sync_open_refused");
-  fp_stop(peer);
+  ts_stop(peer);
   fh_check_fds(fds0, "sync_open_refused");
 }
 
