@@ -20,11 +20,14 @@
 #include "testserver.h"
 #include "testutil.h"
 
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static ts_server *srv;
 
@@ -628,6 +631,88 @@ static void test_stopped_caller_leaves_slot(void) {
   TU_ASSERT_INT(judged, >=, 1); /* A kept its turn in at least one round */
 }
 
+/* Work conservation at the queue's tail: two slots come free while the
+ * only waiter, woken for the first, has not run yet, and a caller whose
+ * turn is over queues beside the second.  Nobody else waits: the caller
+ * must take the second slot at once, not sleep until the woken waiter runs
+ * and wakes it.  The woken waiter is kept from running by a signal handler
+ * that blocks in its thread (it sleeps in the pool, without the lock), so
+ * a caller queued without a wake-up would time out beside a free slot. */
+enum { SPARE_AFTER_US = 1000, SPARE_TIMEOUT_MS = 500 };
+static int spare_in[2], spare_out[2]; /* to the handler, from it */
+
+static void spare_block(int sig) {
+  char b = 0;
+  (void)sig;
+  if (write(spare_out[1], &b, 1) != 1)
+    return;
+  while (read(spare_in[0], &b, 1) < 0) /* until the test lets it go */
+    ;
+}
+
+static void test_past_turn_takes_spare_slot(void) {
+  cpool_config cfg;
+  cpool_t *p = NULL;
+  cpool_conn_t *c1 = NULL, *c2 = NULL, *c = NULL;
+  cpool_stats_t st;
+  tu_waiter h;
+  struct sigaction sa = {.sa_handler = spare_block}, old;
+  char b = 0;
+
+  tu_config(&cfg, ts_port(srv), 2);
+  cfg.start = CPOOL_START_SYNC;
+  cfg.idle_check_ms = -1;
+  cfg.handoff_after_us = SPARE_AFTER_US;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  CU_ASSERT_FATAL(pipe(spare_in) == 0 && pipe(spare_out) == 0);
+  sigemptyset(&sa.sa_mask);
+  CU_ASSERT_FATAL(sigaction(SIGUSR1, &sa, &old) == 0);
+
+  /* Both slots out while nobody waits (no turn); h queues, and is held. */
+  TU_ASSERT_CODE(cpool_checkout(p, &c1, 1000, NULL), 0);
+  TU_ASSERT_CODE(cpool_checkout(p, &c2, 1000, NULL), 0);
+  TU_ASSERT_EQ(tu_waiter_start(&h, p, 10000, 1, NULL), 0);
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+  TU_ASSERT_EQ(st.waiters, 1);
+  TU_ASSERT_EQ(pthread_kill(h.thread, SIGUSR1), 0);
+  struct pollfd pf = {.fd = spare_out[0], .events = POLLIN};
+  CU_ASSERT_FATAL(poll(&pf, 1, 5000) == 1 && read(spare_out[0], &b, 1) == 1);
+
+  /* c2 is free and h woken for it; this thread barges (a turn begins)
+   * and takes it, holds it past its turn, and gives both back: two free,
+   * one waiter woken. */
+  TU_ASSERT_CODE(cpool_checkin(p, c2, CPOOL_CONN_OK), 0);
+  int64_t t0 = tu_now_us();
+  TU_ASSERT_CODE(cpool_checkout(p, &c2, CPOOL_NOWAIT, NULL), 0);
+  TU_WAIT(tu_now_us() - t0 > 20 * SPARE_AFTER_US, 5000); /* the turn ends */
+  TU_ASSERT_CODE(cpool_checkin(p, c2, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_checkin(p, c1, CPOOL_CONN_OK), 0);
+  TU_ASSERT_CODE(cpool_stats(p, &st), 0);
+  TU_ASSERT_EQ(st.idle, 2);
+  TU_ASSERT_EQ(st.waiters, 1);
+
+  /* Past its turn, it queues behind h: one slot is h's, the other its. */
+  int64_t t1 = tu_now_ms();
+  int rc = cpool_checkout(p, &c, SPARE_TIMEOUT_MS, NULL);
+  printf("\n    FIGURE: past its turn, beside a spare slot: %s after %lld ms",
+         cpool_err_name(rc), (long long)(tu_now_ms() - t1));
+  TU_ASSERT_CODE(rc, 0);
+  if (rc == 0)
+    TU_ASSERT_CODE(cpool_checkin(p, c, CPOOL_CONN_OK), 0);
+
+  CU_ASSERT_FATAL(write(spare_in[1], &b, 1) == 1); /* h runs */
+  tu_waiter_join(&h);
+  TU_ASSERT_CODE(h.rc, 0);
+  sigaction(SIGUSR1, &old, NULL);
+  for (int i = 0; i < 2; i++) {
+    close(spare_in[i]);
+    close(spare_out[i]);
+  }
+  tu_assert_all_slots_free(p, 2);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
 CU_TestInfo turns_tests[] = {
     {"stopped_caller_leaves_slot", test_stopped_caller_leaves_slot},
     {"earned_turn_is_long", test_earned_turn_is_long},
@@ -639,5 +724,6 @@ CU_TestInfo turns_tests[] = {
     {"parked_in_turn_yields_to_deadline",
      test_parked_in_turn_yields_to_deadline},
     {"codel_with_turns", test_codel_with_turns},
+    {"past_turn_takes_spare_slot", test_past_turn_takes_spare_slot},
     CU_TEST_INFO_NULL,
 };
