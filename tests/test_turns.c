@@ -42,17 +42,22 @@ int turns_cleanup(void) {
   return 0;
 }
 
-static cpool_t *open_turns(int after_us, int max_us) {
+/* A pool of size slots (max_us 0: the default). */
+static cpool_t *open_turns_n(int size, int after_us, int max_us) {
   cpool_config cfg;
   cpool_t *p = NULL;
 
-  tu_config(&cfg, ts_port(srv), 1);
+  tu_config(&cfg, ts_port(srv), size);
   cfg.start = CPOOL_START_SYNC;
   cfg.idle_check_ms = -1;
   cfg.handoff_after_us = after_us;
   cfg.handoff_max_us = max_us;
   TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
   return p;
+}
+
+static cpool_t *open_turns(int after_us, int max_us) {
+  return open_turns_n(1, after_us, max_us);
 }
 
 /* ---- threads that loop on one slot ------------------------------------- */
@@ -651,19 +656,13 @@ static void spare_block(int sig) {
 }
 
 static void test_past_turn_takes_spare_slot(void) {
-  cpool_config cfg;
-  cpool_t *p = NULL;
+  cpool_t *p = open_turns_n(2, SPARE_AFTER_US, 0);
   cpool_conn_t *c1 = NULL, *c2 = NULL, *c = NULL;
   cpool_stats_t st;
   tu_waiter h;
   struct sigaction sa = {.sa_handler = spare_block}, old;
   char b = 0;
 
-  tu_config(&cfg, ts_port(srv), 2);
-  cfg.start = CPOOL_START_SYNC;
-  cfg.idle_check_ms = -1;
-  cfg.handoff_after_us = SPARE_AFTER_US;
-  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   CU_ASSERT_FATAL(pipe(spare_in) == 0 && pipe(spare_out) == 0);
   sigemptyset(&sa.sa_mask);
