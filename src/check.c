@@ -18,7 +18,13 @@
  *     the number of its waiters marked woken, and p->cut_us the earliest
  *     of their cuts (0 if none has one);
  *   - a waiter handed a slot or an error is off the queue;
- *   - only the oldest waiter polls.
+ *   - only the oldest waiter polls;
+ *   - work conservation: nwoken >= min(nfree, nwaiters), at every unlock
+ *     and every wait: as many waiters are woken for the free stack (told,
+ *     not yet run) as it holds slots, or every waiter is; so no waiter
+ *     sleeps beside a free slot that nobody was woken for.  (Slots parked
+ *     or held on the fast path, or with their workers, are not on the
+ *     free stack: for a slot parked beside the waiters, see internal.h.)
  */
 #include "internal.h"
 
@@ -89,6 +95,7 @@ static void check_queue(const struct cpool *p) {
   CHECK(woken == p->nwoken);
   CHECK(cut == atomic_load(&p->cut_us));
   CHECK(n <= p->sleepers);
+  CHECK(woken >= (p->nfree < n ? p->nfree : n));
 }
 
 /* The endpoints (endpoints.c): each one's connected count is the

@@ -56,6 +56,10 @@ void cpool__wq_append_locked(struct cpool *p, cpool__waiter *w) {
   p->wq_tail = w;
   p->nwaiters++;
   cut_add(p, w);
+  /* More slots may be free than waiters woken for them (a caller past its
+   * turn queues beside them): then w is the oldest not woken, and takes
+   * one at once instead of sleeping until a woken waiter wakes it. */
+  cpool__wake_one_locked(p);
 }
 
 /* Free slots and sleeping waiters must never be left side by side: wake

@@ -20,11 +20,14 @@
 #include "testserver.h"
 #include "testutil.h"
 
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static ts_server *srv;
 
@@ -39,17 +42,22 @@ int turns_cleanup(void) {
   return 0;
 }
 
-static cpool_t *open_turns(int after_us, int max_us) {
+/* A pool of size slots (max_us 0: the default). */
+static cpool_t *open_turns_n(int size, int after_us, int max_us) {
   cpool_config cfg;
   cpool_t *p = NULL;
 
-  tu_config(&cfg, ts_port(srv), 1);
+  tu_config(&cfg, ts_port(srv), size);
   cfg.start = CPOOL_START_SYNC;
   cfg.idle_check_ms = -1;
   cfg.handoff_after_us = after_us;
   cfg.handoff_max_us = max_us;
   TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
   return p;
+}
+
+static cpool_t *open_turns(int after_us, int max_us) {
+  return open_turns_n(1, after_us, max_us);
 }
 
 /* ---- threads that loop on one slot ------------------------------------- */
@@ -628,6 +636,117 @@ static void test_stopped_caller_leaves_slot(void) {
   TU_ASSERT_INT(judged, >=, 1); /* A kept its turn in at least one round */
 }
 
+/* Work conservation at the queue's tail: two slots come free while the
+ * only waiter, woken for the first, has not run yet, and a caller whose
+ * turn is over queues beside the second.  Nobody else waits: the caller
+ * must take the second slot at once, not sleep until the woken waiter runs
+ * and wakes it.  The woken waiter is kept from running by a signal handler
+ * that blocks in its thread (it sleeps in the pool, without the lock), so
+ * a caller queued without a wake-up would time out beside a free slot.
+ * The caller is a thread of its own: no turn from an earlier test. */
+enum { SPARE_AFTER_US = 1000, SPARE_TIMEOUT_MS = 500 };
+static int spare_in[2], spare_out[2]; /* to the handler, from it */
+
+static void spare_block(int sig) {
+  char b = 0;
+  (void)sig;
+  if (write(spare_out[1], &b, 1) != 1)
+    return;
+  while (read(spare_in[0], &b, 1) < 0) /* until the test lets it go */
+    ;
+}
+
+typedef struct spare_run {
+  cpool_t *pool;
+  tu_waiter h;
+  int h_held;         /* h is blocked in spare_block */
+  const char *failed; /* the step that went wrong, NULL if none */
+  int rc;             /* the caller's last checkout, past its turn */
+  int64_t took_ms;
+} spare_run;
+
+#define SPARE_STEP(r, ok, what)                                                \
+  do {                                                                         \
+    if (!(ok)) {                                                               \
+      (r)->failed = (what);                                                    \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+static void *spare_caller(void *arg) {
+  spare_run *r = arg;
+  cpool_t *p = r->pool;
+  cpool_conn_t *c1 = NULL, *c2 = NULL, *c = NULL;
+  cpool_stats_t st;
+  char b = 0;
+
+  /* Both slots out while nobody waits (no turn); h queues, and is held. */
+  SPARE_STEP(r, cpool_checkout(p, &c1, 1000, NULL) == 0, "checkout c1");
+  SPARE_STEP(r, cpool_checkout(p, &c2, 1000, NULL) == 0, "checkout c2");
+  SPARE_STEP(r, tu_waiter_start(&r->h, p, 10000, 1, NULL) == 0, "start h");
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+  SPARE_STEP(r, st.waiters == 1, "h queues");
+  SPARE_STEP(r, pthread_kill(r->h.thread, SIGUSR1) == 0, "signal h");
+  struct pollfd pf = {.fd = spare_out[0], .events = POLLIN};
+  SPARE_STEP(r, poll(&pf, 1, 5000) == 1 && read(spare_out[0], &b, 1) == 1,
+             "h held");
+  r->h_held = 1;
+
+  /* c2 is free and h woken for it; this thread barges (a turn begins)
+   * and takes it, holds it past its turn, and gives both back: two free,
+   * one waiter woken. */
+  SPARE_STEP(r, cpool_checkin(p, c2, CPOOL_CONN_OK) == 0, "checkin c2");
+  int64_t t0 = tu_now_us();
+  SPARE_STEP(r, cpool_checkout(p, &c2, CPOOL_NOWAIT, NULL) == 0, "barge");
+  TU_WAIT(tu_now_us() - t0 > 20 * SPARE_AFTER_US, 5000); /* the turn ends */
+  SPARE_STEP(r, cpool_checkin(p, c2, CPOOL_CONN_OK) == 0, "checkin c2 again");
+  SPARE_STEP(r, cpool_checkin(p, c1, CPOOL_CONN_OK) == 0, "checkin c1");
+  SPARE_STEP(r, cpool_stats(p, &st) == 0 && st.idle == 2 && st.waiters == 1,
+             "two free, h waiting");
+
+  /* Past its turn, it queues behind h: one slot is h's, the other its. */
+  int64_t t1 = tu_now_ms();
+  r->rc = cpool_checkout(p, &c, SPARE_TIMEOUT_MS, NULL);
+  r->took_ms = tu_now_ms() - t1;
+  if (r->rc == 0)
+    SPARE_STEP(r, cpool_checkin(p, c, CPOOL_CONN_OK) == 0, "checkin c");
+  return NULL;
+}
+
+static void test_past_turn_takes_spare_slot(void) {
+  cpool_t *p = open_turns_n(2, SPARE_AFTER_US, 0);
+  spare_run r = {.pool = p, .rc = 1};
+  struct sigaction sa = {.sa_handler = spare_block}, old;
+  pthread_t t;
+  char b = 0;
+
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  CU_ASSERT_FATAL(pipe(spare_in) == 0 && pipe(spare_out) == 0);
+  sigemptyset(&sa.sa_mask);
+  CU_ASSERT_FATAL(sigaction(SIGUSR1, &sa, &old) == 0);
+  CU_ASSERT_FATAL(pthread_create(&t, NULL, spare_caller, &r) == 0);
+  pthread_join(t, NULL);
+  if (r.h_held) /* h runs */
+    CU_ASSERT_FATAL(write(spare_in[1], &b, 1) == 1);
+  if (r.h.thread) {
+    tu_waiter_join(&r.h);
+    TU_ASSERT_CODE(r.h.rc, 0);
+  }
+  sigaction(SIGUSR1, &old, NULL);
+  for (int i = 0; i < 2; i++) {
+    close(spare_in[i]);
+    close(spare_out[i]);
+  }
+  if (r.failed)
+    printf("\n    step failed: %s", r.failed);
+  CU_ASSERT_PTR_NULL(r.failed);
+  printf("\n    FIGURE: past its turn, beside a spare slot: %s after %lld ms",
+         cpool_err_name(r.rc), (long long)r.took_ms);
+  TU_ASSERT_CODE(r.rc, 0);
+  tu_assert_all_slots_free(p, 2);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+}
+
 CU_TestInfo turns_tests[] = {
     {"stopped_caller_leaves_slot", test_stopped_caller_leaves_slot},
     {"earned_turn_is_long", test_earned_turn_is_long},
@@ -639,5 +758,6 @@ CU_TestInfo turns_tests[] = {
     {"parked_in_turn_yields_to_deadline",
      test_parked_in_turn_yields_to_deadline},
     {"codel_with_turns", test_codel_with_turns},
+    {"past_turn_takes_spare_slot", test_past_turn_takes_spare_slot},
     CU_TEST_INFO_NULL,
 };

@@ -15,7 +15,8 @@
  *   T1  cpool_checkout -> take_or_wait: lock, reclaim_one (handoff.c,
  *       forced when nobody waits), one lease CAS per slot
  *   T2  may_barge / turn_refused / take_free (slots.c)
- *   W1  wait_join -> cpool__wq_append_locked (waitq.c): nwaiters++
+ *   W1  wait_join -> cpool__wq_append_locked (waitq.c): nwaiters++,
+ *       wake_one
  *   W2  wait_join -> cpool__reclaim_all_locked(p, 0): lease loads/CAS
  *   W3  wait_try: free slot for the woken or the head ->
  *       cpool__waiter_leave_locked (nwaiters--), take_free
@@ -56,13 +57,19 @@
  *   P3 no waiter asleep without a timer while a slot is free or parked
  *      for it: once every thread has returned or gone to sleep, a head
  *      waiter with no timer armed means no slot free and none PARKED;
- *   P4 and no slot free while every waiter sleeps, timer or not.
+ *   P4 and no slot free while every waiter sleeps, timer or not;
+ *   P5 work conservation (src/check.c): with the mutex free, nwoken >=
+ *      min(nfree, waiters), so no waiter sleeps beside a free slot that
+ *      nobody was woken for (P4 sees only quiet states; this one also
+ *      those where a woken waiter has not run yet).
  *   Also invalid end states: a waiter that can never wake.
  *
  * MUTANT (spin -DMUTANT): fast_checkin loads nwaiters BEFORE its store
  * of PARKED, which breaks the Dekker pair; P3 must then fail.
  * MUTANT_POLL (not a test; run_model.sh lease.pml -DMUTANT_POLL fails):
  * turn_parks_until skipping a HELD_TURN slot whose turn end has passed.
+ * MUTANT_JOIN (not a test; fails with -DNT=3 -DNS=2 -DR=2): wq_append
+ * without its wake_one, as before 52cf7c4; P5 then fails.
  */
 
 #ifndef NT
@@ -327,8 +334,14 @@ proctype caller(byte me) {
      }
 
      /* W1 wait_for_slot -> wait_join -> wq_append: nwaiters++ (seq_cst),
-      * the waiter's half of the Dekker pair. */
+      * the waiter's half of the Dekker pair; wake_one, for a free slot
+      * beyond those the woken waiters will take (refused by its turn, a
+      * caller may queue beside one; MUTANT_JOIN: no wake, P5 fails). */
+#ifdef MUTANT_JOIN
      d_step { wq[wqn] = me; wqn++; nwaiters++ }
+#else
+     d_step { wq[wqn] = me; wqn++; nwaiters++; wake_one() }
+#endif
      /* W2 reclaim_all(p, 0): load every lease after counting myself. */
      i = 0;
      do
@@ -567,6 +580,9 @@ end_clock:
  * P4 (stronger, also checked): nor is any slot free with a timer. */
 #define P3 (!(QUIET && wqn > 0 && !polling[wq[0]]) || (nfree == 0 && !ANY_PARKED))
 #define P4 (!(QUIET && wqn > 0) || nfree == 0)
+/* P5 work conservation, src/check.c's: whenever the mutex is free, as
+ * many waiters are woken as slots are free, or every waiter is. */
+#define P5 (mu != NOBODY || nwoken >= (nfree < wqn -> nfree : wqn))
 
 active proctype monitor() {
 end_monitor:
@@ -579,6 +595,8 @@ end_monitor:
        printf("violated: P4 slot free while every waiter sleeps\n"); assert(P4) }
   :: atomic { !(nwaiters == wqn) ->
        printf("violated: nwaiters differs from the queue\n"); assert(nwaiters == wqn) }
+  :: atomic { !(P5) ->
+       printf("violated: P5 a free slot beside a waiter nobody woke for it\n"); assert(P5) }
   fi
 }
 
