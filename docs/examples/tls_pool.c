@@ -137,7 +137,7 @@ static int exchange(tls_conn *c, int i) {
     return -1;
   if (command(c, line, sizeof line, 3, set) != 0 || strcmp(line, "+OK"))
     return -1;
-  char want[16];
+  char want[32]; /* "$" and a size_t */
   snprintf(want, sizeof want, "$%zu", strlen(val));
   if (command(c, line, sizeof line, 2, get) != 0 || strcmp(line, want) ||
       read_line(c, line, sizeof line) != 0 || strcmp(line, val))
