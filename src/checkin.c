@@ -39,6 +39,9 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
                                    : CPOOL__LEASE_PARKED,
                           memory_order_release);
     self_remember_parked(p, s);
+    int64_t due = atomic_load_explicit(&p->poll_due_us, memory_order_relaxed);
+    if (end != 0 && due != 0 && now >= due)
+      cpool__holder_look_locked(p); /* as fast_checkin's holder_look */
     return;
   }
   cpool__make_available_locked(p, s);
@@ -86,6 +89,19 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
   }
 }
 
+/* Past poll_due_us, a look for the oldest waiter (handoff.c): one relaxed
+ * load otherwise. */
+static void holder_look(struct cpool *p, int64_t now) {
+  int64_t due = atomic_load_explicit(&p->poll_due_us, memory_order_relaxed);
+  if (due == 0 || now < due)
+    return;
+  pthread_mutex_lock(&p->mu);
+  due = atomic_load_explicit(&p->poll_due_us, memory_order_relaxed);
+  if (due != 0 && now >= due)
+    cpool__holder_look_locked(p);
+  cpool__unlock(p);
+}
+
 /* The fast checkin of a slot taken on the fast path: park it again with
  * one store.  Then, if close began, or somebody waits and this is not a
  * slot held within a turn that is not over, take it back and check it in
@@ -126,6 +142,8 @@ static void fast_checkin(struct cpool *p, struct cpool_conn *s, int64_t held,
       /* taken within a turn since our store: see internal.h */
       cpool__watch_parked_locked(p, INT64_MAX);
     cpool__unlock(p);
+  } else if (within) {
+    holder_look(p, now);
   }
 }
 

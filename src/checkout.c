@@ -112,13 +112,24 @@ static int wait_try(struct cpool *p, cpool__waiter *w, struct cpool_conn **out,
 static void wait_sleep(struct cpool *p, cpool__waiter *w) {
   int64_t until = wait_deadline_us(p, w, w->deadline_us);
   int64_t parked = p->wq_head == w ? cpool__turn_parks_until_locked(p) : 0;
+  uint64_t looks = p->holder_looks;
   w->polling = parked != 0;
   if (w->polling) {
-    if (until < 0 || parked < until)
-      until = parked;
+    /* Holders within their turns look at parked (handoff.c,
+     * holder_look); its own timer is later while they do. */
+    int64_t own = cpool__poll_own(parked, cpool__now_us(), p->poll_scale);
+    if (until < 0 || own < until)
+      until = own;
     w->poll_at_us = until;
+    atomic_store_explicit(&p->poll_due_us, parked, memory_order_relaxed);
   }
   cpool__wait_locked(p, &w->cv, until);
+  if (w->polling) {
+    atomic_store_explicit(&p->poll_due_us, 0, memory_order_relaxed);
+    if (cpool__now_us() >= w->poll_at_us) /* its own timer fired */
+      p->poll_scale =
+          cpool__poll_rescale(p->poll_scale, p->holder_looks != looks);
+  }
   w->polling = 0;
 }
 

@@ -76,8 +76,33 @@ int cpool__turn_parks_locked(const struct cpool *p) {
  * neither, or if its timer fires later than that. */
 void cpool__watch_parked_locked(struct cpool *p, int64_t until_us) {
   cpool__waiter *h = p->wq_head;
-  if (h != NULL && !h->woken && (!h->polling || until_us < h->poll_at_us))
-    pthread_cond_signal(&h->cv);
+  if (h == NULL || h->woken || (h->polling && until_us >= h->poll_at_us))
+    return;
+  if (h->polling && p->poll_scale > 1) {
+    /* It sleeps long because holders look for it: one will by then. */
+    int64_t due = atomic_load_explicit(&p->poll_due_us, memory_order_relaxed);
+    if (due == 0 || until_us < due)
+      atomic_store_explicit(&p->poll_due_us, until_us, memory_order_relaxed);
+    return;
+  }
+  pthread_cond_signal(&h->cv);
+}
+
+/* A holder within its turn, past poll_due_us, looks for the oldest waiter
+ * asleep on its longer timer (internal.h, "The holders' looks"): a slot
+ * parked past its reservation is offered (and the waiter woken for it),
+ * and the next look is due when the oldest waiter's would have been. */
+void cpool__holder_look_locked(struct cpool *p) {
+  cpool__waiter *h = p->wq_head;
+  int64_t due = 0;
+  if (h != NULL && h->polling && !h->woken) {
+    p->holder_looks++;
+    if (p->nfree == 0 && p->nfast > 0)
+      cpool__reclaim_one_locked(p);
+    if (!h->woken)
+      due = cpool__turn_parks_until_locked(p);
+  }
+  atomic_store_explicit(&p->poll_due_us, due, memory_order_relaxed);
 }
 
 /* A connected slot is free: to the oldest waiter, or onto the stack. */

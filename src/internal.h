@@ -40,7 +40,25 @@
  * is found within a poll period.  (Skipping a HELD_TURN slot whose turn
  * looks over would need the holder's clock read after its store: the
  * model's MUTANT_POLL, docs/model.md.)  A park under the lock within a
- * turn that ends before the head's timer wakes it.  A slot taken without
+ * turn that ends before the head's timer wakes it.
+ *
+ * The holders' looks.  Polling costs the oldest waiter a wake-up every
+ * poll period, and the holders within their turns are running anyway:
+ * the head publishes when it would look (p->poll_due_us), and a holder's
+ * checkin within its turn that finds that time past takes the lock and
+ * looks for it (cpool__holder_look_locked: a slot parked past its
+ * reservation is offered, which wakes the head; then the next look is
+ * due).  While holders look, the head's own timer is p->poll_scale poll
+ * periods (doubling each time it fires and finds that a holder looked,
+ * up to CPOOL__POLL_SCALE_MAX; back to 1 when none did), and a park
+ * under the lock moves poll_due_us earlier instead of waking it.  So the
+ * head still never sleeps without a timer beside a slot held or parked
+ * within a turn: with every holder stalled (a server's threads asleep
+ * between clients) a park is found within one long timer, after which the
+ * head polls every period again.  A look is a reclaim under the lock, as
+ * any checkout's; the model (which has no clock) covers it.
+ *
+ * A slot taken without
  * a turn (HELD), or held past its turn, comes back through the lock when
  * it is checked in (the Dekker pair), so it needs no polling; but between
  * that checkin's store and its lock another thread within its turn may
@@ -251,6 +269,12 @@ struct cpool {
    * their own: one caller asking in a loop writes it. */
   alignas(64) _Atomic uint64_t nowait_refusals;
 
+  /* Read by fast checkins within a turn, written as the oldest waiter
+   * sleeps and wakes and as holders look for it: a line of its own. */
+  alignas(64) _Atomic int64_t poll_due_us; /* [mu] to write; when a holder
+                                              should look for the oldest
+                                              waiter (0: no look) */
+
   alignas(64) pthread_mutex_t mu;
   _Atomic int entered; /* checkouts in their locked part, counted before
                           they take mu (on its line, which they write
@@ -276,6 +300,9 @@ struct cpool {
   cpool__waiter *wq_head, *wq_tail; /* [mu] */
   int sleepers; /* [mu] callers inside wait_for_slot: close waits for 0 */
   int nwoken;   /* [mu] waiters signalled to look at the free stack */
+  int poll_scale;        /* [mu] the oldest waiter sleeps this many poll
+                            periods while holders look (turn.h) */
+  uint64_t holder_looks; /* [mu] looks by holders, to tell it they do */
 
   int counts[CPOOL_SLOT_CHECKING + 1]; /* [mu] slots per state */
   int forced;                          /* [mu] drain is over */
@@ -395,6 +422,7 @@ void cpool__reclaim_all_locked(struct cpool *p, int force);
 int64_t cpool__turn_parks_until_locked(const struct cpool *p);
 int cpool__turn_parks_locked(const struct cpool *p);
 void cpool__watch_parked_locked(struct cpool *p, int64_t until_us);
+void cpool__holder_look_locked(struct cpool *p);
 void cpool__backend_check_locked(struct cpool *p);
 
 /* checkout.c */

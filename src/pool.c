@@ -164,6 +164,7 @@ static int pool_alloc(struct cpool **out, const cpool_config *c,
   p->policy = (cpool__turn_policy){.after_us = c->handoff_after_us,
                                    .max_us = c->handoff_max_us,
                                    .size = c->size};
+  p->poll_scale = 1;
   sync_init(p);
   p->slots = aligned_alloc(alignof(struct cpool_conn),
                            (size_t)p->size * sizeof *p->slots);

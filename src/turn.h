@@ -29,6 +29,8 @@
 /* The policy's constants, in one place. */
 #define CPOOL__WAIT_TURNS 4    /* a waiter waits about this many turns */
 #define CPOOL__POLL_MIN_US 100 /* the oldest waiter polls no faster */
+#define CPOOL__POLL_SCALE_MAX 8 /* and, while holders look for it, sleeps
+                                   this many poll periods at most */
 
 typedef struct cpool__turn_policy {
   int64_t after_us; /* handoff_after_us: > 0 turns, < 0 strict FIFO */
@@ -142,6 +144,24 @@ static inline int64_t cpool__poll_held(const cpool__turn_policy *c,
   if (now - end_us > period)
     period = now - end_us;
   return now + period;
+}
+
+/* The oldest waiter's own timer for a look due at at_us (now: now_us),
+ * while the holders' looks have let it sleep scale (1 ..
+ * CPOOL__POLL_SCALE_MAX) times as long: they look in between (internal.h,
+ * "The holders' looks"). */
+static inline int64_t cpool__poll_own(int64_t at_us, int64_t now_us,
+                                      int scale) {
+  return at_us > now_us ? now_us + (at_us - now_us) * scale : at_us;
+}
+
+/* After the oldest waiter's own timer fired: sleep twice as long next
+ * time if a holder looked meanwhile (the holders are running and look for
+ * it), else as short as the poll period. */
+static inline int cpool__poll_rescale(int scale, int holders_looked) {
+  if (!holders_looked)
+    return 1;
+  return scale * 2 < CPOOL__POLL_SCALE_MAX ? scale * 2 : CPOOL__POLL_SCALE_MAX;
 }
 
 #endif

@@ -91,6 +91,21 @@ static void test_waiter_cut(void) {
   for (int64_t t = 5000; t < 1005000; t = cpool__poll_held(&P, 5000, t))
     looks++;
   TU_ASSERT_BETWEEN(looks, 10, 16);
+  /* While holders look for it, the oldest waiter's own timer is scale
+   * times as far (a look already due stays due). */
+  TU_ASSERT_EQ(cpool__poll_own(1250, 1000, 1), 1250);
+  TU_ASSERT_EQ(cpool__poll_own(1250, 1000, 8), 3000);
+  TU_ASSERT_EQ(cpool__poll_own(900, 1000, 8), 900);
+  /* Doubling while holders look, to the cap; back to 1 when none did. */
+  int scale = 1, fires = 0;
+  while (scale < CPOOL__POLL_SCALE_MAX && fires < 10) {
+    scale = cpool__poll_rescale(scale, 1);
+    fires++;
+  }
+  TU_ASSERT_EQ(scale, CPOOL__POLL_SCALE_MAX);
+  TU_ASSERT_EQ(fires, 3);
+  TU_ASSERT_EQ(cpool__poll_rescale(scale, 1), CPOOL__POLL_SCALE_MAX);
+  TU_ASSERT_EQ(cpool__poll_rescale(scale, 0), 1);
 }
 
 /* A trace: a thread served from the queue at 0, then checkouts at the

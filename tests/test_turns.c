@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static ts_server *srv;
@@ -747,7 +748,105 @@ static void test_past_turn_takes_spare_slot(void) {
   TU_ASSERT_CODE(cpool_close(p, 0), 0);
 }
 
+/* The holders' looks (internal.h): while a holder cycles within its turn,
+ * the oldest waiter need not wake every poll period to look for a slot
+ * parked past its reservation: the holder's checkins look for it, and its
+ * own timer grows to CPOOL__POLL_SCALE_MAX periods.  A and B queue for
+ * the only slot; A is served (a 10 s turn) and cycles on it for LOOK_MS
+ * while B waits, the oldest waiter from then on; B counts how often it
+ * slept (its voluntary context switches).  Polling every 1 ms it would
+ * wake ~LOOK_MS times; with the looks, about LOOK_MS / 8.  When A stops,
+ * nobody is left to look: B's own timer still finds the slot. */
+enum { LOOK_AFTER_US = 1000, LOOK_MS = 300 };
+
+typedef struct look_run {
+  cpool_t *pool;
+  _Atomic int served; /* A: 1 served, -1 failed */
+  int lost_turn;      /* A's nowait checkout was refused */
+  int64_t stop_ms;    /* A's last checkin */
+  int b_rc;
+  long b_sleeps;      /* B's voluntary context switches in its checkout */
+  int64_t b_ms;       /* when B was served */
+} look_run;
+
+static void *look_a(void *arg) {
+  look_run *r = arg;
+  cpool_conn_t *c = NULL;
+  if (cpool_checkout(r->pool, &c, 5000, NULL) != 0) {
+    atomic_store(&r->served, -1);
+    return NULL;
+  }
+  atomic_store(&r->served, 1);
+  int64_t until = tu_now_ms() + LOOK_MS;
+  while (tu_now_ms() < until) {
+    cpool_checkin(r->pool, c, CPOOL_CONN_OK);
+    if (cpool_checkout(r->pool, &c, CPOOL_NOWAIT, NULL) != 0) {
+      r->lost_turn = 1;
+      break;
+    }
+  }
+  r->stop_ms = tu_now_ms();
+  if (!r->lost_turn)
+    cpool_checkin(r->pool, c, CPOOL_CONN_OK);
+  return NULL;
+}
+
+static void *look_b(void *arg) {
+  look_run *r = arg;
+  cpool_conn_t *c = NULL;
+  struct rusage u0, u1;
+  getrusage(RUSAGE_THREAD, &u0);
+  r->b_rc = cpool_checkout(r->pool, &c, 20000, NULL);
+  getrusage(RUSAGE_THREAD, &u1);
+  r->b_ms = tu_now_ms();
+  r->b_sleeps = u1.ru_nvcsw - u0.ru_nvcsw;
+  if (r->b_rc == 0)
+    cpool_checkin(r->pool, c, CPOOL_CONN_OK);
+  return NULL;
+}
+
+/* One round: 1 if judged (A kept its turn), 0 if not. */
+static int look_round(look_run *r) {
+  cpool_t *p = open_turns(LOOK_AFTER_US, 10000000);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  cpool_conn_t *c0 = NULL;
+  cpool_stats_t st;
+  pthread_t a, b;
+  *r = (look_run){.pool = p};
+  TU_ASSERT_CODE(cpool_checkout(p, &c0, 1000, NULL), 0);
+  TU_ASSERT_EQ(pthread_create(&a, NULL, look_a, r), 0);
+  TU_WAIT_STATS(p, st, st.waiters == 1, 5000);
+  TU_ASSERT_EQ(pthread_create(&b, NULL, look_b, r), 0);
+  TU_WAIT_STATS(p, st, st.waiters == 2, 5000);
+  TU_ASSERT_EQ(st.waiters, 2);
+  TU_ASSERT_CODE(cpool_checkin(p, c0, CPOOL_CONN_OK), 0); /* to A */
+  pthread_join(a, NULL);
+  TU_ASSERT_EQ(atomic_load(&r->served), 1);
+  pthread_join(b, NULL);
+  TU_ASSERT_CODE(r->b_rc, 0);
+  tu_assert_all_slots_free(p, 1);
+  TU_ASSERT_CODE(cpool_close(p, 0), 0);
+  return !r->lost_turn;
+}
+
+static void test_holders_look_for_waiter(void) {
+  int judged = 0;
+  for (int round = 0; round < 5 && judged < 2; round++) {
+    look_run r;
+    if (!look_round(&r))
+      continue;
+    judged++;
+    printf("\n    FIGURE: the waiter slept %ld times in %d ms of a holder's "
+           "turn (a poll period is %d us); served %lld ms after it stopped",
+           r.b_sleeps, LOOK_MS, LOOK_AFTER_US, (long long)(r.b_ms - r.stop_ms));
+    TU_ASSERT_INT(r.b_sleeps, <=, LOOK_MS * 1000 / LOOK_AFTER_US / 2);
+    TU_ASSERT_INT(r.b_ms - r.stop_ms, <, 1000);
+  }
+  TU_ASSERT_INT(judged, >=, 1); /* A kept its turn in at least one round */
+}
+
 CU_TestInfo turns_tests[] = {
+    {"holders_look_for_waiter", test_holders_look_for_waiter},
     {"stopped_caller_leaves_slot", test_stopped_caller_leaves_slot},
     {"earned_turn_is_long", test_earned_turn_is_long},
     {"slow_caller_short_turn", test_slow_caller_short_turn},
