@@ -67,12 +67,12 @@ static void test_waiter_cut(void) {
   static const struct {
     int64_t since, deadline, want;
   } rows[] = {
-      {0, -1, 0},                 /* waits forever: no cut */
-      {0, 0, 0},                  /* (no deadline) */
-      {1000, 1001000, 751000},    /* 1 s: a quarter before the deadline */
-      {1000, 2000, 1500},         /* 1 ms: margin at least 2 x after_us */
-      {0, 400, 1},                /* and never 0 (0 means no cut) */
-      {100000, 101600, 101100},   /* 1.6 ms: margin 500 = 2 x after_us */
+      {0, -1, 0},               /* waits forever: no cut */
+      {0, 0, 0},                /* (no deadline) */
+      {1000, 1001000, 751000},  /* 1 s: a quarter before the deadline */
+      {1000, 2000, 1500},       /* 1 ms: margin at least 2 x after_us */
+      {0, 400, 1},              /* and never 0 (0 means no cut) */
+      {100000, 101600, 101100}, /* 1.6 ms: margin 500 = 2 x after_us */
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
     TU_ASSERT_EQ(cpool__waiter_cut(&P, rows[i].since, rows[i].deadline),

@@ -765,8 +765,8 @@ typedef struct look_run {
   int lost_turn;      /* A's nowait checkout was refused */
   int64_t stop_ms;    /* A's last checkin */
   int b_rc;
-  long b_sleeps;      /* B's voluntary context switches in its checkout */
-  int64_t b_ms;       /* when B was served */
+  long b_sleeps; /* B's voluntary context switches in its checkout */
+  int64_t b_ms;  /* when B was served */
 } look_run;
 
 static void *look_a(void *arg) {
