@@ -117,7 +117,8 @@ static void wait_sleep(struct cpool *p, cpool__waiter *w) {
   if (w->polling) {
     /* Holders within their turns look at parked (handoff.c,
      * holder_look); its own timer is later while they do. */
-    int64_t own = cpool__poll_own(parked, cpool__now_us(), p->poll_scale);
+    int64_t own =
+        cpool__poll_own(&p->policy, parked, cpool__now_us(), p->poll_scale);
     if (until < 0 || own < until)
       until = own;
     w->poll_at_us = until;

@@ -148,11 +148,14 @@ static inline int64_t cpool__poll_held(const cpool__turn_policy *c,
 
 /* The oldest waiter's own timer for a look due at at_us (now: now_us),
  * while the holders' looks have let it sleep scale (1 ..
- * CPOOL__POLL_SCALE_MAX) times as long: they look in between (internal.h,
- * "The holders' looks"). */
-static inline int64_t cpool__poll_own(int64_t at_us, int64_t now_us,
+ * CPOOL__POLL_SCALE_MAX) poll periods where it would sleep one: scale - 1
+ * periods later (a look already due stays due).  The holders look in
+ * between (internal.h, "The holders' looks"). */
+static inline int64_t cpool__poll_own(const cpool__turn_policy *c,
+                                      int64_t at_us, int64_t now_us,
                                       int scale) {
-  return at_us > now_us ? now_us + (at_us - now_us) * scale : at_us;
+  return at_us > now_us ? at_us + (int64_t)(scale - 1) * cpool__poll_period(c)
+                        : at_us;
 }
 
 /* After the oldest waiter's own timer fired: sleep twice as long next

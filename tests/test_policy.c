@@ -91,11 +91,14 @@ static void test_waiter_cut(void) {
   for (int64_t t = 5000; t < 1005000; t = cpool__poll_held(&P, 5000, t))
     looks++;
   TU_ASSERT_BETWEEN(looks, 10, 16);
-  /* While holders look for it, the oldest waiter's own timer is scale
-   * times as far (a look already due stays due). */
-  TU_ASSERT_EQ(cpool__poll_own(1250, 1000, 1), 1250);
-  TU_ASSERT_EQ(cpool__poll_own(1250, 1000, 8), 3000);
-  TU_ASSERT_EQ(cpool__poll_own(900, 1000, 8), 900);
+  /* While holders look for it, the oldest waiter's own timer is scale - 1
+   * poll periods later (a look already due stays due). */
+  TU_ASSERT_EQ(cpool__poll_own(&P, 1250, 1000, 1), 1250);
+  TU_ASSERT_EQ(cpool__poll_own(&P, 1250, 1000, 8), 3000);
+  TU_ASSERT_EQ(cpool__poll_own(&P, 900, 1000, 8), 900);
+  /* A look far off (a slot held 1 s past its turn's end) is not put off
+   * 8 times as far: 7 periods more. */
+  TU_ASSERT_EQ(cpool__poll_own(&P, 1001000, 1000, 8), 1002750);
   /* Doubling while holders look, to the cap; back to 1 when none did. */
   int scale = 1, fires = 0;
   while (scale < CPOOL__POLL_SCALE_MAX && fires < 10) {
