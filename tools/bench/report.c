@@ -160,8 +160,6 @@ static void merge_threads(report_t *rep) {
   }
 }
 
-/* Requests and errors per thread; since the previous interval when
- * since_prev, else since the start of the figures (the warmup's end). */
 /* The threads' busy_ns, summed. */
 static uint64_t busy_ns(const report_t *rep) {
   uint64_t sum = 0;
@@ -170,6 +168,8 @@ static uint64_t busy_ns(const report_t *rep) {
   return sum;
 }
 
+/* Requests and errors per thread; since the previous interval when
+ * since_prev, else since the start of the figures (the warmup's end). */
 static void count_threads(report_t *rep, struct figures *f, bool since_prev) {
   const bench_args *a = &rep->a;
   uint64_t busy = busy_ns(rep);
@@ -332,9 +332,15 @@ void report_mark(report_t *rep, uint64_t now) {
   memset(rep->err_mark, 0, sizeof rep->err_mark);
   for (int i = 0; i < runner_threads(rep->r); i++) {
     thread_stats *st = runner_stats(rep->r, i);
+    uint64_t before = hist_count(rep->lat_mark);
     hist_merge(rep->lat_mark, st->lat);
     hist_merge(rep->wait_mark, st->wait);
-    rep->ops_mark[i] = LOAD(&st->ok);
+    /* The thread runs on: its requests are those its latency histogram
+     * held as it was merged (each request ok is counted there once, as
+     * it is in ok), so that the figures' requests_ok and histogram agree
+     * exactly.  --no-io times 1 cycle in RUNNER_SAMPLE: its count. */
+    rep->ops_mark[i] = rep->a.no_io ? LOAD(&st->ok)
+                                    : hist_count(rep->lat_mark) - before;
     for (int k = 0; k < ERR_KINDS; k++)
       rep->err_mark[k] += LOAD(&st->err[k]);
   }
