@@ -28,13 +28,7 @@ int config_cleanup(void) {
 
 /* A sync pool of size slots on the suite's server, or NULL (asserted). */
 static cpool_t *open_sync(int size) {
-  cpool_config cfg;
-  cpool_t *p = NULL;
-
-  tu_config(&cfg, ts_port(srv), size);
-  cfg.start = CPOOL_START_SYNC;
-  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
-  return p;
+  return tu_open_sync(ts_port(srv), size);
 }
 
 static void test_config_init_defaults(void) {

@@ -28,13 +28,7 @@ int metrics_cleanup(void) {
 }
 
 static cpool_t *open_pool(int size) {
-  cpool_config cfg;
-  cpool_t *p = NULL;
-
-  tu_config(&cfg, ts_port(srv), size);
-  cfg.start = CPOOL_START_SYNC;
-  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
-  return p;
+  return tu_open_sync(ts_port(srv), size);
 }
 
 /* The header's buckets, independently: <= 10 us, <= 100 us ... > 1 s. */

@@ -236,6 +236,16 @@ void tu_config(cpool_config *cfg, int port, int size) {
   cfg->backoff_max_ms = 100;
 }
 
+cpool_t *tu_open_sync(int port, int size) {
+  cpool_config cfg;
+  cpool_t *p = NULL;
+
+  tu_config(&cfg, port, size);
+  cfg.start = CPOOL_START_SYNC;
+  TU_ASSERT_CODE(cpool_open(&p, &cfg, NULL), 0);
+  return p;
+}
+
 void tu_assert_all_slots_free(cpool_t *p, int size) {
   cpool_conn_t *c[64];
   cpool_stats_t st;

@@ -115,6 +115,9 @@ int tu_poll_(int64_t deadline_ms, int64_t round);
 /* Defaults for the tests: 127.0.0.1:port, fast knobs (connect timeout
  * 500 ms, backoff 10..100 ms), size slots, async. */
 void tu_config(cpool_config *cfg, int port, int size);
+/* A pool of tu_config's, opened with CPOOL_START_SYNC (asserted): NULL if
+ * it did not open. */
+cpool_t *tu_open_sync(int port, int size);
 
 /* Every slot of a pool of size is idle (waits up to 5 s for it), none is
  * lost, and each one can be checked out at once (and is checked back in). */
