@@ -19,6 +19,13 @@ static int lifetime_over(struct cpool *p, const struct cpool_conn *s) {
   return p->recycling < cap;
 }
 
+/* Is a holder's look for the oldest waiter due at now (handoff.c,
+ * holder_look)?  One relaxed load. */
+static int look_due(const struct cpool *p, int64_t now) {
+  int64_t due = atomic_load_explicit(&p->poll_due_us, memory_order_relaxed);
+  return due != 0 && now >= due;
+}
+
 /* A slot checked in OK while the pool is open: parked for this thread if
  * nobody waits or within its turn (see internal.h), else free for the
  * next caller. */
@@ -39,8 +46,7 @@ static void offer(struct cpool *p, struct cpool_conn *s) {
                                    : CPOOL__LEASE_PARKED,
                           memory_order_release);
     self_remember_parked(p, s);
-    int64_t due = atomic_load_explicit(&p->poll_due_us, memory_order_relaxed);
-    if (end != 0 && due != 0 && now >= due)
+    if (end != 0 && look_due(p, now))
       cpool__holder_look_locked(p); /* as fast_checkin's holder_look */
     return;
   }
@@ -92,12 +98,10 @@ static void checkin_locked(struct cpool *p, struct cpool_conn *s, int status) {
 /* Past poll_due_us, a look for the oldest waiter (handoff.c): one relaxed
  * load otherwise. */
 static void holder_look(struct cpool *p, int64_t now) {
-  int64_t due = atomic_load_explicit(&p->poll_due_us, memory_order_relaxed);
-  if (due == 0 || now < due)
+  if (!look_due(p, now))
     return;
   pthread_mutex_lock(&p->mu);
-  due = atomic_load_explicit(&p->poll_due_us, memory_order_relaxed);
-  if (due != 0 && now >= due)
+  if (look_due(p, now))
     cpool__holder_look_locked(p);
   cpool__unlock(p);
 }
