@@ -37,15 +37,18 @@ uint64_t hist_bucket_width(unsigned i) {
   return UINT64_C(1) << ((i >> HIST_SUB_BITS) - 1);
 }
 
-void hist_merge(hist_t *dst, const hist_t *src) {
+uint64_t hist_merge(hist_t *dst, const hist_t *src) {
+  uint64_t added = 0;
   for (unsigned i = 0; i < HIST_BUCKETS; i++) {
     uint64_t n = LOAD(&src->counts[i]);
     if (n)
       STORE(&dst->counts[i], LOAD(&dst->counts[i]) + n);
+    added += n;
   }
   STORE(&dst->sum, LOAD(&dst->sum) + LOAD(&src->sum));
   if (LOAD(&src->max) > LOAD(&dst->max))
     STORE(&dst->max, LOAD(&src->max));
+  return added;
 }
 
 void hist_copy(hist_t *dst, const hist_t *src) {

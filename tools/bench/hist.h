@@ -76,8 +76,9 @@ uint64_t hist_bucket_low(unsigned i);
 uint64_t hist_bucket_width(unsigned i);
 
 /* hist_merge: dst += src (max: the larger).  dst must not be recorded into
- * meanwhile; src may be. */
-void hist_merge(hist_t *dst, const hist_t *src);
+ * meanwhile; src may be.  Returns how many values it added: src's count
+ * as it was read. */
+uint64_t hist_merge(hist_t *dst, const hist_t *src);
 
 /* hist_diff: out = now - before, for the counts recorded in between.
  * out->max is estimated from the highest bucket that grew (within 0.4%),

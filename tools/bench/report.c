@@ -174,11 +174,9 @@ static void count_threads(report_t *rep, struct figures *f, bool since_prev) {
   const bench_args *a = &rep->a;
   uint64_t busy = busy_ns(rep);
   double pool_ns = (double)a->pool * f->secs * 1e9;
-  f->busy = a->no_io || a->connect_per_request || pool_ns <= 0
-                ? -1
-                : (double)(busy - (since_prev ? rep->busy_prev
-                                              : rep->busy_mark)) /
-                      pool_ns;
+  uint64_t since = since_prev ? rep->busy_prev : rep->busy_mark;
+  bool pooled = !a->no_io && !a->connect_per_request && pool_ns > 0;
+  f->busy = pooled ? (double)(busy - since) / pool_ns : -1;
   rep->busy_prev = busy;
   f->ops_min = UINT64_MAX;
   for (int i = 0; i < runner_threads(rep->r); i++) {
@@ -332,15 +330,13 @@ void report_mark(report_t *rep, uint64_t now) {
   memset(rep->err_mark, 0, sizeof rep->err_mark);
   for (int i = 0; i < runner_threads(rep->r); i++) {
     thread_stats *st = runner_stats(rep->r, i);
-    uint64_t before = hist_count(rep->lat_mark);
-    hist_merge(rep->lat_mark, st->lat);
+    uint64_t merged = hist_merge(rep->lat_mark, st->lat);
     hist_merge(rep->wait_mark, st->wait);
     /* The thread runs on: its requests are those its latency histogram
      * held as it was merged (each request ok is counted there once, as
      * it is in ok), so that the figures' requests_ok and histogram agree
      * exactly.  --no-io times 1 cycle in RUNNER_SAMPLE: its count. */
-    rep->ops_mark[i] = rep->a.no_io ? LOAD(&st->ok)
-                                    : hist_count(rep->lat_mark) - before;
+    rep->ops_mark[i] = rep->a.no_io ? LOAD(&st->ok) : merged;
     for (int k = 0; k < ERR_KINDS; k++)
       rep->err_mark[k] += LOAD(&st->err[k]);
   }
