@@ -7,14 +7,14 @@
 set -uo pipefail
 
 bench=$1
+prog=bench_endpoints
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dir=$(mktemp -d)
+workdir=$dir server_pid="" port=""
+# shellcheck source=../compare/common.sh
+. "$here/tools/compare/common.sh"
 failures=0
-redis_pid=
-cleanup() {
-  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+trap 'stop_server; rm -rf "$dir"' EXIT
 
 # Port 1 (tcpmux) has no listener on a test machine.
 bad=(
@@ -54,18 +54,13 @@ if ! command -v redis-server >/dev/null; then
   echo "FAIL: redis-server is not installed" >&2
   exit 1
 fi
-port=$((20000 + RANDOM % 20000))
+# On a free port (common.sh: another port if one is taken; a random port
+# of our own once collided with another test's server under ctest -j2).
+start_server || exit 1
 dead=$((port + 1))
 # A port nothing listens on (another test's server might).
 while (exec 3<>"/dev/tcp/127.0.0.1/$dead") 2>/dev/null; do
   dead=$((dead + 1))
-done
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-  >"$dir/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 100); do
-  redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
-  sleep 0.05
 done
 list="127.0.0.1:$port,127.0.0.1:$dead"
 if ! timeout 30 "$bench" --endpoints "$list" --duration 300ms --threads 2 \
